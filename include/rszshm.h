@@ -1,0 +1,695 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * rszshm - resizable, fixed-address shared memory for Linux
+ *
+ * A region is a file (in /dev/shm, on disk, or a memfd) mapped MAP_SHARED at
+ * the same address in every process that uses it.  Because the address is the
+ * same everywhere, plain pointers stored inside the region are valid in every
+ * process, and the region can grow while processes are attached.
+ *
+ *   address space of every attached process
+ *
+ *   addr                               addr+flen                   addr+max
+ *   |<- header ->|<---- data (dat) ---->|<---- not yet in the file ---->|
+ *   |            MAP_SHARED view of the file, over the whole span      |
+ *   '-- span claimed once, at one address, with a PROT_NONE probe -----'
+ *
+ * rszshm_mk() probes the middle of the address space for a free span of
+ * scan.len bytes (the "spiral search"), creates the file, writes a header at
+ * file offset 0 that records the span's address and length, and maps the file
+ * over the whole span.  rszshm_at() reads and validates the header of an
+ * existing file and maps it at the recorded address, refusing if anything is
+ * already mapped there.  Growing a region extends the file; since every process
+ * already maps the whole span, the new pages appear in all of them at once,
+ * with no call and no remap.  An access past the current length faults
+ * (SIGBUS); it never lands in process-private memory.
+ *
+ * A region is used in one of two ways, chosen when it is made:
+ *  - raw (the ccan way): the caller owns the bytes from @dat to @dat + @cap
+ *    and grows the region itself with rszshm_grow() or rszshm_grow_to();
+ *  - heap (RSZSHM_HEAP): the library keeps an allocator and a table of named
+ *    records inside the region (rszshm_alloc(), rszshm_rec_add(), ...).  Such
+ *    a region has no raw area: @dat is NULL and @cap 0, so raw writes cannot
+ *    clobber the heap by accident, and the heap calls refuse a raw region.
+ *
+ * Concurrency: every call that changes a region's shared state (grow, heap,
+ * records, the user lock) is safe from any thread of any attached process at
+ * once, however the process got its handle (rszshm_mk, rszshm_at, or fork).
+ * The shared state is guarded by robust process-shared mutexes kept in the
+ * header: a process that dies holding one does not block the others, and the
+ * library repairs what it was doing.  A handle (struct rszshm) may be used by
+ * several threads at once for those calls; rszshm_dt() and rszshm_rm() must
+ * not race with other calls on the same handle.
+ *
+ * What may live in a region: plain data and pointers into the same region.
+ * Never pointers to process-private memory (stack, malloc, globals), function
+ * pointers or vtables (code is mapped at different addresses in different
+ * processes), file descriptors, or process-private locks.
+ *
+ * Errors: functions return NULL or -1 and set errno.  The errno values that
+ * describe a file, used by every function that reads a header:
+ *
+ *   ENOENT          the file does not exist
+ *   ENODATA         the file is shorter than a header, or shorter than the
+ *                   length its header records (truncated)
+ *   EPROTO          the file is not an rszshm region (bad magic)
+ *   EPROTONOSUPPORT the region was made by an incompatible version or build
+ *                   (format version, header size, page size, unknown flags)
+ *   EBADMSG         the header is damaged (a field out of range, misaligned,
+ *                   or inconsistent with another)
+ *   ENOSPC          the region's recorded address range is already in use in
+ *                   this process (nothing is ever mapped over it)
+ *
+ * Caveats:
+ *  - fork(): children inherit the mapping and the handle and may use both;
+ *    they must not call rszshm_at() for a region they already map.
+ *  - kill -9: a process killed at any point leaves the region usable; the
+ *    next user of a lock it held repairs the structure the lock guards.
+ *  - A full /dev/shm: pages of a sparse region get their memory when first
+ *    touched; if the file system is full then, the toucher gets SIGBUS.  Make
+ *    the region with RSZSHM_ALLOCATE to get ENOSPC from the grow instead.
+ *  - 32-bit builds: the default span is 256 MiB; the address space is small
+ *    and probes fail more often.  Regions are not shared between 32- and
+ *    64-bit processes (the header records its build and is refused).
+ *  - Limits: file names up to RSZSHM_PATH_MAX - 1 bytes; a region's length is
+ *    at most its span (scan.len, fixed at creation).
+ */
+#ifndef RSZSHM_H
+#define RSZSHM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define RSZSHM_API __attribute__((visibility("default")))
+#else
+#define RSZSHM_API
+#endif
+
+/** The library's version, also in rszshm.pc. */
+#define RSZSHM_VERSION_MAJOR 1
+#define RSZSHM_VERSION_MINOR 0
+#define RSZSHM_VERSION_PATCH 0
+
+/*
+ * Size units, as ccan's rszshm.h defines them (its documented examples use
+ * them).  Define RSZSHM_NO_UNITS before including this header to keep them out.
+ */
+#ifndef RSZSHM_NO_UNITS
+#ifndef KiB
+#define KiB (1024UL)
+#endif
+#ifndef MiB
+#define MiB (KiB * KiB)
+#endif
+#ifndef GiB
+#define GiB (MiB * KiB)
+#endif
+#if defined(__x86_64__) || defined(__aarch64__) || (defined(__SIZEOF_POINTER__) && __SIZEOF_POINTER__ == 8)
+#ifndef TiB
+#define TiB (GiB * KiB)
+#endif
+#endif
+#endif
+
+/**
+ * struct rszshm_scan - where rszshm_mk() looks for a free span of addresses
+ * @start: first address to try (page aligned, not NULL)
+ * @len: length of the span to claim: the most the region can ever grow to,
+ *       header included (rounded up to a page)
+ * @hop: distance between tries
+ * @iter: number of tries
+ *
+ * The addresses tried are start, start - hop, start + hop, start - 2*hop,
+ * start + 2*hop, ... (a spiral around @start), @iter of them.  Claiming a span
+ * costs address space only: no memory and no commit charge.
+ */
+struct rszshm_scan {
+	void *start;
+	size_t len;
+	size_t hop;
+	unsigned iter;
+};
+
+/**
+ * RSZSHM_DFLT_SCAN - the default search: on 64-bit builds 10 tries of a
+ * 4 GiB span, 1 TiB apart, around 64 TiB (the middle of the 47-bit user
+ * address space); on 32-bit builds 10 tries of 256 MiB around 1.5 GiB.
+ */
+#if defined(__SIZEOF_POINTER__) && __SIZEOF_POINTER__ == 8
+#define RSZSHM_DFLT_SCAN \
+	((struct rszshm_scan){ (void *)(64ULL << 40), 4ULL << 30, 1ULL << 40, 10 })
+#else
+#define RSZSHM_DFLT_SCAN \
+	((struct rszshm_scan){ (void *)((1024UL + 512UL) << 20), 256UL << 20, 256UL << 20, 10 })
+#endif
+
+/** Longest file name, terminating NUL included. */
+#define RSZSHM_PATH_MAX 128
+/** File name used when rszshm_mk() is given NULL; XXXXXX is made unique. */
+#define RSZSHM_DFLT_FNAME "/dev/shm/rszshm_XXXXXX/0"
+
+/** First 8 bytes of every region file: "RSZSHM\x1a\n" read little-endian. */
+#define RSZSHM_MAGIC 0x0a1a4d48535a5352ULL
+/** Version of the on-file format this library reads and writes. */
+#define RSZSHM_FORMAT_VERSION 1u
+
+/*
+ * Flags, for rszshm_mk_flags() (RSZSHM_ALLOCATE, RSZSHM_HEAP, RSZSHM_ANON,
+ * recorded in the header) and rszshm_at_flags() (RSZSHM_RDONLY).
+ */
+/** Allocate the file's blocks at creation and at every grow (no sparse file). */
+#define RSZSHM_ALLOCATE 0x1u
+/** The region holds a heap and named records instead of a raw area. */
+#define RSZSHM_HEAP 0x2u
+/** The region is a memfd with no name: shared only with forked children. */
+#define RSZSHM_ANON 0x4u
+/** Attach read-only: the mapping is PROT_READ and nothing is ever written. */
+#define RSZSHM_RDONLY 0x100u
+
+/**
+ * struct rszshm_hdr - the header at the start of every region file
+ * @magic: RSZSHM_MAGIC
+ * @version: RSZSHM_FORMAT_VERSION
+ * @hdr_size: sizeof(struct rszshm_hdr); the raw area starts right after it
+ * @page_size: page size of the machine that made the region
+ * @flags: RSZSHM_ALLOCATE, RSZSHM_HEAP, RSZSHM_ANON as given at creation
+ * @addr: address of the region in every process (the header's own address)
+ * @max: length of the span: the most @flen can grow to
+ * @flen: current length of the file, header included; grows, never shrinks
+ *
+ * Every field but @flen is set at creation and never changes; @flen is
+ * updated (atomically) by whichever process grows the region.  All fields are
+ * read-only to users.  The rest of the header holds the library's locks and
+ * the roots of the heap and the record index.
+ */
+struct rszshm_hdr {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_size;
+	uint64_t page_size;
+	uint64_t flags;
+	union {
+		void *addr;
+		uint64_t addr_bits_;
+	};
+	uint64_t max;
+	uint64_t flen;
+	uint64_t reserved_;
+	uint64_t private_[56];
+};
+
+/**
+ * struct rszshm - handle for a mapped region (one per process, or shared by
+ * the threads of one process)
+ * @fd: file descriptor of the region's file (open O_CLOEXEC)
+ * @flen: length of the region as this handle last saw it; refreshed by
+ *        rszshm_up(), rszshm_grow() and rszshm_grow_to()
+ * @fname: path of the file ("" for a RSZSHM_ANON region)
+ * @hdr: the header, at the start of the mapping; @hdr == @hdr->addr
+ * @dat: the raw area, right after the header (NULL in a heap region)
+ * @cap: length of the raw area: @flen - sizeof(struct rszshm_hdr) (0 in a
+ *       heap region)
+ * @flags: RSZSHM_* flags of the region and of this attachment
+ * @max: length of the span, as validated when the handle was made
+ *
+ * All fields are read-only to users.  @flen and @cap may lag behind the
+ * region's real length (@hdr->flen) until refreshed; every address below
+ * @hdr->flen is usable at once anyway.
+ */
+struct rszshm {
+	int fd;
+	size_t flen;
+	char fname[RSZSHM_PATH_MAX];
+	struct rszshm_hdr *hdr;
+	void *dat;
+	size_t cap;
+	unsigned flags;
+	size_t max;
+};
+
+/**
+ * rszshm_mk - make a new region and map it
+ * @r: handle to fill in
+ * @flen: initial length of the raw area, at least 1
+ * @fname: path of the file to create, or NULL for RSZSHM_DFLT_FNAME
+ * @scan: (optional) where to look for a free span; RSZSHM_DFLT_SCAN if omitted
+ *
+ * The file's length is @flen plus the header, rounded up to a page.  If the
+ * directory part of @fname ends in XXXXXX, mkdtemp(3) makes it unique.  The
+ * file must not exist: it is created with O_CREAT | O_EXCL | O_NOFOLLOW |
+ * O_CLOEXEC and mode 0600, whatever its name.  The span is claimed by the
+ * spiral search described at struct rszshm_scan; the file is then mapped over
+ * it and its header written and flushed.  On failure nothing is left behind:
+ * no mapping, no descriptor, no file, no directory.
+ *
+ * Called with three arguments, it uses RSZSHM_DFLT_SCAN.  To pass a compound
+ * literal as @scan, put parentheses around it.
+ *
+ * Safety: thread-safe.  Not async-signal-safe.
+ * Errors:
+ *   EINVAL   @r is NULL, @flen is 0, @fname is too long (RSZSHM_PATH_MAX),
+ *            or @scan has a NULL start, zero len, hop or iter, or a len too
+ *            small to hold @flen and the header
+ *   ENOSPC   no try of the scan found the span free
+ *   ENOMEM   the span is larger than the address space
+ *   EEXIST   the file exists
+ *   and the errors of mkdtemp(3), open(2), ftruncate(2), mmap(2), msync(2).
+ * Example:
+ *	struct rszshm r;
+ *
+ *	if (!rszshm_mk(&r, 4 * MiB, NULL))
+ *		err(1, "rszshm_mk");
+ *	printf("%s at %p\n", r.fname, (void *)r.hdr);
+ *
+ * Returns: @r->dat on success, NULL with errno set on failure.
+ * See also: rszshm_mk_flags(), rszshm_at(), rszshm_rm()
+ */
+RSZSHM_API void *rszshm_mk(struct rszshm *r, size_t flen, const char *fname,
+			   struct rszshm_scan scan);
+#define rszshm_mk_4args_(a, b, c, d, ...) a, b, c, d
+#define rszshm_mk(...) rszshm_mk(rszshm_mk_4args_(__VA_ARGS__, RSZSHM_DFLT_SCAN))
+
+/**
+ * rszshm_mk_flags - make a new region, with options
+ * @r, @flen, @fname, @scan: as for rszshm_mk()
+ * @flags: RSZSHM_ALLOCATE, RSZSHM_HEAP, RSZSHM_ANON, or'd
+ *
+ * RSZSHM_ALLOCATE allocates the file's blocks now and at every grow
+ * (fallocate(2)), so a full file system fails the grow with ENOSPC instead of
+ * a SIGBUS at the first touch of a page.  RSZSHM_HEAP makes a heap region
+ * (see the top of this file): @flen is then the initial length available to
+ * the heap.  RSZSHM_ANON makes the file a memfd with no name (@fname is
+ * ignored and @r->fname is ""): only this process and its forked children can
+ * map it, and nothing is left behind when they exit.
+ *
+ * Errors: those of rszshm_mk(), and EINVAL for an unknown flag.
+ * Returns: @r->dat on success (the region's base @r->hdr for a heap region,
+ * which has no raw area), NULL with errno set on failure.
+ */
+RSZSHM_API void *rszshm_mk_flags(struct rszshm *r, size_t flen, const char *fname,
+				 struct rszshm_scan scan, unsigned flags);
+
+/**
+ * rszshm_mkm - allocate a handle with malloc() and call rszshm_mk() on it
+ * @r: a struct rszshm * lvalue, set to the new handle or to NULL
+ * @fl, @fn: as for rszshm_mk()
+ *
+ * Example:
+ *	struct rszshm *r;
+ *
+ *	if (!rszshm_mkm(r, 4 * MiB, NULL))
+ *		err(1, "rszshm_mkm");
+ *	...
+ *	rszshm_rm(r);
+ *	rszshm_free(r);
+ *
+ * Returns: the result of rszshm_mk(); release the handle with rszshm_free().
+ */
+#define rszshm_mkm(r, fl, fn) ({					\
+	void *rszshm_p_ = NULL;						\
+	(r) = (struct rszshm *)malloc(sizeof(*(r)));			\
+	if ((r) && !(rszshm_p_ = rszshm_mk((r), (fl), (fn)))) {		\
+		free(r);						\
+		(r) = 0;						\
+	}								\
+	rszshm_p_;							\
+})
+
+/**
+ * rszshm_at - attach ("map") an existing region by its file name
+ * @r: handle to fill in
+ * @fname: path of a file made by rszshm_mk()
+ *
+ * Opens the file, reads its header with pread(2) and checks every field (see
+ * the errno table at the top of this file); claims the recorded span with
+ * MAP_FIXED_NOREPLACE, so that nothing already mapped in this process is ever
+ * replaced; then maps the file over the span.  A forked child already has the
+ * region and must not attach it again.
+ *
+ * Safety: thread-safe.  Not async-signal-safe.
+ * Errors:
+ *   EINVAL   @r or @fname is NULL, @fname is "" or too long
+ *   ENOENT, ENODATA, EPROTO, EPROTONOSUPPORT, EBADMSG, ENOSPC  see the table
+ *   and the errors of open(2), fstat(2), pread(2), mmap(2).
+ * Example:
+ *	struct rszshm r;
+ *
+ *	if (!rszshm_at(&r, "/dev/shm/rszshm_LAsEvt/0"))
+ *		err(1, "rszshm_at");
+ *
+ * Returns: @r->dat on success (@r->hdr for a heap region), NULL with errno
+ * set on failure.
+ */
+RSZSHM_API void *rszshm_at(struct rszshm *r, const char *fname);
+
+/**
+ * rszshm_at_flags - attach an existing region, with options
+ * @r, @fname: as for rszshm_at()
+ * @flags: 0 or RSZSHM_RDONLY
+ *
+ * RSZSHM_RDONLY opens the file read-only and maps it PROT_READ: for readers
+ * that must not write and for inspection tools.  Calls that would write
+ * (grow, flush, the heap and record writers, the user lock) fail with EPERM.
+ *
+ * Errors: those of rszshm_at(), and EINVAL for an unknown flag.
+ * Returns: as rszshm_at().
+ */
+RSZSHM_API void *rszshm_at_flags(struct rszshm *r, const char *fname, unsigned flags);
+
+/**
+ * rszshm_atm - allocate a handle with malloc() and call rszshm_at() on it
+ * @r: a struct rszshm * lvalue, set to the new handle or to NULL
+ * @f: as for rszshm_at()
+ *
+ * Returns: the result of rszshm_at(); release the handle with rszshm_free().
+ */
+#define rszshm_atm(r, f) ({						\
+	void *rszshm_p_ = NULL;						\
+	(r) = (struct rszshm *)malloc(sizeof(*(r)));			\
+	if ((r) && !(rszshm_p_ = rszshm_at((r), (f)))) {		\
+		free(r);						\
+		(r) = 0;						\
+	}								\
+	rszshm_p_;							\
+})
+
+/**
+ * rszshm_dt - detach: flush, unmap and close
+ * @r: handle
+ *
+ * Flushes the region to its file (msync(2), skipped for read-only handles),
+ * unmaps the whole span and closes the descriptor.  Resets every field but
+ * @fname (which rszshm_rm() needs).  Calling it again on a detached handle
+ * does nothing and returns 0.  Other processes are not affected.
+ *
+ * Errors: EINVAL @r is NULL; and the errors of msync(2), munmap(2), close(2)
+ * (the handle is detached all the same).
+ * Returns: 0 on success, -1 with errno set if any step failed.
+ */
+RSZSHM_API int rszshm_dt(struct rszshm *r);
+
+/**
+ * rszshm_up - refresh the handle's view of the region's length
+ * @r: handle
+ *
+ * Reads the region's current length from the header and updates @r->flen
+ * and @r->cap.  No remap is needed: memory below the new length is already
+ * usable in this process, whether or not this is called.
+ *
+ * Safety: any thread.  Lock-free.
+ * Errors: EINVAL @r is NULL or detached; EBADMSG the header's length is
+ * outside the span (the header was damaged).
+ * Returns: 1 if the handle was updated, 0 if it was current, -1 on error.
+ */
+RSZSHM_API int rszshm_up(struct rszshm *r);
+
+/**
+ * rszshm_grow - double the region, unless another process already grew it
+ * @r: handle
+ *
+ * If the region grew since this handle last looked (see rszshm_up()), the
+ * handle is refreshed and nothing else is done.  Otherwise the file is
+ * extended to twice its length (at most the span).  Growth is serialized
+ * across every process and thread, however they got their handle, and never
+ * shrinks the file.  The new length is visible to every attached process at
+ * once.  Costs O(1) in the region's length: no copy, no page touched (but
+ * with RSZSHM_ALLOCATE, allocating the new blocks).
+ *
+ * Safety: any thread of any attached process; takes the region's grow lock.
+ * Errors:
+ *   EINVAL   @r is NULL or detached
+ *   EPERM    @r is read-only
+ *   ENOMEM   the region already fills its span
+ *   ENOSPC   RSZSHM_ALLOCATE and the file system is full
+ *   EBADMSG  the header's length is outside the span
+ *   and the errors of ftruncate(2) and fallocate(2).
+ * Example:
+ *	if (i >= r->cap && rszshm_grow(r) == -1)
+ *		err(1, "grow %s", r->fname);
+ *
+ * Returns: 1 on success, -1 with errno set on failure.
+ * See also: rszshm_grow_to()
+ */
+RSZSHM_API int rszshm_grow(struct rszshm *r);
+
+/**
+ * rszshm_grow_to - grow the region to at least @flen bytes
+ * @r: handle
+ * @flen: wanted length of the file, header included (rounded up to a page)
+ *
+ * Like rszshm_grow() but to a given length, in one step.  A region already
+ * at least that long is left as it is.  The handle is refreshed either way.
+ *
+ * Safety and errors: as rszshm_grow(); ENOMEM if @flen is past the span.
+ * Returns: 0 on success, -1 with errno set on failure.
+ */
+RSZSHM_API int rszshm_grow_to(struct rszshm *r, size_t flen);
+
+/**
+ * rszshm_flush - write a range of the region back to its file
+ * @r: handle
+ * @addr: start of the range (rounded down to a page); NULL for the whole region
+ * @len: length of the range (ignored when @addr is NULL)
+ *
+ * Calls msync(2) with MS_SYNC.  Useful for regions kept in a disk file, to
+ * be reopened later (at the same address) by rszshm_at().
+ *
+ * Errors: EINVAL @r is NULL or detached, or the range is not inside the
+ * region; EPERM @r is read-only; and the errors of msync(2).
+ * Returns: 0 on success, -1 with errno set on failure.
+ */
+RSZSHM_API int rszshm_flush(struct rszshm *r, const void *addr, size_t len);
+
+/**
+ * rszshm_unlink - remove the region's file
+ * @r: handle (attached or detached)
+ *
+ * Processes that have the region mapped keep it; no new process can attach.
+ * Returns: the result of unlink(2) on @r->fname.
+ */
+RSZSHM_API int rszshm_unlink(struct rszshm *r);
+
+/**
+ * rszshm_rmdir - remove the directory that holds the region's file
+ * @r: handle (attached or detached)
+ *
+ * Errors: ENOTDIR @r->fname has no '/'; and the errors of rmdir(2).
+ * Returns: the result of rmdir(2) on the directory part of @r->fname.
+ */
+RSZSHM_API int rszshm_rmdir(struct rszshm *r);
+
+/**
+ * rszshm_rm - remove the region's file, then its directory
+ * @r: handle
+ *
+ * For files made in a mkdtemp(3) directory (the default name).
+ * Returns: 0 on success, -1 with errno set on failure.
+ */
+#define rszshm_rm(r) ({							\
+	int rszshm_ret_ = rszshm_unlink(r);				\
+	if (rszshm_ret_ == 0)						\
+		rszshm_ret_ = rszshm_rmdir(r);				\
+	rszshm_ret_;							\
+})
+
+/**
+ * rszshm_free - rszshm_dt() a handle from rszshm_mkm()/rszshm_atm(), then
+ * free it and set @r to NULL
+ *
+ * Returns: the result of rszshm_dt().
+ */
+#define rszshm_free(r) ({						\
+	int rszshm_i_ = rszshm_dt(r);					\
+	free(r);							\
+	(r) = 0;							\
+	rszshm_i_;							\
+})
+
+/* ------------------------------------------------------------------------
+ * The region lock: one robust lock per region, for users' own structures.
+ * ------------------------------------------------------------------------ */
+
+/**
+ * rszshm_lock - take the region's user lock
+ * @r: handle
+ *
+ * A process-shared, robust lock kept in the header.  If its holder died
+ * while holding it, the lock is made consistent and handed to the caller,
+ * which gets 1 instead of 0 and should check the data the lock guards.
+ * Not recursive.
+ *
+ * Safety: any thread of any attached process.
+ * Errors: EINVAL @r is NULL or detached; EPERM @r is read-only; EDEADLK the
+ * caller already holds it.
+ * Returns: 0 when taken, 1 when taken after its previous holder died, -1 on
+ * error.
+ */
+RSZSHM_API int rszshm_lock(struct rszshm *r);
+
+/**
+ * rszshm_trylock - take the region's user lock if it is free
+ *
+ * Errors: as rszshm_lock(), and EBUSY when another holds it.
+ * Returns: as rszshm_lock().
+ */
+RSZSHM_API int rszshm_trylock(struct rszshm *r);
+
+/**
+ * rszshm_unlock - release the region's user lock
+ *
+ * Errors: EINVAL @r is NULL or detached; EPERM the caller does not hold it.
+ * Returns: 0 on success, -1 on error.
+ */
+RSZSHM_API int rszshm_unlock(struct rszshm *r);
+
+/* ------------------------------------------------------------------------
+ * The heap: an allocator whose whole state lives in a RSZSHM_HEAP region.
+ * ------------------------------------------------------------------------ */
+
+/** Alignment of every block rszshm_alloc() returns. */
+#define RSZSHM_ALIGN 16
+
+/**
+ * rszshm_alloc - allocate @size bytes from the region's heap
+ * @r: handle of a heap region
+ * @size: bytes wanted (0 gives a unique minimal block)
+ *
+ * The block is aligned to RSZSHM_ALIGN and its address is valid in every
+ * attached process.  A block freed by any process is reused by any other.
+ * The region grows on demand, up to its span.
+ *
+ * Safety: any thread of any attached process at once.
+ * Errors: EINVAL @r is NULL, detached or not a heap region; EPERM @r is
+ * read-only; ENOMEM the span is full; the errors of rszshm_grow_to().
+ * Returns: the block, or NULL with errno set.
+ */
+RSZSHM_API void *rszshm_alloc(struct rszshm *r, size_t size);
+
+/** rszshm_zalloc - as rszshm_alloc(), with the block zeroed. */
+RSZSHM_API void *rszshm_zalloc(struct rszshm *r, size_t size);
+
+/**
+ * rszshm_alloc_aligned - as rszshm_alloc(), aligned to @align
+ * @align: a power of two, at most 64 KiB
+ *
+ * Errors: those of rszshm_alloc(), and EINVAL for a bad @align.
+ */
+RSZSHM_API void *rszshm_alloc_aligned(struct rszshm *r, size_t align, size_t size);
+
+/**
+ * rszshm_realloc - resize a block
+ * @p: a block of this region, or NULL (then as rszshm_alloc())
+ * @size: new size
+ *
+ * Keeps the first min(old, @size) bytes.  On failure @p is left as it was.
+ * Errors: those of rszshm_alloc(), and EINVAL if @p is not a live block.
+ * Returns: the block (possibly moved), or NULL with errno set.
+ */
+RSZSHM_API void *rszshm_realloc(struct rszshm *r, void *p, size_t size);
+
+/**
+ * rszshm_dealloc - return a block to the heap
+ * @p: a block of this region, or NULL (does nothing)
+ *
+ * Errors: EINVAL @p is not a live block of this region (not allocated, or
+ * already freed: detected where the heap's bookkeeping shows it).
+ * Returns: 0 on success, -1 with errno set.
+ */
+RSZSHM_API int rszshm_dealloc(struct rszshm *r, void *p);
+
+/**
+ * rszshm_usable_size - bytes usable in a block (at least its requested size)
+ * Returns: the size, or 0 with errno EINVAL if @p is not a block of the heap.
+ */
+RSZSHM_API size_t rszshm_usable_size(struct rszshm *r, const void *p);
+
+/* ------------------------------------------------------------------------
+ * Named records: a hash index of names in a heap region.
+ * ------------------------------------------------------------------------ */
+
+/** Longest record name, terminating NUL excluded. */
+#define RSZSHM_NAME_MAX 63
+
+/**
+ * struct rszshm_rec_info - what a record holds
+ * @name: the record's name, NUL-terminated
+ * @type: the caller's type tag
+ * @size: size of the value, in bytes
+ * @ptr: address of the value (valid in every attached process)
+ * @gen: generation: odd... no: bumped each time the value is replaced
+ * @copied: true if the value is a copy kept by the library (rszshm_rec_put()),
+ *          false if it is a pointer published by rszshm_rec_add()
+ */
+struct rszshm_rec_info {
+	char name[RSZSHM_NAME_MAX + 1];
+	uint32_t type;
+	size_t size;
+	void *ptr;
+	uint64_t gen;
+	bool copied;
+};
+
+/**
+ * struct rszshm_rec_iter - position of an iteration over the records
+ *
+ * Set to RSZSHM_REC_ITER_INIT before the first rszshm_rec_next().
+ */
+struct rszshm_rec_iter {
+	uint64_t pos_[2];
+};
+#define RSZSHM_REC_ITER_INIT ((struct rszshm_rec_iter){ { 0, 0 } })
+
+RSZSHM_API int rszshm_rec_add(struct rszshm *r, const char *name, uint32_t type,
+			      void *ptr, size_t size);
+RSZSHM_API int rszshm_rec_put(struct rszshm *r, const char *name, uint32_t type,
+			      const void *data, size_t size);
+RSZSHM_API void *rszshm_rec_find(struct rszshm *r, const char *name,
+				 struct rszshm_rec_info *info);
+RSZSHM_API ssize_t rszshm_rec_get(struct rszshm *r, const char *name, void *buf,
+				  size_t len, struct rszshm_rec_info *info);
+RSZSHM_API int rszshm_rec_remove(struct rszshm *r, const char *name);
+RSZSHM_API int rszshm_rec_clear(struct rszshm *r);
+RSZSHM_API int rszshm_rec_next(struct rszshm *r, struct rszshm_rec_iter *it,
+			       struct rszshm_rec_info *info);
+
+/* ------------------------------------------------------------------------
+ * Consistency check and statistics.
+ * ------------------------------------------------------------------------ */
+
+/**
+ * struct rszshm_stats - a region's figures
+ * @region_bytes: current length of the region (header included)
+ * @span_bytes: length of its span
+ * @used_bytes: bytes in live heap blocks (usable sizes)
+ * @free_bytes: bytes the heap holds free, ready for reuse
+ * @blocks: live heap blocks
+ * @largest_free_bytes: largest block the heap can give without growing
+ * @records: named records
+ */
+struct rszshm_stats {
+	uint64_t region_bytes;
+	uint64_t span_bytes;
+	uint64_t used_bytes;
+	uint64_t free_bytes;
+	uint64_t blocks;
+	uint64_t largest_free_bytes;
+	uint64_t records;
+};
+
+RSZSHM_API int rszshm_check(struct rszshm *r, char *msg, size_t msglen);
+RSZSHM_API int rszshm_stats(struct rszshm *r, struct rszshm_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RSZSHM_H */

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * check.c - the consistency check and statistics of a region.
+ *
+ * Works on a view (internal.h), so the same walk serves a live handle
+ * (rszshm_check(), rszshm_stats()) and a file mapped read-only at another
+ * address (rszshm-dump).  The header is checked by hdr.c's rules, the heap
+ * by heap.c's walker, the records by rec.c's; each is bounded and never
+ * follows a stored pointer without rszshm__view_ptr().
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void say(char *msg, size_t msglen, const char *text)
+{
+	if (msg && msglen)
+		strlcpy(msg, text, msglen);
+}
+
+int rszshm__check_view(const struct rszshm__view *v, struct rszshm_stats *st, char *msg,
+		       size_t msglen)
+{
+	const struct rszshm_hdr *h = rszshm__view_hdr(v);
+	const char *why = NULL;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	if (msg && msglen)
+		msg[0] = '\0';
+	if (rszshm__hdr_validate(h, v->len, &why) < 0 || h->flen > v->len) {
+		say(msg, msglen, why ? why : "header length is past the mapped file");
+		return 1;
+	}
+	st->region_bytes = h->flen;
+	st->span_bytes = h->max;
+	if (!(h->flags & RSZSHM_HEAP))
+		return 0;
+	if ((rc = rszshm__heap_walk(v, st, msg, msglen)) != 0)
+		return rc;
+	return rszshm__rec_walk(v, st, msg, msglen);
+}
+
+static int check_handle(struct rszshm *r, struct rszshm_stats *st, char *msg, size_t msglen)
+{
+	struct rszshm__view v;
+	int rc;
+
+	if ((rc = rszshm__map_usable(r, false)) < 0)
+		return rc;
+	rszshm__view_of(r, &v);
+	return rszshm__check_view(&v, st, msg, msglen);
+}
+
+int rszshm_check(struct rszshm *r, char *msg, size_t msglen)
+{
+	struct rszshm_stats st;
+	int rc = check_handle(r, &st, msg, msglen);
+
+	return rc < 0 ? RSZSHM__FAIL(rc, -1) : rc;
+}
+
+int rszshm_stats(struct rszshm *r, struct rszshm_stats *st)
+{
+	char msg[160];
+	int rc;
+
+	if (!st)
+		return RSZSHM__FAIL(-EINVAL, -1);
+	rc = check_handle(r, st, msg, sizeof(msg));
+	if (rc == 1)
+		rc = -EBADMSG;
+	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
+}

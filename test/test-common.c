@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test-common.c - main(), the scratch directory, helpers; see test-common.h. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test-common.h"
+
+#define DIR_ENV "RSZSHM_TEST_DIR"
+#define TRACK_FILE "tracked"
+
+static char self[PATH_MAX];
+
+const char *test_dir(void)
+{
+	const char *d = getenv(DIR_ENV);
+
+	ck_assert_msg(d != NULL, "no scratch directory");
+	return d;
+}
+
+char *test_path(char *buf, size_t len, const char *fmt, ...)
+{
+	char leaf[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(leaf, sizeof(leaf), fmt, ap);
+	va_end(ap);
+	n = snprintf(buf, len, "%s/%s", test_dir(), leaf);
+	ck_assert_msg(n > 0 && (size_t)n < len, "path too long");
+	return buf;
+}
+
+char *test_tmpl(char *buf, size_t len, const char *name)
+{
+	return test_path(buf, len, "%s_XXXXXX/0", name);
+}
+
+void test_track(const char *fname)
+{
+	char list[PATH_MAX];
+	FILE *f;
+
+	snprintf(list, sizeof(list), "%s/%s", test_dir(), TRACK_FILE);
+	f = fopen(list, "a");
+	ck_assert_msg(f != NULL, "open %s: %s", list, strerror(errno));
+	fprintf(f, "%s\n", fname);
+	fclose(f);
+}
+
+static void remove_tracked(const char *dir)
+{
+	char list[PATH_MAX], line[PATH_MAX];
+	FILE *f;
+
+	snprintf(list, sizeof(list), "%s/%s", dir, TRACK_FILE);
+	if (!(f = fopen(list, "r")))
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *slash;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (!line[0])
+			continue;
+		unlink(line);
+		if ((slash = strrchr(line, '/')) && strstr(line, "rszshm_")) {
+			*slash = '\0';
+			rmdir(line);
+		}
+	}
+	fclose(f);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+void test_add(Suite *s, const char *name, const TTest *fn, int timeout_s)
+{
+	TCase *tc = tcase_create(name);
+
+	if (timeout_s > 0)
+		tcase_set_timeout(tc, timeout_s);
+	tcase_add_test(tc, fn);
+	suite_add_tcase(s, tc);
+}
+
+pid_t test_exec_helper(const char *name, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+	pid_t pid;
+
+	argv[argc++] = self;
+	argv[argc++] = (char *)"--helper";
+	argv[argc++] = (char *)name;
+	va_start(ap, name);
+	while (argc < 31 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+
+	pid = fork();
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		execv(self, argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+int test_wait(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		ck_assert_msg(errno == EINTR, "waitpid: %s", strerror(errno));
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+pid_t test_fork(void)
+{
+	pid_t pid = fork();
+
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	return pid;
+}
+
+void test_post(int fd)
+{
+	char c = 1;
+
+	ck_assert_msg(write(fd, &c, 1) == 1, "write: %s", strerror(errno));
+}
+
+void test_wait_byte(int fd)
+{
+	ssize_t n;
+	char c;
+
+	while ((n = read(fd, &c, 1)) < 0 && errno == EINTR)
+		;
+	ck_assert_msg(n == 1, "pipe closed before its byte (peer died?)");
+}
+
+static int run_helper(int argc, char **argv)
+{
+	const struct test_helper *h;
+
+	for (h = test_helpers; h->name; h++)
+		if (strcmp(h->name, argv[2]) == 0)
+			return h->fn(argc - 2, argv + 2);
+	fprintf(stderr, "no helper named %s\n", argv[2]);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	char dir[] = "/dev/shm/rszshm-test-XXXXXX";
+	SRunner *sr;
+	int failed;
+
+	if (!realpath(argv[0], self) && !realpath("/proc/self/exe", self)) {
+		perror("realpath");
+		return 99;
+	}
+	if (argc >= 3 && strcmp(argv[1], "--helper") == 0)
+		return run_helper(argc, argv);
+
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp /dev/shm");
+		return 99;
+	}
+	setenv(DIR_ENV, dir, 1);
+	/* A child that dies on a broken pipe should say so in its status. */
+	signal(SIGPIPE, SIG_IGN);
+
+	sr = srunner_create(test_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+
+	remove_tracked(dir);
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

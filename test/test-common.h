@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test-common.h - what every test suite shares.
+ *
+ * Each test-<layer>.c is its own program: it defines test_suite() and
+ * test_helpers[], and test-common.c supplies main().  main() makes one
+ * scratch directory under /dev/shm for the run (test_dir()), runs the suite
+ * in Check's fork mode (each test in a child, so the runner survives crashes
+ * and failures), then removes the scratch directory and every file the tests
+ * handed to test_track(): nothing is left under /dev/shm, pass or fail.
+ *
+ * Helpers are functions of the test program run in a fresh process with
+ * test_exec_helper("name", args..., NULL): the program re-executes itself
+ * as `prog --helper name args...`.  That is a real exec, not a fork: the
+ * helper attaches regions by name like any unrelated process.  Synchronise
+ * with pipes (test_post()/test_wait_byte()) and waitpid (test_wait()), never
+ * with sleeps.
+ */
+#ifndef RSZSHM_TEST_COMMON_H
+#define RSZSHM_TEST_COMMON_H
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "rszshm.h"
+
+/* Defined by each suite. */
+Suite *test_suite(void);
+
+struct test_helper {
+	const char *name;
+	int (*fn)(int argc, char **argv);	/* argv[0] is the helper's name */
+};
+/* Defined by each suite, ended by { NULL, NULL }. */
+extern const struct test_helper test_helpers[];
+
+/* Add @fn as a test case of its own, named @name (CK_RUN_CASE=name runs it). */
+void test_add(Suite *s, const char *name, const TTest *fn, int timeout_s);
+#define TEST_ADD(s, fn) test_add((s), #fn, fn, 0)
+#define TEST_ADD_T(s, fn, secs) test_add((s), #fn, fn, (secs))
+
+/* The run's scratch directory, e.g. /dev/shm/rszshm-test-AbC123. */
+const char *test_dir(void);
+/* A path inside it, printf-style, in @buf. */
+char *test_path(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A fresh mkdtemp-style file name in the scratch dir: DIR/NAME_XXXXXX/0. */
+char *test_tmpl(char *buf, size_t len, const char *name);
+/* Remove @fname (and its directory, if it is an rszshm_XXXXXX dir) at the end. */
+void test_track(const char *fname);
+
+/* Run `self --helper name args...` in a new process; returns its pid. */
+pid_t test_exec_helper(const char *name, ...) __attribute__((sentinel));
+/* waitpid: the exit status, or 128 + the signal that killed it. */
+int test_wait(pid_t pid);
+/* fork(), failing the test if it fails. */
+pid_t test_fork(void);
+
+/* Write one byte to @fd / read one byte from @fd (fails the test on EOF). */
+void test_post(int fd);
+void test_wait_byte(int fd);
+
+/* In helpers, which are not Check tests: print and exit 1 when false. */
+#define HCHECK(cond) do { if (!(cond)) { \
+	fprintf(stderr, "%s:%d: helper check failed: %s (errno %d: %s)\n", \
+		__FILE__, __LINE__, #cond, errno, strerror(errno)); \
+	exit(1); } } while (0)
+
+#endif
