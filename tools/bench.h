@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench.h - what the parts of rszshm-bench share.
+ *
+ * Output: one line per figure, tab-separated:  WORKLOAD SYSTEM VALUE UNIT
+ * SYSTEM is "rszshm" or the reference measured in the same run; after each
+ * pair a line with SYSTEM "ratio" gives rszshm's figure over the reference's,
+ * oriented so that > 1 means rszshm is better (faster or higher throughput),
+ * with UNIT naming the reference ("x-malloc", ...).  Each VALUE is the median
+ * of opts->runs runs.
+ */
+#ifndef RSZSHM_BENCH_H
+#define RSZSHM_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct bench_opts {
+	bool quick;		/* --quick: small sizes, the whole program < 30 s */
+	unsigned runs;		/* runs per figure; the median is printed */
+	const char *dir;	/* where to make region files (default /dev/shm) */
+	const char *self;	/* path of this program, for fresh exec'd children */
+};
+
+/* Print one figure. */
+void bench_print(const char *workload, const char *system, double value, const char *unit);
+/* Print the ratio line; @higher_is_better orients it so > 1 favours rszshm. */
+void bench_ratio(const char *workload, double rszshm, double ref, bool higher_is_better,
+		 const char *unit);
+/* Median of @n values (sorts them). */
+double bench_median(double *v, unsigned n);
+/* Monotonic clock, in seconds. */
+double bench_now(void);
+/* A fresh region file name under opts->dir, e.g. /dev/shm/rszshm-bench-XXXXXX/0. */
+void bench_fname(const struct bench_opts *o, char *buf, size_t len);
+/* Run `self ARGS...` in a fresh exec'd process; returns its exit status. */
+int bench_exec(const struct bench_opts *o, char *const args[]);
+
+/* The workloads, one function per file. */
+void bench_core(const struct bench_opts *o);	/* bench.c: attach, grow, fill */
+void bench_heap(const struct bench_opts *o);	/* bench-heap.c: alloc-free, alloc-free-2proc */
+void bench_rec(const struct bench_opts *o);	/* bench-rec.c: insert, lookup, attach-lookup */
+
+/* Children run by bench_exec() as `self --child NAME ARGS...`: each file's
+ * dispatcher returns an exit status, or -1 if NAME is not one of its own. */
+int bench_core_child(int argc, char **argv);
+int bench_heap_child(int argc, char **argv);
+int bench_rec_child(int argc, char **argv);
+
+#endif
