@@ -276,7 +276,7 @@ struct rszshm {
 RSZSHM_API void *rszshm_mk(struct rszshm *r, size_t flen, const char *fname,
 			   struct rszshm_scan scan);
 #define rszshm_mk_4args_(a, b, c, d, ...) a, b, c, d
-#define rszshm_mk(...) rszshm_mk(rszshm_mk_4args_(__VA_ARGS__, RSZSHM_DFLT_SCAN))
+#define rszshm_mk(...) rszshm_mk(rszshm_mk_4args_(__VA_ARGS__, RSZSHM_DFLT_SCAN, 0))
 
 /**
  * rszshm_mk_flags - make a new region, with options
@@ -314,7 +314,7 @@ RSZSHM_API void *rszshm_mk_flags(struct rszshm *r, size_t flen, const char *fnam
  *
  * Returns: the result of rszshm_mk(); release the handle with rszshm_free().
  */
-#define rszshm_mkm(r, fl, fn) ({					\
+#define rszshm_mkm(r, fl, fn) __extension__ ({					\
 	void *rszshm_p_ = NULL;						\
 	(r) = (struct rszshm *)malloc(sizeof(*(r)));			\
 	if ((r) && !(rszshm_p_ = rszshm_mk((r), (fl), (fn)))) {		\
@@ -372,7 +372,7 @@ RSZSHM_API void *rszshm_at_flags(struct rszshm *r, const char *fname, unsigned f
  *
  * Returns: the result of rszshm_at(); release the handle with rszshm_free().
  */
-#define rszshm_atm(r, f) ({						\
+#define rszshm_atm(r, f) __extension__ ({						\
 	void *rszshm_p_ = NULL;						\
 	(r) = (struct rszshm *)malloc(sizeof(*(r)));			\
 	if ((r) && !(rszshm_p_ = rszshm_at((r), (f)))) {		\
@@ -494,7 +494,7 @@ RSZSHM_API int rszshm_rmdir(struct rszshm *r);
  * For files made in a mkdtemp(3) directory (the default name).
  * Returns: 0 on success, -1 with errno set on failure.
  */
-#define rszshm_rm(r) ({							\
+#define rszshm_rm(r) __extension__ ({							\
 	int rszshm_ret_ = rszshm_unlink(r);				\
 	if (rszshm_ret_ == 0)						\
 		rszshm_ret_ = rszshm_rmdir(r);				\
@@ -507,7 +507,7 @@ RSZSHM_API int rszshm_rmdir(struct rszshm *r);
  *
  * Returns: the result of rszshm_dt().
  */
-#define rszshm_free(r) ({						\
+#define rszshm_free(r) __extension__ ({						\
 	int rszshm_i_ = rszshm_dt(r);					\
 	free(r);							\
 	(r) = 0;							\
