@@ -154,6 +154,9 @@ RSZSHM__INTERNAL int rszshm__heap_free(struct rszshm *r, void *p);
  * Returns 0 if consistent, 1 if damaged (the first violation in @msg), or a
  * negative errno.  Never follows a pointer without rszshm__view_ptr().
  */
+/* How many times a lock of this heap was taken from a dead holder and its
+ * structure repaired (for tests). */
+RSZSHM__INTERNAL uint64_t rszshm__heap_repairs(const struct rszshm *r);
 RSZSHM__INTERNAL int rszshm__heap_walk(const struct rszshm__view *v, struct rszshm_stats *st,
 				       char *msg, size_t msglen);
 

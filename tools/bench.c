@@ -1,4 +1,961 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* bench.c - rszshm-bench (not yet written). */
+/*
+ * bench.c - rszshm-bench: main(), the helpers every workload shares
+ * (bench.h), and the core workloads: attach, grow, fill.
+ *
+ *   rszshm-bench [--quick] [--runs N] [--dir DIR] [--only NAME]
+ *   rszshm-bench --child NAME ARGS...      (internal: a fresh process)
+ *
+ * main() makes a private scratch directory under DIR and runs the workloads
+ * in a child process, the runner, in a process group of its own; when the
+ * runner ends, however it ends (done, failed, killed), main() ends and reaps
+ * whatever the runner left running, then removes the scratch directory and
+ * everything in it, so no region file outlives the program.  Workloads remove their own files as
+ * soon as they are done with them, and on an error print one line and exit
+ * 1, leaving the rest to that sweep.
+ *
+ * The core workloads, each against a reference measured in the same run:
+ *
+ *  attach  a freshly exec'd process attaches a region by file name
+ *          (rszshm_at), reads one word, detaches and exits; against an exec'd
+ *          process that does open+fstat+mmap of the same file, reads the word
+ *          and exits, and an exec'd process that does nothing.  Microseconds
+ *          per process, from fork to waitpid; the three are interleaved.
+ *          "attach-call" times the same attach, read and detach as calls in
+ *          this process, without the exec that dominates the figures above.
+ *  grow    a sparse region grows from 4 KiB to 16 GiB by doubling
+ *          (rszshm_grow), with 8 other processes attached (forked, then
+ *          detached from the inherited mapping and attached again by name).
+ *          After each grow every one of them reads the new length straight
+ *          from the header and reads the new last page; "grow-seen" is the
+ *          most calls any of them needed before it could (0: none).  The
+ *          reference is ftruncate(2) of a plain file to the same lengths.
+ *          Microseconds per call, for lengths up to 1 MiB and from 2 GiB up;
+ *          "grow-scaling" is the second over the first (1 = independent of
+ *          the region's length).
+ *  fill    2 forked workers fill 256 MiB (64 MiB with --quick) in 4 KiB
+ *          chunks claimed with an atomic counter, growing the region as they
+ *          go (rszshm_grow); the reference is an anonymous MAP_SHARED mapping
+ *          of the full size made up front, filled the same way.  GiB/s, from
+ *          fork to waitpid, on a fresh region and a fresh mapping each run
+ *          (both fault every page in).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rszshm.h>
+
 #include "bench.h"
-int main(void) { return 0; }
+
+/* ----------------------------------------------------------- helpers */
+
+static unsigned printed;	/* figures printed so far (for --only) */
+
+static void fmt_value(char *buf, size_t len, double v)
+{
+	double a = fabs(v);
+
+	if (!isfinite(v))
+		snprintf(buf, len, "nan");
+	else if (a >= 100)
+		snprintf(buf, len, "%.0f", v);
+	else if (a >= 10)
+		snprintf(buf, len, "%.1f", v);
+	else if (a >= 1)
+		snprintf(buf, len, "%.2f", v);
+	else
+		snprintf(buf, len, "%.3g", v);
+}
+
+void bench_print(const char *workload, const char *system, double value, const char *unit)
+{
+	char v[64];
+
+	fmt_value(v, sizeof(v), value);
+	printf("%s\t%s\t%s\t%s\n", workload, system, v, unit);
+	fflush(stdout);
+	printed++;
+}
+
+void bench_ratio(const char *workload, double rszshm, double ref, bool higher_is_better,
+		 const char *unit)
+{
+	double r = higher_is_better ? rszshm / ref : ref / rszshm;
+
+	bench_print(workload, "ratio", r, unit);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+double bench_median(double *v, unsigned n)
+{
+	if (n == 0)
+		return NAN;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double bench_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void bench_fname(const struct bench_opts *o, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/region-XXXXXX/0", o->dir);
+}
+
+int bench_exec(const struct bench_opts *o, char *const args[])
+{
+	size_t n = 0;
+	char **av;
+	pid_t pid;
+	int st;
+
+	while (args[n])
+		n++;
+	if (!(av = reallocarray(NULL, n + 2, sizeof(*av))))
+		return -1;
+	av[0] = (char *)(uintptr_t)o->self;
+	memcpy(av + 1, args, (n + 1) * sizeof(*av));
+	pid = fork();
+	if (pid == 0) {
+		execv(o->self, av);
+		_exit(127);
+	}
+	free(av);
+	if (pid == -1)
+		return -1;
+	while (waitpid(pid, &st, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static const char *const core_names[] = { "core", "attach", "grow", "fill", NULL };
+static const char *const heap_names[] = { "heap", "alloc-free", "alloc-free-2proc", NULL };
+static const char *const rec_names[] = { "rec", "insert", "lookup", "attach-lookup", NULL };
+
+bool bench_want(const struct bench_opts *o, const char *group, const char *workload)
+{
+	return !o->only || strcmp(o->only, group) == 0 || strcmp(o->only, workload) == 0;
+}
+
+static bool in(const char *name, const char *const *names)
+{
+	for (; *names; names++)
+		if (strcmp(name, *names) == 0)
+			return true;
+	return false;
+}
+
+/* One line naming the workload and the problem, then exit: main() sweeps. */
+static void fail(const char *workload, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+
+static void fail(const char *workload, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "rszshm-bench: %s: ", workload);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static void write_full(const char *workload, int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			fail(workload, "pipe write: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Read @len bytes, waiting at most @timeout_ms for each part (a safety net
+ * against a helper that died; not a synchronisation).  Returns false on EOF. */
+static bool read_full(const char *workload, int fd, void *buf, size_t len, int timeout_ms)
+{
+	char *p = buf;
+
+	while (len) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+		int rc = timeout_ms < 0 ? 1 : poll(&pfd, 1, timeout_ms);
+
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc == 0)
+			fail(workload, "a helper process did not answer in %d s", timeout_ms / 1000);
+		if (rc < 0)
+			fail(workload, "poll: %s", strerror(errno));
+		n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail(workload, "pipe read: %s", strerror(errno));
+		if (n == 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* waitpid for a helper; fails the workload unless it exited with 0. */
+static void reap(const char *workload, pid_t pid, const char *what)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) == -1)
+		if (errno != EINTR)
+			fail(workload, "waitpid: %s", strerror(errno));
+	if (WIFSIGNALED(st))
+		fail(workload, "%s killed by signal %d (%s)", what, WTERMSIG(st),
+		     strsignal(WTERMSIG(st)));
+	if (WEXITSTATUS(st) != 0)
+		fail(workload, "%s exited with status %d", what, WEXITSTATUS(st));
+}
+
+static size_t page(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Detach and remove a region made by a workload; fails loudly. */
+static void drop(const char *workload, struct rszshm *r)
+{
+	if (rszshm_dt(r) == -1)
+		fail(workload, "%s: rszshm_dt: %s", r->fname, strerror(errno));
+	if (rszshm_rm(r) == -1)
+		fail(workload, "%s: rszshm_rm: %s", r->fname, strerror(errno));
+}
+
+/* ------------------------------------------------------------ attach */
+
+#define ATTACH_WORD 0x52535a53484d2121ULL
+
+/* --child attach-rszshm FILE (and attach-call): attach by name, read the
+ * word, detach. */
+static int child_attach_rszshm(const char *fname)
+{
+	struct rszshm r;
+	uint64_t w;
+
+	if (!rszshm_at(&r, fname)) {
+		fprintf(stderr, "rszshm-bench: %s: rszshm_at: %s\n", fname, strerror(errno));
+		return 2;
+	}
+	w = *(volatile uint64_t *)r.dat;
+	if (rszshm_dt(&r) == -1)
+		return 2;
+	return w == ATTACH_WORD ? 0 : 3;
+}
+
+/* --child attach-mmap FILE (and attach-call): the floor: open, fstat, mmap,
+ * read the word, unmap, close. */
+static int child_attach_mmap(const char *fname)
+{
+	struct stat st;
+	uint64_t w;
+	void *m;
+	int fd;
+
+	if ((fd = open(fname, O_RDWR | O_CLOEXEC)) == -1) {
+		fprintf(stderr, "rszshm-bench: %s: open: %s\n", fname, strerror(errno));
+		return 2;
+	}
+	if (fstat(fd, &st) == -1 ||
+	    (m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
+		    MAP_FAILED) {
+		fprintf(stderr, "rszshm-bench: %s: fstat/mmap: %s\n", fname, strerror(errno));
+		close(fd);
+		return 2;
+	}
+	w = *(volatile uint64_t *)((char *)m + sizeof(struct rszshm_hdr));
+	munmap(m, (size_t)st.st_size);
+	close(fd);
+	return w == ATTACH_WORD ? 0 : 3;
+}
+
+static void bench_attach(const struct bench_opts *o)
+{
+	enum { RSZSHM, MMAP, NOP, NSYS };
+	static const char *const sys[NSYS] = { "rszshm", "open+mmap", "exec-nothing" };
+	const unsigned iters = o->quick ? 20 : 200;
+	const unsigned calls = o->quick ? 200 : 1000;
+	double *v[NSYS], *call[2];
+	char tmpl[PATH_MAX], fname[RSZSHM_PATH_MAX];
+	struct rszshm r;
+
+	bench_fname(o, tmpl, sizeof(tmpl));
+	if (!rszshm_mk(&r, page() - sizeof(struct rszshm_hdr), tmpl))
+		fail("attach", "%s: rszshm_mk: %s", tmpl, strerror(errno));
+	*(uint64_t *)r.dat = ATTACH_WORD;
+	strcpy(fname, r.fname);
+	/* Not kept mapped here: every fork below costs the same. */
+	if (rszshm_dt(&r) == -1)
+		fail("attach", "%s: rszshm_dt: %s", fname, strerror(errno));
+
+	char *args[NSYS][4] = {
+		{ "--child", "attach-rszshm", fname, NULL },
+		{ "--child", "attach-mmap", fname, NULL },
+		{ "--child", "nothing", NULL, NULL },
+	};
+
+	for (unsigned s = 0; s < NSYS; s++)
+		v[s] = calloc(o->runs, sizeof(double));
+	call[0] = calloc(o->runs, sizeof(double));
+	call[1] = calloc(o->runs, sizeof(double));
+	if (!v[RSZSHM] || !v[MMAP] || !v[NOP] || !call[0] || !call[1])
+		fail("attach", "out of memory");
+
+	for (unsigned run = 0; run < o->runs; run++) {
+		double sum[NSYS] = { 0 };
+
+		/* Interleaved, in a rotating order, so drift hits all three. */
+		for (unsigned i = 0; i < iters; i++) {
+			for (unsigned k = 0; k < NSYS; k++) {
+				unsigned s = (i + k) % NSYS;
+				double t0 = bench_now();
+				int st = bench_exec(o, args[s]);
+
+				sum[s] += bench_now() - t0;
+				if (st != 0)
+					fail("attach", "%s: child %s exited with status %d", fname,
+					     args[s][1], st);
+			}
+		}
+		for (unsigned s = 0; s < NSYS; s++)
+			v[s][run] = sum[s] / iters * 1e6;
+
+		/* The same attach, read and detach as a call in this process. */
+		for (unsigned k = 0; k < 2; k++) {
+			double t0 = bench_now();
+
+			for (unsigned i = 0; i < calls; i++)
+				if ((k == 0 ? child_attach_rszshm(fname) : child_attach_mmap(fname)) != 0)
+					fail("attach", "%s: attach-call failed", fname);
+			call[k][run] = (bench_now() - t0) / calls * 1e6;
+		}
+	}
+	if (rszshm_rm(&r) == -1)
+		fail("attach", "%s: rszshm_rm: %s", fname, strerror(errno));
+
+	double m[NSYS];
+
+	for (unsigned s = 0; s < NSYS; s++) {
+		m[s] = bench_median(v[s], o->runs);
+		bench_print("attach", sys[s], m[s], "us");
+	}
+	bench_ratio("attach", m[RSZSHM], m[MMAP], false, "x-open+mmap");
+	double a = bench_median(call[0], o->runs), b = bench_median(call[1], o->runs);
+
+	bench_print("attach-call", "rszshm", a, "us");
+	bench_print("attach-call", "open+mmap", b, "us");
+	bench_ratio("attach-call", a, b, false, "x-open+mmap");
+
+	for (unsigned s = 0; s < NSYS; s++)
+		free(v[s]);
+	free(call[0]);
+	free(call[1]);
+}
+
+/* -------------------------------------------------------------- grow */
+
+#define GROW_WATCHERS 8
+#define GROW_FROM (4 * KiB)
+#define GROW_TO (16 * GiB)
+#define GROW_SPAN (32 * GiB)
+#define GROW_STEPS 22			/* 4 KiB * 2^22 = 16 GiB */
+#define GROW_SMALL (1 * MiB)		/* "small": new length up to this */
+#define GROW_LARGE (2 * GiB)		/* "large": new length from this */
+#define TIMEOUT_MS 60000
+
+_Static_assert(GROW_FROM << GROW_STEPS == GROW_TO, "the ladder ends at GROW_TO");
+
+/*
+ * A watcher: detach the inherited mapping, attach by name, then for every
+ * length the parent sends, see it with no call if it can (a plain read of
+ * hdr->flen), read the new last page, and answer with the calls it needed.
+ */
+static int watch(const char *fname, int tokens, int replies)
+{
+	struct rszshm r;
+	uint64_t want;
+	unsigned char calls;
+
+	if (!rszshm_at(&r, fname)) {
+		fprintf(stderr, "rszshm-bench: grow: %s: rszshm_at: %s\n", fname, strerror(errno));
+		return 2;
+	}
+	calls = 0;
+	write_full("grow", replies, &calls, 1);
+	while (read_full("grow", tokens, &want, sizeof(want), -1)) {
+		calls = 0;
+		if (__atomic_load_n(&r.hdr->flen, __ATOMIC_ACQUIRE) < want) {
+			calls++;
+			if (rszshm_up(&r) == -1 || r.flen < want) {
+				fprintf(stderr, "rszshm-bench: grow: %s: length %zu, %ju expected\n",
+					fname, r.flen, (uintmax_t)want);
+				return 3;
+			}
+		}
+		/* SIGBUS here (reported by the parent) if the length was a lie. */
+		(void)*(volatile char *)((char *)r.hdr + want - 1);
+		write_full("grow", replies, &calls, 1);
+	}
+	rszshm_dt(&r);
+	return 0;
+}
+
+struct ladder {
+	double us[2][GROW_STEPS];	/* microseconds per step: rszshm, ftruncate */
+	uint64_t len[GROW_STEPS];	/* length after the step */
+	unsigned max_calls;		/* most calls any watcher needed */
+};
+
+/*
+ * One ladder: a region and a plain file grow side by side, 4 KiB to 16 GiB,
+ * while the watchers look at the region after every step.  Each step times
+ * rszshm_grow() and ftruncate(2) of the plain file to the same length, in
+ * an order that alternates, so both run in the same conditions.
+ */
+static void ladder(const struct bench_opts *o, struct ladder *l)
+{
+	struct rszshm_scan scan = RSZSHM_DFLT_SCAN;
+	pid_t pids[GROW_WATCHERS];
+	int tok[GROW_WATCHERS][2], rep[2], fd;
+	char tmpl[PATH_MAX], path[PATH_MAX];
+	struct rszshm r;
+
+	scan.len = GROW_SPAN;
+	bench_fname(o, tmpl, sizeof(tmpl));
+	if (!rszshm_mk(&r, GROW_FROM - sizeof(struct rszshm_hdr), tmpl, (scan)))
+		fail("grow", "%s: rszshm_mk: %s", tmpl, strerror(errno));
+	if (r.flen != GROW_FROM)
+		fail("grow", "%s: made %zu bytes long, not %zu", r.fname, r.flen, (size_t)GROW_FROM);
+	snprintf(path, sizeof(path), "%s/ftruncate-XXXXXX", o->dir);
+	if ((fd = mkostemp(path, O_CLOEXEC)) == -1)
+		fail("grow", "%s: mkostemp: %s", path, strerror(errno));
+	if (ftruncate(fd, GROW_FROM) == -1)
+		fail("grow", "%s: ftruncate: %s", path, strerror(errno));
+
+	if (pipe2(rep, O_CLOEXEC) == -1)
+		fail("grow", "pipe: %s", strerror(errno));
+	for (unsigned i = 0; i < GROW_WATCHERS; i++)
+		if (pipe2(tok[i], O_CLOEXEC) == -1)
+			fail("grow", "pipe: %s", strerror(errno));
+	fflush(stdout);
+	for (unsigned i = 0; i < GROW_WATCHERS; i++) {
+		if ((pids[i] = fork()) == -1)
+			fail("grow", "fork: %s", strerror(errno));
+		if (pids[i] == 0) {
+			char fname[RSZSHM_PATH_MAX];
+
+			strcpy(fname, r.fname);
+			for (unsigned j = 0; j < GROW_WATCHERS; j++) {
+				close(tok[j][1]);
+				if (j != i)
+					close(tok[j][0]);
+			}
+			close(rep[0]);
+			close(fd);
+			/* Attached afresh by name, like an unrelated process. */
+			rszshm_dt(&r);
+			_exit(watch(fname, tok[i][0], rep[1]));
+		}
+	}
+	close(rep[1]);
+	for (unsigned i = 0; i < GROW_WATCHERS; i++)
+		close(tok[i][0]);
+
+	unsigned char c[GROW_WATCHERS];
+
+	if (!read_full("grow", rep[0], c, sizeof(c), TIMEOUT_MS))
+		fail("grow", "%s: a watcher failed to attach", r.fname);
+
+	l->max_calls = 0;
+	for (unsigned s = 0; s < GROW_STEPS; s++) {
+		uint64_t len = (uint64_t)GROW_FROM << (s + 1);
+
+		for (unsigned k = 0; k < 2; k++) {
+			unsigned y = (s + k) % 2;
+			double t0 = bench_now();
+			int rc = y == 0 ? rszshm_grow(&r) : ftruncate(fd, (off_t)len);
+
+			l->us[y][s] = (bench_now() - t0) * 1e6;
+			if (y == 0 && rc != 1)
+				fail("grow", "%s: rszshm_grow from %zu: %s", r.fname, r.flen,
+				     strerror(errno));
+			if (y == 1 && rc == -1)
+				fail("grow", "%s: ftruncate to %ju: %s", path, (uintmax_t)len,
+				     strerror(errno));
+		}
+		if (r.flen != len)
+			fail("grow", "%s: grew to %zu, not %ju", r.fname, r.flen, (uintmax_t)len);
+		l->len[s] = len;
+
+		for (unsigned i = 0; i < GROW_WATCHERS; i++)
+			write_full("grow", tok[i][1], &len, sizeof(len));
+		if (!read_full("grow", rep[0], c, sizeof(c), TIMEOUT_MS))
+			fail("grow", "%s: a watcher failed at length %ju", r.fname, (uintmax_t)len);
+		for (unsigned i = 0; i < GROW_WATCHERS; i++)
+			if (c[i] > l->max_calls)
+				l->max_calls = c[i];
+	}
+
+	for (unsigned i = 0; i < GROW_WATCHERS; i++)
+		close(tok[i][1]);
+	close(rep[0]);
+	for (unsigned i = 0; i < GROW_WATCHERS; i++)
+		reap("grow", pids[i], "a watcher");
+	drop("grow", &r);
+	close(fd);
+	if (unlink(path) == -1)
+		fail("grow", "%s: unlink: %s", path, strerror(errno));
+}
+
+/* Median microseconds of system @y's steps whose new length is in [lo, hi]. */
+static double steps_median(const struct ladder *ls, unsigned n, unsigned y, uint64_t lo,
+			   uint64_t hi)
+{
+	double v[GROW_STEPS * 16];
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned s = 0; s < GROW_STEPS; s++)
+			if (ls[i].len[s] >= lo && ls[i].len[s] <= hi && k < sizeof(v) / sizeof(*v))
+				v[k++] = ls[i].us[y][s];
+	return bench_median(v, k);
+}
+
+static void bench_grow(const struct bench_opts *o)
+{
+	enum { ALL, SMALL, LARGE, NFIG };
+	const unsigned per_run = o->quick ? 2 : 10;	/* ladders per run */
+	struct ladder ls[16];
+	double *fig[2][NFIG];
+	unsigned max_calls = 0;
+
+	for (unsigned y = 0; y < 2; y++)
+		for (unsigned f = 0; f < NFIG; f++)
+			if (!(fig[y][f] = calloc(o->runs, sizeof(double))))
+				fail("grow", "out of memory");
+
+	for (unsigned run = 0; run < o->runs; run++) {
+		for (unsigned i = 0; i < per_run; i++) {
+			ladder(o, &ls[i]);
+			if (ls[i].max_calls > max_calls)
+				max_calls = ls[i].max_calls;
+		}
+		for (unsigned y = 0; y < 2; y++) {
+			fig[y][ALL][run] = steps_median(ls, per_run, y, 0, UINT64_MAX);
+			fig[y][SMALL][run] = steps_median(ls, per_run, y, 0, GROW_SMALL);
+			fig[y][LARGE][run] = steps_median(ls, per_run, y, GROW_LARGE, UINT64_MAX);
+		}
+	}
+
+	static const char *const wl[NFIG] = { "grow", "grow-to-1MiB", "grow-from-2GiB" };
+	double m[2][NFIG];
+
+	for (unsigned f = 0; f < NFIG; f++) {
+		m[0][f] = bench_median(fig[0][f], o->runs);
+		m[1][f] = bench_median(fig[1][f], o->runs);
+		bench_print(wl[f], "rszshm", m[0][f], "us");
+		bench_print(wl[f], "ftruncate", m[1][f], "us");
+		bench_ratio(wl[f], m[0][f], m[1][f], false, "x-ftruncate");
+	}
+	bench_print("grow-scaling", "rszshm", m[0][LARGE] / m[0][SMALL], "x-large/small");
+	bench_print("grow-scaling", "ftruncate", m[1][LARGE] / m[1][SMALL], "x-large/small");
+	bench_print("grow-seen", "rszshm", max_calls, "calls");
+
+	for (unsigned y = 0; y < 2; y++)
+		for (unsigned f = 0; f < NFIG; f++)
+			free(fig[y][f]);
+}
+
+/* -------------------------------------------------------------- fill */
+
+#define FILL_WORKERS 2
+#define FILL_BYTES (256 * MiB)
+#define FILL_BYTES_QUICK (64 * MiB)
+#define FILL_CHUNK (4 * KiB)
+
+/*
+ * Both sides lay memory out alike: page 0 holds the claim counter (after
+ * the header, in the region), chunk c is page c + 1.
+ */
+static void fill_work(struct rszshm *r, char *base, uint64_t *next, uint64_t chunks, unsigned w)
+{
+	const size_t pg = page();
+	uint64_t c;
+
+	while ((c = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED)) < chunks) {
+		if (r) {
+			while ((c + 2) * pg > r->flen) {
+				if (rszshm_grow(r) != 1) {
+					fprintf(stderr, "rszshm-bench: fill: %s: rszshm_grow: %s\n",
+						r->fname, strerror(errno));
+					_exit(2);
+				}
+			}
+		}
+		memset(base + (c + 1) * pg, 'A' + (int)w, FILL_CHUNK);
+	}
+}
+
+/* Fork the workers, wait for them; returns the seconds it took. */
+static double fill_once(const char *what, struct rszshm *r, char *base, uint64_t *next,
+			uint64_t chunks)
+{
+	pid_t pids[FILL_WORKERS];
+	double t0, t1;
+
+	fflush(stdout);
+	t0 = bench_now();
+	for (unsigned w = 0; w < FILL_WORKERS; w++) {
+		if ((pids[w] = fork()) == -1)
+			fail("fill", "fork: %s", strerror(errno));
+		if (pids[w] == 0) {
+			fill_work(r, base, next, chunks, w);
+			_exit(0);
+		}
+	}
+	for (unsigned w = 0; w < FILL_WORKERS; w++)
+		reap("fill", pids[w], what);
+	t1 = bench_now();
+
+	for (uint64_t c = 0; c < chunks; c++) {
+		const char *p = base + (c + 1) * page();
+
+		if (p[0] == 0 || p[FILL_CHUNK - 1] == 0)
+			fail("fill", "%s: chunk %ju was not written", what, (uintmax_t)c);
+	}
+	return t1 - t0;
+}
+
+static double fill_rszshm(const struct bench_opts *o, uint64_t bytes)
+{
+	const size_t pg = page();
+	char tmpl[PATH_MAX];
+	struct rszshm r;
+	double t;
+
+	bench_fname(o, tmpl, sizeof(tmpl));
+	if (!rszshm_mk(&r, pg - sizeof(struct rszshm_hdr), tmpl))
+		fail("fill", "%s: rszshm_mk: %s", tmpl, strerror(errno));
+	t = fill_once(r.fname, &r, (char *)r.hdr, r.dat, bytes / FILL_CHUNK);
+	drop("fill", &r);
+	return t;
+}
+
+static double fill_anon(uint64_t bytes)
+{
+	const size_t len = page() + (size_t)bytes;
+	char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	double t;
+
+	if (m == MAP_FAILED)
+		fail("fill", "mmap of %zu bytes: %s", len, strerror(errno));
+	t = fill_once("anonymous mapping", NULL, m, (uint64_t *)(void *)m, bytes / FILL_CHUNK);
+	munmap(m, len);
+	return t;
+}
+
+static void bench_fill(const struct bench_opts *o)
+{
+	const uint64_t bytes = o->quick ? FILL_BYTES_QUICK : FILL_BYTES;
+	double *v[2], m[2];
+
+	_Static_assert(FILL_CHUNK % 4096 == 0, "chunks are whole pages");
+	if (page() != FILL_CHUNK)
+		fail("fill", "needs 4 KiB pages");
+	v[0] = calloc(o->runs, sizeof(double));
+	v[1] = calloc(o->runs, sizeof(double));
+	if (!v[0] || !v[1])
+		fail("fill", "out of memory");
+	/* One unmeasured round: the first touch of memory can cost more (in a
+	 * virtual machine, the host backs the guest's pages then). */
+	if (!o->quick) {
+		fill_rszshm(o, bytes);
+		fill_anon(bytes);
+	}
+	for (unsigned run = 0; run < o->runs; run++) {
+		/* Alternate which goes first, so neither always follows the other. */
+		for (unsigned k = 0; k < 2; k++) {
+			unsigned s = (run + k) % 2;
+			double t = s == 0 ? fill_rszshm(o, bytes) : fill_anon(bytes);
+
+			v[s][run] = (double)bytes / GiB / t;
+		}
+	}
+	m[0] = bench_median(v[0], o->runs);
+	m[1] = bench_median(v[1], o->runs);
+	bench_print("fill", "rszshm", m[0], "GiB/s");
+	bench_print("fill", "anon-shared", m[1], "GiB/s");
+	bench_ratio("fill", m[0], m[1], true, "x-anon-shared");
+	free(v[0]);
+	free(v[1]);
+}
+
+/* -------------------------------------------------------------- core */
+
+void bench_core(const struct bench_opts *o)
+{
+	if (bench_want(o, "core", "attach"))
+		bench_attach(o);
+	if (bench_want(o, "core", "grow"))
+		bench_grow(o);
+	if (bench_want(o, "core", "fill"))
+		bench_fill(o);
+}
+
+int bench_core_child(int argc, char **argv)
+{
+	if (strcmp(argv[0], "nothing") == 0)
+		return 0;
+	if (strcmp(argv[0], "attach-rszshm") == 0 && argc == 2)
+		return child_attach_rszshm(argv[1]);
+	if (strcmp(argv[0], "attach-mmap") == 0 && argc == 2)
+		return child_attach_mmap(argv[1]);
+	return -1;
+}
+
+/* -------------------------------------------------------------- main */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: rszshm-bench [--quick] [--runs N] [--dir DIR] [--only NAME]\n"
+		"  --quick      smaller workloads, 3 runs: the whole program in < 30 s\n"
+		"  --runs N     runs per figure, the median is printed (default 5)\n"
+		"  --dir DIR    where to make region files (default /dev/shm)\n"
+		"  --only NAME  one workload or group:\n"
+		"               core: attach grow fill\n"
+		"               heap: alloc-free alloc-free-2proc\n"
+		"               rec: insert lookup attach-lookup\n"
+		"Output: one line per figure, tab-separated: WORKLOAD SYSTEM VALUE UNIT.\n"
+		"Exit status: 0 done, 1 a workload failed, 2 bad usage or setup.\n");
+}
+
+static unsigned swept;	/* entries the sweep found left in the scratch dir */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	if (ftw->level > 0)
+		swept++;
+	if (remove(path) == -1)
+		fprintf(stderr, "rszshm-bench: %s: %s\n", path, strerror(errno));
+	return 0;
+}
+
+static volatile sig_atomic_t runner;
+
+/* The supervisor passes an interrupt on to the runner's process group. */
+static void forward(int sig)
+{
+	if (runner > 0)
+		kill(-(pid_t)runner, sig);
+}
+
+/* The workloads, in the runner process: returns its exit status. */
+static int run(const struct bench_opts *o)
+{
+	if (!o->only || in(o->only, core_names))
+		bench_core(o);
+	if (!o->only || in(o->only, heap_names))
+		bench_heap(o);
+	if (!o->only || in(o->only, rec_names))
+		bench_rec(o);
+	if (o->only && printed == 0) {
+		fprintf(stderr, "rszshm-bench: --only %s: printed nothing\n", o->only);
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "quick", no_argument, NULL, 'q' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static char self[PATH_MAX];
+	char scratch[PATH_MAX];
+	struct bench_opts o = { .runs = 0, .dir = "/dev/shm" };
+	struct sigaction sa;
+	ssize_t n;
+	pid_t pid;
+	int c, st;
+
+	if (argc >= 3 && strcmp(argv[1], "--child") == 0) {
+		int rc = bench_core_child(argc - 2, argv + 2);
+
+		if (rc == -1)
+			rc = bench_heap_child(argc - 2, argv + 2);
+		if (rc == -1)
+			rc = bench_rec_child(argc - 2, argv + 2);
+		if (rc == -1) {
+			fprintf(stderr, "rszshm-bench: --child %s: unknown\n", argv[2]);
+			return 127;
+		}
+		return rc;
+	}
+
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'q':
+			o.quick = true;
+			break;
+		case 'r': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || v < 1 || v > 1000) {
+				fprintf(stderr, "rszshm-bench: --runs %s: want 1 to 1000\n", optarg);
+				return 2;
+			}
+			o.runs = (unsigned)v;
+			break;
+		}
+		case 'd':
+			o.dir = optarg;
+			break;
+		case 'o':
+			o.only = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (o.runs == 0)
+		o.runs = o.quick ? 3 : 5;
+	if (o.only && !in(o.only, core_names) && !in(o.only, heap_names) &&
+	    !in(o.only, rec_names)) {
+		fprintf(stderr, "rszshm-bench: --only %s: no such workload\n", o.only);
+		usage(stderr);
+		return 2;
+	}
+
+	if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0)
+		self[n] = '\0';
+	else
+		strlcpy(self, argv[0], sizeof(self));
+	o.self = self;
+
+	/* Region names are scratch/region-XXXXXX/0: they must fit RSZSHM_PATH_MAX. */
+	if ((size_t)snprintf(scratch, sizeof(scratch), "%s/rszshm-bench-XXXXXX", o.dir) >=
+	    RSZSHM_PATH_MAX - sizeof("/region-XXXXXX/0")) {
+		fprintf(stderr, "rszshm-bench: --dir %s: too long for region names\n", o.dir);
+		return 2;
+	}
+	if (!mkdtemp(scratch)) {
+		fprintf(stderr, "rszshm-bench: %s: mkdtemp: %s\n", scratch, strerror(errno));
+		return 2;
+	}
+	o.dir = scratch;
+
+	/*
+	 * The runner and every process it starts form a process group of their
+	 * own; this process adopts any of them left orphaned (subreaper), so
+	 * that when the runner ends, the stragglers of a failed workload can be
+	 * ended and reaped before the sweep.
+	 */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	fflush(stdout);
+	if ((pid = fork()) == -1) {
+		fprintf(stderr, "rszshm-bench: fork: %s\n", strerror(errno));
+		rmdir(scratch);
+		return 2;
+	}
+	if (pid == 0) {
+		setpgid(0, 0);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		c = run(&o);
+		fflush(NULL);
+		_exit(c);
+	}
+	setpgid(pid, pid);
+	runner = pid;
+	while (waitpid(pid, &st, 0) == -1) {
+		if (errno != EINTR) {
+			fprintf(stderr, "rszshm-bench: waitpid: %s\n", strerror(errno));
+			st = 1 << 8;
+			break;
+		}
+	}
+	runner = 0;
+	kill(-pid, SIGKILL);
+	while (waitpid(-1, NULL, 0) != -1 || errno == EINTR)
+		;
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (swept && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		fprintf(stderr, "rszshm-bench: note: %u files or directories were left in %s\n",
+			swept, scratch);
+
+	if (WIFSIGNALED(st)) {
+		signal(WTERMSIG(st), SIG_DFL);
+		raise(WTERMSIG(st));
+		return 128 + WTERMSIG(st);
+	}
+	return WEXITSTATUS(st);
+}

@@ -21,7 +21,15 @@ struct bench_opts {
 	unsigned runs;		/* runs per figure; the median is printed */
 	const char *dir;	/* where to make region files (default /dev/shm) */
 	const char *self;	/* path of this program, for fresh exec'd children */
+	const char *only;	/* --only NAME: one workload or group, NULL for all */
 };
+
+/*
+ * Files: main() makes a private scratch directory under --dir and sets
+ * opts->dir to it; whatever is left in it is removed when the program ends
+ * (also when a workload fails or the program is interrupted).  Remove your
+ * files anyway, as soon as you are done with them.
+ */
 
 /* Print one figure. */
 void bench_print(const char *workload, const char *system, double value, const char *unit);
@@ -32,10 +40,14 @@ void bench_ratio(const char *workload, double rszshm, double ref, bool higher_is
 double bench_median(double *v, unsigned n);
 /* Monotonic clock, in seconds. */
 double bench_now(void);
-/* A fresh region file name under opts->dir, e.g. /dev/shm/rszshm-bench-XXXXXX/0. */
+/* A fresh region file name under opts->dir, e.g. /dev/shm/rszshm-bench-XXXXXX/0:
+ * a mkdtemp template for rszshm_mk(); remove the region with rszshm_rm(). */
 void bench_fname(const struct bench_opts *o, char *buf, size_t len);
-/* Run `self ARGS...` in a fresh exec'd process; returns its exit status. */
+/* Run `self ARGS...` (@args ends with NULL, self not included) in a fresh
+ * exec'd process; returns its exit status, 128 + signal if killed, or -1. */
 int bench_exec(const struct bench_opts *o, char *const args[]);
+/* Whether --only selects @workload of @group ("core", "heap", "rec"). */
+bool bench_want(const struct bench_opts *o, const char *group, const char *workload);
 
 /* The workloads, one function per file. */
 void bench_core(const struct bench_opts *o);	/* bench.c: attach, grow, fill */
@@ -43,7 +55,8 @@ void bench_heap(const struct bench_opts *o);	/* bench-heap.c: alloc-free, alloc-
 void bench_rec(const struct bench_opts *o);	/* bench-rec.c: insert, lookup, attach-lookup */
 
 /* Children run by bench_exec() as `self --child NAME ARGS...`: each file's
- * dispatcher returns an exit status, or -1 if NAME is not one of its own. */
+ * dispatcher gets argv[0] = NAME and argv[1..argc-1] = ARGS, and returns an
+ * exit status (0..125), or -1 if NAME is not one of its own. */
 int bench_core_child(int argc, char **argv);
 int bench_heap_child(int argc, char **argv);
 int bench_rec_child(int argc, char **argv);

@@ -1,0 +1,1093 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test-heap.c - the in-region allocator (lib/heap.c) and its walker.
+ *
+ * Every test that changes a heap ends with rszshm_check() == 0.  The
+ * multi-process tests fork workers (or exec helpers, for processes that
+ * attach by name) and synchronise with pipes and waitpid only.  The stress
+ * tests (four workers, the kill loop) are correctness tests, not benchmarks:
+ * they check contents, errnos and the consistency walk, never timings.
+ *
+ * The walker tests are white-box: they corrupt a copy of a heap at places
+ * that lib/heap.c's layout defines (run headers at every 64 KiB from the
+ * base, each followed by its segment's allocation bitmap).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "test-common.h"
+
+#define SEG (64 * 1024)
+
+static void mk_heap(struct rszshm *r, const char *leaf, size_t flen)
+{
+	char path[256];
+
+	test_path(path, sizeof(path), "%s", leaf);
+	test_track(path);
+	ck_assert_msg(rszshm_mk_flags(r, flen, path, RSZSHM_DFLT_SCAN, RSZSHM_HEAP) != NULL,
+		      "mk %s: %s", path, strerror(errno));
+}
+
+static void assert_consistent(struct rszshm *r)
+{
+	char msg[256] = "";
+
+	ck_assert_msg(rszshm_check(r, msg, sizeof(msg)) == 0, "check: %s", msg);
+}
+
+static void fill(void *p, size_t n, unsigned seed)
+{
+	unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		c[i] = (unsigned char)(seed * 131 + i * 7);
+}
+
+static bool filled(const void *p, size_t n, unsigned seed)
+{
+	const unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (c[i] != (unsigned char)(seed * 131 + i * 7))
+			return false;
+	return true;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dULL;
+}
+
+static void put_ptr(int fd, const void *p)
+{
+	uint64_t v = (uintptr_t)p;
+
+	ck_assert_msg(write(fd, &v, sizeof(v)) == (ssize_t)sizeof(v), "write: %s", strerror(errno));
+}
+
+static void *get_ptr(int fd)
+{
+	uint64_t v;
+
+	ck_assert_msg(read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v), "pipe closed early");
+	return (void *)(uintptr_t)v;
+}
+
+/* ------------------------------------------------------------- basics */
+
+START_TEST(test_alloc_sizes_are_usable_and_distinct)
+{
+	static const size_t sizes[] = { 0, 1, 15, 16, 17, 100, 1000, 1024, 4097,
+					16384, 16385, 65536, 1 << 20 };
+	enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+	struct rszshm r;
+	void *p[N];
+	size_t i, j;
+
+	mk_heap(&r, "sizes", 4096);
+	for (i = 0; i < N; i++) {
+		p[i] = rszshm_alloc(&r, sizes[i]);
+		ck_assert_msg(p[i] != NULL, "alloc %zu: %s", sizes[i], strerror(errno));
+		ck_assert_uint_eq((uintptr_t)p[i] % RSZSHM_ALIGN, 0);
+		ck_assert_uint_ge(rszshm_usable_size(&r, p[i]), sizes[i] ? sizes[i] : 1);
+		fill(p[i], rszshm_usable_size(&r, p[i]), (unsigned)i);
+	}
+	for (i = 0; i < N; i++) {
+		ck_assert(filled(p[i], rszshm_usable_size(&r, p[i]), (unsigned)i));
+		for (j = 0; j < N; j++) {
+			char *a = p[i], *b = p[j];
+
+			if (i != j)
+				ck_assert(a + rszshm_usable_size(&r, a) <= b ||
+					  b + rszshm_usable_size(&r, b) <= a);
+		}
+	}
+	assert_consistent(&r);
+	for (i = 0; i < N; i++)
+		ck_assert_int_eq(rszshm_dealloc(&r, p[i]), 0);
+	ck_assert_int_eq(rszshm_dealloc(&r, NULL), 0);
+	assert_consistent(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+START_TEST(test_zalloc_zeroes_reused_memory)
+{
+	struct rszshm r;
+	size_t sizes[] = { 24, 3000, 100000 }, i, k;
+	unsigned char *p;
+
+	mk_heap(&r, "zalloc", 4096);
+	for (i = 0; i < 3; i++) {
+		p = rszshm_alloc(&r, sizes[i]);
+		ck_assert_ptr_nonnull(p);
+		memset(p, 0xa5, sizes[i]);
+		ck_assert_int_eq(rszshm_dealloc(&r, p), 0);
+		p = rszshm_zalloc(&r, sizes[i]);
+		ck_assert_ptr_nonnull(p);
+		for (k = 0; k < sizes[i]; k++)
+			ck_assert_uint_eq(p[k], 0);
+		ck_assert_int_eq(rszshm_dealloc(&r, p), 0);
+	}
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+START_TEST(test_realloc_keeps_contents)
+{
+	struct rszshm r;
+	char *p, *q;
+	size_t n;
+
+	mk_heap(&r, "realloc", 4096);
+	p = rszshm_realloc(&r, NULL, 40);
+	ck_assert_ptr_nonnull(p);
+	fill(p, 40, 1);
+	for (n = 80; n <= 400000; n *= 3) {
+		q = rszshm_realloc(&r, p, n);
+		ck_assert_msg(q != NULL, "realloc %zu: %s", n, strerror(errno));
+		ck_assert(filled(q, 40, 1));
+		ck_assert_uint_ge(rszshm_usable_size(&r, q), n);
+		p = q;
+	}
+	q = rszshm_realloc(&r, p, 20);
+	ck_assert_ptr_nonnull(q);
+	ck_assert(filled(q, 20, 1));
+	ck_assert_uint_ge(rszshm_usable_size(&r, q), 20);
+	/* A failed realloc leaves the block as it was. */
+	errno = 0;
+	ck_assert_ptr_null(rszshm_realloc(&r, q, (size_t)1 << 62));
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert(filled(q, 20, 1));
+	ck_assert_int_eq(rszshm_dealloc(&r, q), 0);
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+START_TEST(test_alloc_aligned_honours_alignment)
+{
+	static const size_t aligns[] = { 1, 16, 32, 64, 256, 4096, 32768, 65536 };
+	static const size_t sizes[] = { 1, 100, 5000, 40000 };
+	struct rszshm r;
+	void *p[8][4];
+	size_t a, s;
+
+	mk_heap(&r, "aligned", 4096);
+	for (a = 0; a < 8; a++) {
+		for (s = 0; s < 4; s++) {
+			p[a][s] = rszshm_alloc_aligned(&r, aligns[a], sizes[s]);
+			ck_assert_msg(p[a][s] != NULL, "align %zu size %zu: %s", aligns[a], sizes[s],
+				      strerror(errno));
+			ck_assert_uint_eq((uintptr_t)p[a][s] % aligns[a], 0);
+			ck_assert_uint_ge(rszshm_usable_size(&r, p[a][s]), sizes[s]);
+			fill(p[a][s], sizes[s], (unsigned)(a * 4 + s));
+		}
+	}
+	assert_consistent(&r);
+	for (a = 0; a < 8; a++) {
+		for (s = 0; s < 4; s++) {
+			ck_assert(filled(p[a][s], sizes[s], (unsigned)(a * 4 + s)));
+			ck_assert_int_eq(rszshm_dealloc(&r, p[a][s]), 0);
+		}
+	}
+	errno = 0;
+	ck_assert_ptr_null(rszshm_alloc_aligned(&r, 0, 10));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(rszshm_alloc_aligned(&r, 48, 10));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(rszshm_alloc_aligned(&r, 128 * 1024, 10));
+	ck_assert_int_eq(errno, EINVAL);
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+/* -------------------------------------------------------------- errnos */
+
+START_TEST(test_raw_region_refuses_heap_calls)
+{
+	struct rszshm r;
+	char path[256];
+	int x;
+
+	test_path(path, sizeof(path), "raw");
+	test_track(path);
+	ck_assert_ptr_nonnull(rszshm_mk(&r, 4096, path));
+	errno = 0;
+	ck_assert_ptr_null(rszshm_alloc(&r, 10));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(rszshm_zalloc(&r, 10));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(rszshm_alloc_aligned(&r, 64, 10));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(rszshm_realloc(&r, r.dat, 10));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_int_eq(rszshm_dealloc(&r, r.dat), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_uint_eq(rszshm_usable_size(&r, r.dat), 0);
+	ck_assert_int_eq(errno, EINVAL);
+	/* The raw area is untouched and still the caller's. */
+	memset(r.dat, 0x5a, r.cap);
+	assert_consistent(&r);
+	rszshm_dt(&r);
+
+	errno = 0;
+	ck_assert_ptr_null(rszshm_alloc(NULL, 10));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(rszshm_alloc(&r, 10));	/* detached */
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_int_eq(rszshm_dealloc(NULL, &x), -1);
+	ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
+static int helper_rdonly(int argc, char **argv)
+{
+	struct rszshm r;
+	void *p;
+
+	HCHECK(argc == 3);
+	p = (void *)(uintptr_t)strtoull(argv[2], NULL, 10);
+	HCHECK(rszshm_at_flags(&r, argv[1], RSZSHM_RDONLY) != NULL);
+	errno = 0;
+	HCHECK(rszshm_alloc(&r, 10) == NULL && errno == EPERM);
+	errno = 0;
+	HCHECK(rszshm_zalloc(&r, 10) == NULL && errno == EPERM);
+	errno = 0;
+	HCHECK(rszshm_alloc_aligned(&r, 64, 10) == NULL && errno == EPERM);
+	errno = 0;
+	HCHECK(rszshm_realloc(&r, p, 10) == NULL && errno == EPERM);
+	errno = 0;
+	HCHECK(rszshm_dealloc(&r, p) == -1 && errno == EPERM);
+	/* Reading is allowed. */
+	HCHECK(rszshm_usable_size(&r, p) >= 100);
+	HCHECK(filled(p, 100, 9));
+	HCHECK(rszshm_check(&r, NULL, 0) == 0);
+	HCHECK(rszshm_dt(&r) == 0);
+	return 0;
+}
+
+START_TEST(test_readonly_attach_gets_eperm)
+{
+	struct rszshm r;
+	char addr[32];
+	void *p;
+
+	mk_heap(&r, "rdonly", 4096);
+	p = rszshm_alloc(&r, 100);
+	ck_assert_ptr_nonnull(p);
+	fill(p, 100, 9);
+	snprintf(addr, sizeof(addr), "%" PRIu64, (uint64_t)(uintptr_t)p);
+	ck_assert_int_eq(test_wait(test_exec_helper("rdonly", r.fname, addr, NULL)), 0);
+	/* The helper changed nothing. */
+	ck_assert_uint_ge(rszshm_usable_size(&r, p), 100);
+	ck_assert_int_eq(rszshm_dealloc(&r, p), 0);
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+START_TEST(test_full_span_gives_enomem)
+{
+	struct rszshm_scan scan = RSZSHM_DFLT_SCAN;
+	struct rszshm_stats st;
+	struct rszshm r;
+	char path[256];
+	void *p[512];
+	unsigned n = 0, i;
+
+	scan.len = 1 << 20;	/* 16 segments of 64 KiB, the first for the header */
+	test_path(path, sizeof(path), "full");
+	test_track(path);
+	ck_assert_ptr_nonnull(rszshm_mk_flags(&r, 4096, path, scan, RSZSHM_HEAP));
+	errno = 0;
+	ck_assert_ptr_null(rszshm_alloc(&r, 2 << 20));
+	ck_assert_int_eq(errno, ENOMEM);
+	while (n < 512 && (p[n] = rszshm_alloc(&r, 4000)) != NULL)
+		fill(p[n], 4000, n), n++;
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_uint_gt(n, 100);
+	ck_assert_uint_lt(n, 512);
+	ck_assert_uint_eq(r.hdr->flen, r.hdr->max);
+	errno = 0;
+	ck_assert_ptr_null(rszshm_alloc(&r, 100000));
+	ck_assert_int_eq(errno, ENOMEM);
+	assert_consistent(&r);
+	/* Room again once a block is freed. */
+	ck_assert_int_eq(rszshm_dealloc(&r, p[n / 2]), 0);
+	p[n / 2] = rszshm_alloc(&r, 4000);
+	ck_assert_ptr_nonnull(p[n / 2]);
+	fill(p[n / 2], 4000, n / 2);
+	for (i = 0; i < n; i++) {
+		ck_assert(filled(p[i], 4000, i));
+		ck_assert_int_eq(rszshm_dealloc(&r, p[i]), 0);
+	}
+	/* Everything freed: a large block fits in the freed segments. */
+	p[0] = rszshm_alloc(&r, 500000);
+	ck_assert_msg(p[0] != NULL, "large after free: %s", strerror(errno));
+	ck_assert_int_eq(rszshm_dealloc(&r, p[0]), 0);
+	assert_consistent(&r);
+	ck_assert_int_eq(rszshm_stats(&r, &st), 0);
+	ck_assert_uint_eq(st.blocks, 0);
+	ck_assert_uint_eq(st.used_bytes, 0);
+	rszshm_dt(&r);
+}
+END_TEST
+
+START_TEST(test_bad_pointers_get_einval)
+{
+	struct rszshm r;
+	char *p, *big, *q;
+	int local;
+
+	mk_heap(&r, "badptr", 4096);
+	p = rszshm_alloc(&r, 100);
+	big = rszshm_alloc(&r, 100000);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_nonnull(big);
+	char *bad[] = { (char *)&local, (char *)r.hdr, (char *)r.hdr + 512, p + 1, p + 16,
+			big + 16, big - 64, (char *)r.hdr + r.hdr->max - 16 };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		ck_assert_msg(rszshm_dealloc(&r, bad[i]) == -1 && errno == EINVAL, "bad[%zu]", i);
+		errno = 0;
+		ck_assert_msg(rszshm_usable_size(&r, bad[i]) == 0 && errno == EINVAL, "bad[%zu]", i);
+		errno = 0;
+		ck_assert_msg(rszshm_realloc(&r, bad[i], 10) == NULL && errno == EINVAL, "bad[%zu]", i);
+	}
+	/* Double frees, of small and large blocks. */
+	ck_assert_int_eq(rszshm_dealloc(&r, p), 0);
+	errno = 0;
+	ck_assert_int_eq(rszshm_dealloc(&r, p), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_uint_eq(rszshm_usable_size(&r, p), 0);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(rszshm_dealloc(&r, big), 0);
+	errno = 0;
+	ck_assert_int_eq(rszshm_dealloc(&r, big), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	/* Once the freed block went through its arena, still refused. */
+	q = rszshm_alloc(&r, 3000);
+	ck_assert_ptr_nonnull(q);
+	errno = 0;
+	ck_assert_int_eq(rszshm_dealloc(&r, p), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	/* An aligned block is freed by the pointer it was given as. */
+	p = rszshm_alloc_aligned(&r, 256, 50);
+	ck_assert_ptr_nonnull(p);
+	errno = 0;
+	ck_assert_int_eq(rszshm_dealloc(&r, p + 16), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(rszshm_dealloc(&r, p), 0);
+	ck_assert_int_eq(rszshm_dealloc(&r, q), 0);
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+/* ------------------------------------------------------ multi-process */
+
+START_TEST(test_block_freed_by_another_process_is_reused)
+{
+	struct rszshm r;
+	void *x, *y;
+	pid_t pid;
+
+	mk_heap(&r, "reuse", 4096);
+	x = rszshm_alloc(&r, 200);
+	ck_assert_ptr_nonnull(x);
+	pid = test_fork();
+	if (pid == 0)
+		_exit(rszshm_dealloc(&r, x) == 0 ? 0 : 1);
+	ck_assert_int_eq(test_wait(pid), 0);
+	errno = 0;
+	ck_assert_int_eq(rszshm_dealloc(&r, x), -1);	/* already freed, by the child */
+	ck_assert_int_eq(errno, EINVAL);
+	y = rszshm_alloc(&r, 200);
+	ck_assert_ptr_eq(x, y);
+
+	/* And the other way round: the child's block, freed here, is the child's again. */
+	int fds[2], back[2];
+
+	ck_assert_int_eq(pipe(fds), 0);
+	ck_assert_int_eq(pipe(back), 0);
+	pid = test_fork();
+	if (pid == 0) {
+		void *c = rszshm_alloc(&r, 700), *d;
+
+		put_ptr(fds[1], c);
+		test_wait_byte(back[0]);
+		d = rszshm_alloc(&r, 700);
+		_exit(d == c ? 0 : 1);
+	}
+	x = get_ptr(fds[0]);
+	ck_assert_ptr_nonnull(x);
+	ck_assert_int_eq(rszshm_dealloc(&r, x), 0);
+	test_post(back[1]);
+	ck_assert_int_eq(test_wait(pid), 0);
+	close(fds[0]);
+	close(fds[1]);
+	close(back[0]);
+	close(back[1]);
+	ck_assert_int_eq(rszshm_dealloc(&r, y), 0);
+	ck_assert_int_eq(rszshm_dealloc(&r, x), 0);
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+START_TEST(test_region_grows_on_demand)
+{
+	struct rszshm_stats st;
+	struct rszshm r;
+	uint64_t flen0;
+	void *p[64];
+	unsigned i;
+
+	mk_heap(&r, "grow", 4096);
+	flen0 = r.hdr->flen;
+	ck_assert_uint_le(flen0, 64 * 1024);
+	for (i = 0; i < 64; i++) {
+		p[i] = rszshm_alloc(&r, 100000);
+		ck_assert_ptr_nonnull(p[i]);
+		fill(p[i], 100000, i);
+	}
+	ck_assert_uint_ge(r.hdr->flen, flen0 + 64 * 100000);
+	ck_assert_uint_le(r.hdr->flen, r.hdr->max);
+	ck_assert_uint_eq(r.flen, r.hdr->flen);
+	ck_assert_int_eq(rszshm_stats(&r, &st), 0);
+	ck_assert_uint_eq(st.region_bytes, r.hdr->flen);
+	for (i = 0; i < 64; i++) {
+		ck_assert(filled(p[i], 100000, i));
+		ck_assert_int_eq(rszshm_dealloc(&r, p[i]), 0);
+	}
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+START_TEST(test_grow_by_child_is_seen_by_parent)
+{
+	struct rszshm r;
+	size_t flen0;
+	int fds[2];
+	char *p;
+	pid_t pid;
+
+	mk_heap(&r, "childgrow", 4096);
+	flen0 = r.flen;
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = test_fork();
+	if (pid == 0) {
+		char *c = rszshm_alloc(&r, 8 << 20);
+
+		if (c)
+			fill(c, 8 << 20, 77);
+		put_ptr(fds[1], c);
+		_exit(c ? 0 : 1);
+	}
+	p = get_ptr(fds[0]);
+	ck_assert_int_eq(test_wait(pid), 0);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(r.flen, flen0);		/* the handle lags ... */
+	ck_assert_uint_ge(r.hdr->flen, flen0 + (8 << 20));	/* ... the region does not */
+	ck_assert_int_eq(rszshm_up(&r), 1);
+	ck_assert_uint_eq(r.flen, r.hdr->flen);
+	ck_assert(filled(p, 8 << 20, 77));
+	ck_assert_uint_ge(rszshm_usable_size(&r, p), 8 << 20);
+	ck_assert_int_eq(rszshm_dealloc(&r, p), 0);
+	close(fds[0]);
+	close(fds[1]);
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+struct node {
+	struct node *next;
+	uint64_t value;
+};
+
+struct tnode {
+	struct tnode *left, *right;
+	uint64_t key;
+};
+
+#define LIST_N 1000
+#define TREE_N 1000
+
+/* In-order walk: counts nodes, checks order, sums keys; false if out of order. */
+static bool tree_walk(const struct tnode *t, uint64_t *last, uint64_t *n, uint64_t *sum,
+		      unsigned depth)
+{
+	if (!t)
+		return true;
+	if (depth > TREE_N || !tree_walk(t->left, last, n, sum, depth + 1))
+		return false;
+	if (*n && t->key <= *last)
+		return false;
+	*last = t->key;
+	(*n)++;
+	*sum += t->key;
+	return tree_walk(t->right, last, n, sum, depth + 1);
+}
+
+static int helper_walk(int argc, char **argv)
+{
+	struct node *l;
+	struct tnode *t;
+	uint64_t i = 0, last = 0, n = 0, sum = 0;
+	struct rszshm r;
+
+	HCHECK(argc == 5);
+	HCHECK(rszshm_at(&r, argv[1]) != NULL);
+	l = (struct node *)(uintptr_t)strtoull(argv[2], NULL, 10);
+	t = (struct tnode *)(uintptr_t)strtoull(argv[3], NULL, 10);
+	/* Plain pointers, as the other process stored them. */
+	for (; l; l = l->next, i++)
+		HCHECK(i < LIST_N && l->value == i * i);
+	HCHECK(i == LIST_N);
+	HCHECK(tree_walk(t, &last, &n, &sum, 0));
+	HCHECK(n == TREE_N);
+	HCHECK(sum == strtoull(argv[4], NULL, 10));
+	HCHECK(rszshm_check(&r, NULL, 0) == 0);
+	HCHECK(rszshm_dt(&r) == 0);
+	return 0;
+}
+
+START_TEST(test_list_and_tree_walked_by_exec_helper)
+{
+	char a1[32], a2[32], a3[32];
+	struct node *head = NULL, **tail = &head;
+	struct tnode *root = NULL, **slot;
+	uint64_t seed = 42, key, sum = 0;
+	struct rszshm r;
+	unsigned i, made = 0;
+
+	mk_heap(&r, "structs", 4096);
+	for (i = 0; i < LIST_N; i++) {
+		struct node *nd = rszshm_alloc(&r, sizeof(*nd));
+
+		ck_assert_ptr_nonnull(nd);
+		nd->value = (uint64_t)i * i;
+		nd->next = NULL;
+		*tail = nd;
+		tail = &nd->next;
+	}
+	while (made < TREE_N) {
+		key = xorshift(&seed) % 1000000;
+		for (slot = &root; *slot; slot = key < (*slot)->key ? &(*slot)->left : &(*slot)->right)
+			if ((*slot)->key == key)
+				break;
+		if (*slot)
+			continue;
+		*slot = rszshm_zalloc(&r, sizeof(**slot));
+		ck_assert_ptr_nonnull(*slot);
+		(*slot)->key = key;
+		sum += key;
+		made++;
+	}
+	snprintf(a1, sizeof(a1), "%" PRIu64, (uint64_t)(uintptr_t)head);
+	snprintf(a2, sizeof(a2), "%" PRIu64, (uint64_t)(uintptr_t)root);
+	snprintf(a3, sizeof(a3), "%" PRIu64, sum);
+	ck_assert_int_eq(test_wait(test_exec_helper("walk", r.fname, a1, a2, a3, NULL)), 0);
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+/*
+ * Stress, not a benchmark: each worker keeps up to LIVE blocks of random
+ * sizes (mostly small, some large), fills each with its own pattern, and
+ * checks the pattern before freeing it.
+ */
+#define LIVE 64
+
+static int churn(struct rszshm *r, unsigned id, unsigned ops, uint64_t seed)
+{
+	void *p[LIVE] = { 0 };
+	size_t n[LIVE] = { 0 };
+	unsigned i, k, tag[LIVE] = { 0 };
+
+	for (i = 0; i < ops; i++) {
+		k = (unsigned)(xorshift(&seed) % LIVE);
+		if (p[k]) {
+			if (!filled(p[k], n[k], tag[k]))
+				return 2;
+			if (rszshm_dealloc(r, p[k]) != 0)
+				return 3;
+		}
+		n[k] = xorshift(&seed) % 50 == 0 ? 16384 + xorshift(&seed) % 100000 :
+						   1 + xorshift(&seed) % 3000;
+		tag[k] = id * 100000 + i;
+		if (!(p[k] = rszshm_alloc(r, n[k])))
+			return 4;
+		fill(p[k], n[k], tag[k]);
+	}
+	for (k = 0; k < LIVE; k++) {
+		if (!filled(p[k], n[k], tag[k]))
+			return 2;
+		if (rszshm_dealloc(r, p[k]) != 0)
+			return 3;
+	}
+	return 0;
+}
+
+START_TEST(test_four_processes_alloc_and_free_at_once)
+{
+	struct rszshm_stats st;
+	struct rszshm r;
+	pid_t pid[4];
+	int go[2];
+	unsigned i;
+
+	mk_heap(&r, "four", 4096);
+	ck_assert_int_eq(pipe(go), 0);
+	for (i = 0; i < 4; i++) {
+		pid[i] = test_fork();
+		if (pid[i] == 0) {
+			char c;
+
+			close(go[1]);
+			if (read(go[0], &c, 1) != 0)
+				_exit(5);
+			_exit(churn(&r, i, 20000, 1000 + i));
+		}
+	}
+	close(go[0]);
+	close(go[1]);	/* EOF starts them all at once */
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(test_wait(pid[i]), 0);
+	assert_consistent(&r);
+	ck_assert_int_eq(rszshm_stats(&r, &st), 0);
+	ck_assert_uint_eq(st.blocks, 0);
+	ck_assert_uint_eq(st.used_bytes, 0);
+	ck_assert_int_eq(churn(&r, 9, 2000, 7), 0);
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+static void *thread_churn(void *arg)
+{
+	struct rszshm *r = arg;
+	static unsigned next;
+	unsigned id = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED);
+
+	return (void *)(uintptr_t)churn(r, id, 10000, 500 + id);
+}
+
+START_TEST(test_threads_share_one_handle)
+{
+	pthread_t t[4];
+	struct rszshm r;
+	void *rc;
+	unsigned i;
+
+	mk_heap(&r, "threads", 4096);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, thread_churn, &r), 0);
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(pthread_join(t[i], &rc), 0);
+		ck_assert_uint_eq((uintptr_t)rc, 0);
+	}
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+/*
+ * A worker killed with SIGKILL at an arbitrary point of an alloc/free loop
+ * (so, most of the time, inside the allocator, often holding a lock).  The
+ * kill point is chosen by a pipe handshake: the worker says it is running,
+ * then the parent kills it.  Survivors (the parent and a long-lived worker)
+ * carry on; the repaired heap passes the check.
+ */
+#define KILLS 300
+
+static void hammer(struct rszshm *r, int fd, uint64_t seed)
+{
+	void *keep[8] = { 0 };
+	void *m = rszshm_alloc(r, 48);
+	unsigned k;
+
+	put_ptr(fd, m);
+	for (;;) {
+		k = (unsigned)(xorshift(&seed) % 8);
+		if (keep[k])
+			rszshm_dealloc(r, keep[k]);
+		keep[k] = rszshm_alloc(r, 1 + xorshift(&seed) % (xorshift(&seed) % 16 ? 2000 : 70000));
+		if (keep[k])
+			*(uint64_t *)keep[k] = seed;
+	}
+}
+
+START_TEST(test_kill_during_alloc_leaves_heap_repairable)
+{
+	struct rszshm_stats st;
+	struct rszshm r;
+	void *mine[32];
+	int fds[2], stop[2];
+	pid_t pid, survivor;
+	unsigned i, k;
+
+	mk_heap(&r, "kill", 4096);
+	for (k = 0; k < 32; k++) {
+		mine[k] = rszshm_alloc(&r, 100 + k);
+		ck_assert_ptr_nonnull(mine[k]);
+		fill(mine[k], 100 + k, k);
+	}
+	ck_assert_int_eq(pipe(stop), 0);
+	survivor = test_fork();
+	if (survivor == 0) {
+		unsigned rounds = 0;
+		char c;
+		int rc;
+
+		close(stop[1]);
+		/* Churn until the parent closes the pipe, checking every block. */
+		if (fcntl(stop[0], F_SETFL, O_NONBLOCK) != 0)
+			_exit(6);
+		while ((rc = churn(&r, 7, 500, 99 + rounds++)) == 0 && read(stop[0], &c, 1) != 0)
+			;
+		_exit(rc);
+	}
+	close(stop[0]);
+	ck_assert_int_eq(pipe(fds), 0);
+	for (i = 0; i < KILLS; i++) {
+		void *m;
+
+		pid = test_fork();
+		if (pid == 0)
+			hammer(&r, fds[1], 1 + i);
+		m = get_ptr(fds[0]);
+		ck_assert_int_eq(kill(pid, SIGKILL), 0);
+		ck_assert_int_eq(test_wait(pid), 128 + SIGKILL);
+		/* The marker was live: freeing it must work (and may repair). */
+		ck_assert_ptr_nonnull(m);
+		ck_assert_int_eq(rszshm_dealloc(&r, m), 0);
+		k = i % 32;
+		ck_assert(filled(mine[k], 100 + k, k));
+		ck_assert_int_eq(rszshm_dealloc(&r, mine[k]), 0);
+		mine[k] = rszshm_alloc(&r, 100 + k);
+		ck_assert_ptr_nonnull(mine[k]);
+		fill(mine[k], 100 + k, k);
+	}
+	close(stop[1]);
+	ck_assert_int_eq(test_wait(survivor), 0);
+	close(fds[0]);
+	close(fds[1]);
+	ck_assert_uint_gt(rszshm__heap_repairs(&r), 0);
+	assert_consistent(&r);
+	ck_assert_int_eq(rszshm_stats(&r, &st), 0);
+	/* Ours are live; each dead worker may have left its own few behind. */
+	ck_assert_uint_ge(st.blocks, 32);
+	ck_assert_uint_le(st.blocks, 32 + KILLS * 10);
+	ck_assert_uint_le(st.used_bytes + st.free_bytes, st.region_bytes);
+	for (k = 0; k < 32; k++) {
+		ck_assert(filled(mine[k], 100 + k, k));
+		ck_assert_int_eq(rszshm_dealloc(&r, mine[k]), 0);
+	}
+	ck_assert_int_eq(churn(&r, 3, 3000, 5), 0);
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+START_TEST(test_stats_agree_with_allocations)
+{
+	static const size_t sizes[] = { 1, 16, 100, 1000, 5000, 16384, 20000, 300000 };
+	struct rszshm_stats st;
+	struct rszshm r;
+	void *p[8 * 10];
+	uint64_t used = 0;
+	unsigned i, n = 0;
+
+	mk_heap(&r, "stats", 4096);
+	ck_assert_int_eq(rszshm_stats(&r, &st), 0);
+	ck_assert_uint_eq(st.blocks, 0);
+	ck_assert_uint_eq(st.used_bytes, 0);
+	for (i = 0; i < 80; i++) {
+		p[n] = rszshm_alloc(&r, sizes[i % 8]);
+		ck_assert_ptr_nonnull(p[n]);
+		used += rszshm_usable_size(&r, p[n]);
+		n++;
+	}
+	ck_assert_int_eq(rszshm_stats(&r, &st), 0);
+	ck_assert_uint_eq(st.blocks, n);
+	ck_assert_uint_eq(st.used_bytes, used);
+	ck_assert_uint_eq(st.region_bytes, r.hdr->flen);
+	ck_assert_uint_eq(st.span_bytes, r.hdr->max);
+	ck_assert_uint_le(st.used_bytes + st.free_bytes, st.region_bytes);
+	ck_assert_uint_gt(st.largest_free_bytes, 0);
+	ck_assert_uint_le(st.largest_free_bytes, st.free_bytes);
+	for (i = 0; i < n; i += 2) {
+		used -= rszshm_usable_size(&r, p[i]);
+		ck_assert_int_eq(rszshm_dealloc(&r, p[i]), 0);
+	}
+	ck_assert_int_eq(rszshm_stats(&r, &st), 0);
+	ck_assert_uint_eq(st.blocks, n / 2);
+	ck_assert_uint_eq(st.used_bytes, used);
+	for (i = 1; i < n; i += 2)
+		ck_assert_int_eq(rszshm_dealloc(&r, p[i]), 0);
+	ck_assert_int_eq(rszshm_stats(&r, &st), 0);
+	ck_assert_uint_eq(st.blocks, 0);
+	ck_assert_uint_eq(st.used_bytes, 0);
+	ck_assert_uint_ge(st.largest_free_bytes, 300000);
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+/* -------------------------------------------------------------- walker */
+
+/* A private copy of a region's bytes, as a view recorded at its base. */
+static unsigned char *copy_of(struct rszshm *r, struct rszshm__view *v)
+{
+	size_t len = r->hdr->flen;
+	unsigned char *buf = aligned_alloc(4096, len);
+
+	ck_assert_ptr_nonnull(buf);
+	memcpy(buf, r->hdr, len);
+	v->map = buf;
+	v->base = (uintptr_t)r->hdr;
+	v->len = len;
+	v->fd = -1;
+	return buf;
+}
+
+static int walk(const struct rszshm__view *v, char *msg, size_t len)
+{
+	struct rszshm_stats st;
+
+	memset(&st, 0, sizeof(st));
+	msg[0] = '\0';
+	return rszshm__heap_walk(v, &st, msg, len);
+}
+
+/* A heap with small blocks (two freed, all the way into their segment) and a large one. */
+static void small_heap(struct rszshm *r, const char *leaf, char **a, char **b, char **live)
+{
+	void *big, *drain;
+
+	mk_heap(r, leaf, 4096);
+	*a = rszshm_alloc(r, 64);
+	*live = rszshm_alloc(r, 64);
+	*b = rszshm_alloc(r, 64);
+	big = rszshm_alloc(r, 200000);
+	ck_assert(*a && *b && *live && big);
+	ck_assert_int_eq(rszshm_dealloc(r, *a), 0);
+	ck_assert_int_eq(rszshm_dealloc(r, *b), 0);
+	/* An allocation in the same arena finishes the two frees. */
+	drain = rszshm_alloc(r, 3000);
+	ck_assert_ptr_nonnull(drain);
+	assert_consistent(r);
+}
+
+START_TEST(test_walker_reads_a_copy_at_another_address)
+{
+	struct rszshm_stats st, live;
+	struct rszshm__view v;
+	char path[256], msg[256];
+	struct rszshm r;
+	char *a, *b, *l;
+	FILE *f;
+
+	small_heap(&r, "copy", &a, &b, &l);
+	ck_assert_int_eq(rszshm_stats(&r, &live), 0);
+	test_path(path, sizeof(path), "copy.bin");
+	test_track(path);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(r.hdr, 1, r.hdr->flen, f), r.hdr->flen);
+	fclose(f);
+	ck_assert_int_eq(rszshm__view_open(path, &v, &(const char *){ NULL }), 0);
+	ck_assert_ptr_ne(v.map, (void *)r.hdr);
+	ck_assert_int_eq(rszshm__check_view(&v, &st, msg, sizeof(msg)), 0);
+	ck_assert_uint_eq(st.blocks, live.blocks);
+	ck_assert_uint_eq(st.used_bytes, live.used_bytes);
+	ck_assert_uint_eq(st.free_bytes, live.free_bytes);
+	ck_assert_uint_eq(st.largest_free_bytes, live.largest_free_bytes);
+	rszshm__view_close(&v);
+	rszshm_dt(&r);
+}
+END_TEST
+
+START_TEST(test_walker_reports_damaged_run_headers)
+{
+	struct rszshm__view v;
+	struct rszshm r;
+	char *a, *b, *l, msg[256];
+	unsigned char *buf, *seg1;
+	uint32_t x;
+
+	small_heap(&r, "hdrs", &a, &b, &l);
+	buf = copy_of(&r, &v);
+	ck_assert_int_eq(walk(&v, msg, sizeof(msg)), 0);
+	seg1 = buf + SEG;
+
+	seg1[0] ^= 0xff;	/* magic */
+	ck_assert_int_eq(walk(&v, msg, sizeof(msg)), 1);
+	ck_assert_msg(strstr(msg, "magic") != NULL, "%s", msg);
+	seg1[0] ^= 0xff;
+
+	memcpy(&x, seg1 + 8, 4);	/* run length */
+	memcpy(seg1 + 8, &(uint32_t){ 0xfffffff }, 4);
+	ck_assert_int_eq(walk(&v, msg, sizeof(msg)), 1);
+	ck_assert_msg(strstr(msg, "tiling") != NULL, "%s", msg);
+	memcpy(seg1 + 8, &x, 4);
+
+	seg1[4] = 9;		/* kind */
+	ck_assert_int_eq(walk(&v, msg, sizeof(msg)), 1);
+	seg1[4] = 2;
+
+	seg1[6] ^= 1;		/* class, against the geometry */
+	ck_assert_int_eq(walk(&v, msg, sizeof(msg)), 1);
+	seg1[6] ^= 1;
+
+	buf[512] ^= 1;		/* the control block's magic */
+	ck_assert_int_eq(walk(&v, msg, sizeof(msg)), 1);
+	buf[512] ^= 1;
+	ck_assert_int_eq(walk(&v, msg, sizeof(msg)), 0);
+	free(buf);
+	rszshm_dt(&r);
+}
+END_TEST
+
+START_TEST(test_walker_reports_damaged_bitmaps)
+{
+	struct rszshm__view v;
+	struct rszshm r;
+	char *a, *b, *l, msg[256];
+	unsigned char *buf, *bm;
+
+	small_heap(&r, "bitmaps", &a, &b, &l);
+	buf = copy_of(&r, &v);
+	/* Segment 1 holds the 64-byte blocks a, l, b (blocks 0, 1, 2); its
+	 * bitmap follows its 64-byte run header, 1021 blocks in 16 words. */
+	bm = buf + SEG + 64;
+	ck_assert_ptr_eq(a, (char *)r.hdr + SEG + 192);
+	ck_assert_uint_eq(bm[0] & 7, 2);
+
+	bm[0] |= 1;				/* a freed block marked live */
+	ck_assert_int_eq(walk(&v, msg, sizeof(msg)), 1);
+	ck_assert_msg(strstr(msg, "live blocks") != NULL, "%s", msg);
+	bm[0] &= (unsigned char)~1;
+
+	bm[0] &= (unsigned char)~2;		/* a live block marked free */
+	ck_assert_int_eq(walk(&v, msg, sizeof(msg)), 1);
+	bm[0] |= 2;
+
+	bm[15 * 8 + 7] |= 0x80;			/* block 1023 of 1021 */
+	ck_assert_int_eq(walk(&v, msg, sizeof(msg)), 1);
+	ck_assert_msg(strstr(msg, "past the last block") != NULL, "%s", msg);
+	bm[15 * 8 + 7] &= 0x7f;
+
+	buf[SEG + 16] = 200;			/* the cursor */
+	ck_assert_int_eq(walk(&v, msg, sizeof(msg)), 1);
+	ck_assert_msg(strstr(msg, "cursor") != NULL, "%s", msg);
+	buf[SEG + 16] = 0;
+
+	buf[SEG + 7] = 0;			/* the listed flag */
+	ck_assert_int_eq(walk(&v, msg, sizeof(msg)), 1);
+	buf[SEG + 7] = 1;
+	ck_assert_int_eq(walk(&v, msg, sizeof(msg)), 0);
+	free(buf);
+	rszshm_dt(&r);
+}
+END_TEST
+
+START_TEST(test_walker_survives_random_damage)
+{
+	struct rszshm__view v;
+	struct rszshm r;
+	char *a, *b, *l, msg[256];
+	unsigned char *buf, *orig;
+	uint64_t seed = 12345, off;
+	unsigned i, k, damaged = 0;
+	int rc;
+
+	small_heap(&r, "fuzz", &a, &b, &l);
+	ck_assert_int_eq(churn(&r, 1, 300, 3), 0);
+	orig = copy_of(&r, &v);
+	buf = copy_of(&r, &v);
+	for (i = 0; i < 3000; i++) {
+		memcpy(buf, orig, v.len);
+		for (k = 0; k < 1 + i % 4; k++) {
+			/* Mostly headers, bitmaps and the control block. */
+			if (xorshift(&seed) % 4)
+				off = (xorshift(&seed) % (v.len / SEG)) * SEG + xorshift(&seed) % 256;
+			else
+				off = 512 + xorshift(&seed) % 12000;
+			if (off < 512 || off >= v.len)
+				continue;
+			buf[off] = (unsigned char)xorshift(&seed);
+		}
+		rc = walk(&v, msg, sizeof(msg));
+		ck_assert_msg(rc == 0 || rc == 1, "walk returned %d", rc);
+		damaged += rc;
+	}
+	ck_assert_uint_gt(damaged, 100);
+	free(buf);
+	free(orig);
+	rszshm_dt(&r);
+}
+END_TEST
+
+Suite *test_suite(void)
+{
+	Suite *s = suite_create("heap");
+
+	TEST_ADD(s, test_alloc_sizes_are_usable_and_distinct);
+	TEST_ADD(s, test_zalloc_zeroes_reused_memory);
+	TEST_ADD(s, test_realloc_keeps_contents);
+	TEST_ADD(s, test_alloc_aligned_honours_alignment);
+	TEST_ADD(s, test_raw_region_refuses_heap_calls);
+	TEST_ADD(s, test_readonly_attach_gets_eperm);
+	TEST_ADD(s, test_full_span_gives_enomem);
+	TEST_ADD(s, test_bad_pointers_get_einval);
+	TEST_ADD(s, test_block_freed_by_another_process_is_reused);
+	TEST_ADD(s, test_region_grows_on_demand);
+	TEST_ADD(s, test_grow_by_child_is_seen_by_parent);
+	TEST_ADD(s, test_list_and_tree_walked_by_exec_helper);
+	TEST_ADD(s, test_four_processes_alloc_and_free_at_once);
+	TEST_ADD(s, test_threads_share_one_handle);
+	TEST_ADD(s, test_kill_during_alloc_leaves_heap_repairable);
+	TEST_ADD(s, test_stats_agree_with_allocations);
+	TEST_ADD(s, test_walker_reads_a_copy_at_another_address);
+	TEST_ADD(s, test_walker_reports_damaged_run_headers);
+	TEST_ADD(s, test_walker_reports_damaged_bitmaps);
+	TEST_ADD(s, test_walker_survives_random_damage);
+	return s;
+}
+
+const struct test_helper test_helpers[] = {
+	{ "rdonly", helper_rdonly },
+	{ "walk", helper_walk },
+	{ NULL, NULL },
+};
