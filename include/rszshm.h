@@ -569,7 +569,9 @@ RSZSHM_API int rszshm_unlock(struct rszshm *r);
  *
  * Safety: any thread of any attached process at once.
  * Errors: EINVAL @r is NULL, detached or not a heap region; EPERM @r is
- * read-only; ENOMEM the span is full; the errors of rszshm_grow_to().
+ * read-only; ENOMEM the span is full; EBADMSG the heap's control block is
+ * damaged; ENOTRECOVERABLE a process died holding a heap lock and left
+ * damage that could not be repaired; the errors of rszshm_grow_to().
  * Returns: the block, or NULL with errno set.
  */
 RSZSHM_API void *rszshm_alloc(struct rszshm *r, size_t size);
@@ -614,18 +616,35 @@ RSZSHM_API size_t rszshm_usable_size(struct rszshm *r, const void *p);
 
 /* ------------------------------------------------------------------------
  * Named records: a hash index of names in a heap region.
+ *
+ * A record maps a name to a value: either a pointer into the region
+ * published with rszshm_rec_add() (the caller keeps owning the memory), or a
+ * copy of some bytes stored with rszshm_rec_put() (the library owns it, and
+ * replaces it on the next put).  Another process attaches the region by its
+ * file name and looks the name up; since the region is at the same address
+ * everywhere, the pointers inside a published structure work as they are.
+ *
+ * The index lives in the region: a hash table (O(1) expected lookups; it
+ * doubles its buckets as it fills) and a list in insertion order.  Writers
+ * (add, put, remove, clear) serialize on a robust lock in the header; a
+ * writer killed at any point leaves an update that the next writer
+ * completes.  Readers (find, get, next) take no lock: they read the index
+ * optimistically and retry if a writer changed it meanwhile, so they never
+ * wait for a writer's copy, and they work on read-only attachments.
  * ------------------------------------------------------------------------ */
 
 /** Longest record name, terminating NUL excluded. */
 #define RSZSHM_NAME_MAX 63
 
 /**
- * struct rszshm_rec_info - what a record holds
+ * struct rszshm_rec_info - what a record holds, as one consistent snapshot
  * @name: the record's name, NUL-terminated
- * @type: the caller's type tag
+ * @type: the caller's type tag, as given to the last add or put
  * @size: size of the value, in bytes
- * @ptr: address of the value (valid in every attached process)
- * @gen: generation: odd... no: bumped each time the value is replaced
+ * @ptr: address of the value (valid in every attached process; for a
+ *       copied value, only until the record is next replaced or removed)
+ * @gen: generation: 1 when the record is made, +1 each time rszshm_rec_put()
+ *       replaces its value
  * @copied: true if the value is a copy kept by the library (rszshm_rec_put()),
  *          false if it is a pointer published by rszshm_rec_add()
  */
@@ -641,23 +660,227 @@ struct rszshm_rec_info {
 /**
  * struct rszshm_rec_iter - position of an iteration over the records
  *
- * Set to RSZSHM_REC_ITER_INIT before the first rszshm_rec_next().
+ * Set to RSZSHM_REC_ITER_INIT before the first rszshm_rec_next().  It holds
+ * the insertion id and address of the last record returned (private: copy
+ * it, don't interpret it).  An iterator belongs to one process and one
+ * region.
  */
 struct rszshm_rec_iter {
 	uint64_t pos_[2];
 };
 #define RSZSHM_REC_ITER_INIT ((struct rszshm_rec_iter){ { 0, 0 } })
 
+/**
+ * rszshm_rec_add - publish a pointer into the region under a name
+ * @r: handle of a heap region
+ * @name: 1 to RSZSHM_NAME_MAX bytes, NUL-terminated
+ * @type: a tag of the caller's choice, returned by lookups
+ * @ptr: the value's address: not NULL, inside the region past the header
+ *       (usually a block from rszshm_alloc())
+ * @size: the value's size; @ptr + @size must lie inside the region
+ *
+ * Makes a new record; the name must not exist.  The pointer is stored as
+ * it is: the library never reads, copies or frees what it points to (the
+ * caller keeps owning it, and may free it after removing the record).  Other
+ * processes see the record as soon as the call returns.
+ *
+ * Safety: any thread of any attached process; takes the index lock (robust)
+ * for O(1) expected work, O(n) when the hash table doubles.  Not
+ * async-signal-safe.
+ * Errors:
+ *   EINVAL        @r is NULL, detached or not a heap region; @name is NULL
+ *                 or ""; @ptr is NULL or [@ptr, @ptr + @size) is not inside
+ *                 the region
+ *   EPERM         @r is read-only
+ *   ENAMETOOLONG  @name is longer than RSZSHM_NAME_MAX
+ *   EEXIST        a record of that name exists
+ *   ENOMEM        the heap is full (the region fills its span)
+ *   EBADMSG       the index is damaged (found while looking the name up)
+ *   ENOTRECOVERABLE  a writer died in the index and it could not be repaired
+ *   and the errors of rszshm_alloc().
+ * Example:
+ *	struct node *head = rszshm_alloc(&r, sizeof(*head));
+ *
+ *	head->next = NULL;
+ *	if (rszshm_rec_add(&r, "list", 1, head, sizeof(*head)) == -1)
+ *		err(1, "rszshm_rec_add");
+ *
+ * Returns: 0 on success, -1 with errno set.
+ * See also: rszshm_rec_put(), rszshm_rec_find(), rszshm_rec_remove()
+ */
 RSZSHM_API int rszshm_rec_add(struct rszshm *r, const char *name, uint32_t type,
 			      void *ptr, size_t size);
+
+/**
+ * rszshm_rec_put - store a copy of some bytes under a name, making or
+ * replacing the record
+ * @r: handle of a heap region
+ * @name: 1 to RSZSHM_NAME_MAX bytes, NUL-terminated
+ * @type: a tag of the caller's choice, returned by lookups
+ * @data: the bytes to copy (may be NULL when @size is 0)
+ * @size: how many
+ *
+ * Copies @data into a new heap block, then (under the index lock, for O(1)
+ * work) makes the record, or gives the existing record the new block, type
+ * and size and bumps its generation.  A record keeps its place in the
+ * insertion order when its value is replaced.  The old copy is freed; a
+ * pointer the record published with rszshm_rec_add() is left alone (the
+ * record now holds a copy).  The first value is kept in the record's own
+ * block (one block per new record, and one cache miss less per lookup);
+ * after a replacement those bytes stay unused until the record is removed.  Readers in other processes see either the old
+ * value or the new one, never a mix: rszshm_rec_get() copies are untorn.
+ * This is TMapFile's Add and Update in one call.
+ *
+ * Safety: as rszshm_rec_add(); the copy is made before the lock is taken.
+ * Errors: those of rszshm_rec_add() but EEXIST, and EINVAL if @data is
+ * NULL with a non-zero @size.
+ * Example:
+ *	struct stats s = { .events = n };
+ *
+ *	if (rszshm_rec_put(&r, "stats", 2, &s, sizeof(s)) == -1)
+ *		err(1, "rszshm_rec_put");
+ *
+ * Returns: 0 on success, -1 with errno set.  On failure the record is as it was.
+ * See also: rszshm_rec_get()
+ */
 RSZSHM_API int rszshm_rec_put(struct rszshm *r, const char *name, uint32_t type,
 			      const void *data, size_t size);
+
+/**
+ * rszshm_rec_find - look a name up
+ * @r: handle of a heap region (read-only handles too)
+ * @name: the name
+ * @info: (optional) filled with the record's fields, all from one moment
+ *
+ * O(1) expected: one hash, one bucket, a short chain.  The address returned
+ * is valid in every attached process.  For a published pointer
+ * (rszshm_rec_add()) it stays valid as long as its owner keeps the memory;
+ * for a copied value (rszshm_rec_put()) only until the record is next
+ * replaced or removed, by any process: to read a value that others update,
+ * use rszshm_rec_get().
+ *
+ * Safety: any thread of any attached process; lock-free (after repeated
+ * interference from writers a writable handle takes the index lock briefly;
+ * a read-only handle keeps retrying).  Not async-signal-safe.
+ * Errors:
+ *   EINVAL        @r is NULL, detached or not a heap region; @name is NULL or ""
+ *   ENAMETOOLONG  @name is longer than RSZSHM_NAME_MAX
+ *   ENOENT        no record has that name
+ *   EBADMSG       the index is damaged
+ *   EAGAIN        read-only @r: the index stayed mid-update (a writer died
+ *                 in it and no writer has repaired it yet)
+ *   ENOTRECOVERABLE  writable @r fell back to the lock and the index could
+ *                 not be repaired
+ * Example:
+ *	const struct node *n = rszshm_rec_find(&r, "list", NULL);
+ *
+ *	for (; n; n = n->next)	// pointers made by another process
+ *		printf("%d\n", n->value);
+ *
+ * Returns: the value's address, or NULL with errno set.
+ */
 RSZSHM_API void *rszshm_rec_find(struct rszshm *r, const char *name,
 				 struct rszshm_rec_info *info);
+
+/**
+ * rszshm_rec_get - copy a record's value, never torn
+ * @r: handle of a heap region (read-only handles too)
+ * @name: the name
+ * @buf: where to copy (may be NULL when @len is 0: asks the size)
+ * @len: room in @buf; at most @len bytes are copied
+ * @info: (optional) the record's fields, from the same moment as the copy
+ *
+ * Copies the value as one version: while other processes replace it with
+ * rszshm_rec_put(), the copy (and @info) is always one whole version, never
+ * a mix of two, and the reader never waits for a writer's copy.  Works for
+ * published pointers too, copying their memory (which their owner may be
+ * changing: that is the owner's business).  Like snprintf(3), returns the
+ * value's full size even when @len is smaller.
+ *
+ * Safety: as rszshm_rec_find().
+ * Errors: those of rszshm_rec_find(), and EINVAL if @buf is NULL with a
+ * non-zero @len; EOVERFLOW the size does not fit ssize_t.
+ * Example:
+ *	struct stats s;
+ *
+ *	if (rszshm_rec_get(&r, "stats", &s, sizeof(s), NULL) != sizeof(s))
+ *		errx(1, "no stats");
+ *
+ * Returns: the value's size (possibly more than @len), or -1 with errno set.
+ */
 RSZSHM_API ssize_t rszshm_rec_get(struct rszshm *r, const char *name, void *buf,
 				  size_t len, struct rszshm_rec_info *info);
+
+/**
+ * rszshm_rec_remove - remove a record
+ * @r: handle of a heap region
+ * @name: the name
+ *
+ * Unlinks the record and frees it, and its value if it is a copy
+ * (rszshm_rec_put()).  A pointer published with rszshm_rec_add() is never
+ * freed: its owner frees it.  Lookups in other processes stop finding the
+ * name as soon as the call returns; an iteration in progress carries on
+ * with the next record.
+ *
+ * Safety: as rszshm_rec_add().
+ * Errors:
+ *   EINVAL        @r is NULL, detached or not a heap region; @name is NULL or ""
+ *   EPERM         @r is read-only
+ *   ENAMETOOLONG  @name is longer than RSZSHM_NAME_MAX
+ *   ENOENT        no record has that name
+ *   EBADMSG       the index is damaged
+ *   ENOTRECOVERABLE  a writer died in the index and it could not be repaired
+ * Returns: 0 on success, -1 with errno set.
+ */
 RSZSHM_API int rszshm_rec_remove(struct rszshm *r, const char *name);
+
+/**
+ * rszshm_rec_clear - remove every record
+ * @r: handle of a heap region
+ *
+ * Removes, oldest first, each record that existed when the call started, as
+ * rszshm_rec_remove() would (one short lock hold each, so readers and other
+ * writers go on meanwhile); records other processes add during the call are
+ * kept.  TMapFile's RemoveAll.  The index itself stays (a few hundred bytes
+ * plus its bucket array).
+ *
+ * Safety: as rszshm_rec_add(); O(n).
+ * Errors: EINVAL @r is NULL, detached or not a heap region; EPERM @r is
+ * read-only; EBADMSG, ENOTRECOVERABLE as rszshm_rec_remove().  Some records
+ * may have been removed when it fails.
+ * Returns: 0 on success (also when there was nothing to remove), -1 with
+ * errno set.
+ */
 RSZSHM_API int rszshm_rec_clear(struct rszshm *r);
+
+/**
+ * rszshm_rec_next - the next record in insertion order
+ * @r: handle of a heap region (read-only handles too)
+ * @it: position, RSZSHM_REC_ITER_INIT to start; advanced on success
+ * @info: (optional) filled with the record's fields
+ *
+ * Iterates in the order the records were made (replacing a value keeps the
+ * place; removing and putting again moves the name to the end).  O(1) per
+ * step; if the last record returned has been removed meanwhile, the step
+ * scans from the oldest record for the next one.  Other processes may add
+ * and remove records during an iteration: every record that exists for the
+ * whole iteration is returned exactly once, none is returned twice, records
+ * made meanwhile may be returned (after all older ones), removed ones are not
+ * returned after their removal.
+ *
+ * Safety: as rszshm_rec_find().
+ * Errors: EINVAL @r is NULL, detached or not a heap region, or @it is NULL;
+ * EBADMSG the index is damaged (a loop in the list included); EAGAIN,
+ * ENOTRECOVERABLE as rszshm_rec_find().
+ * Example:
+ *	struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT;
+ *	struct rszshm_rec_info info;
+ *
+ *	while (rszshm_rec_next(&r, &it, &info) == 1)
+ *		printf("%s: %zu bytes\n", info.name, info.size);
+ *
+ * Returns: 1 with @info filled, 0 at the end, -1 with errno set.
+ */
 RSZSHM_API int rszshm_rec_next(struct rszshm *r, struct rszshm_rec_iter *it,
 			       struct rszshm_rec_info *info);
 
@@ -685,7 +908,39 @@ struct rszshm_stats {
 	uint64_t records;
 };
 
+/**
+ * rszshm_check - walk the header, the heap and the record index
+ * @r: handle (read-only handles too)
+ * @msg: (optional) where to put a one-line description of the first damage
+ * @msglen: size of @msg
+ *
+ * Checks every header field, then, in a heap region, every segment and free
+ * list of the heap and every chain and record of the index, following each
+ * stored pointer only after checking it lies inside the region, and bounding
+ * every walk (a loop is damage, not a hang).  Reports the first violation.
+ * Meant for tests, for tools (rszshm-dump --check) and after a crash; the
+ * walk reads without locks, so run it when no process is writing, or treat a
+ * report as "look again".
+ *
+ * Safety: any thread; takes no lock; O(region length).
+ * Errors: EINVAL @r is NULL or detached.
+ * Returns: 0 if consistent, 1 if damaged (the first violation in @msg), -1
+ * with errno set on error.
+ */
 RSZSHM_API int rszshm_check(struct rszshm *r, char *msg, size_t msglen);
+
+/**
+ * rszshm_stats - a region's figures
+ * @r: handle (read-only handles too)
+ * @st: filled in; the heap fields are 0 in a raw region
+ *
+ * Computed by the same walk as rszshm_check(), so it costs as much.
+ *
+ * Safety: as rszshm_check().
+ * Errors: EINVAL @r or @st is NULL, or @r is detached; EBADMSG the region
+ * is damaged (rszshm_check() says where).
+ * Returns: 0 on success, -1 with errno set.
+ */
 RSZSHM_API int rszshm_stats(struct rszshm *r, struct rszshm_stats *st);
 
 #ifdef __cplusplus

@@ -173,6 +173,10 @@ RSZSHM__INTERNAL int rszshm__rec_walk(const struct rszshm__view *v, struct rszsh
 RSZSHM__INTERNAL int rszshm__rec_view_next(const struct rszshm__view *v, struct rszshm_rec_iter *it,
 					   struct rszshm_rec_info *info);
 
+/* Test hook: called at numbered points inside the index lock, so a test can
+ * kill a writer there (1-3 insert, 4-6 replace, 7-8 remove, 9-10 rehash). */
+RSZSHM__INTERNAL extern void (*rszshm__rec_hook)(int point);
+
 /* -------------------------------------------------------------- check.c */
 /* Header, heap and records of a view: 0 consistent, 1 damaged, or -errno. */
 RSZSHM__INTERNAL int rszshm__check_view(const struct rszshm__view *v, struct rszshm_stats *st,

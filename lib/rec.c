@@ -1,25 +1,1493 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* rec.c - the named record index (not yet written). */
+/*
+ * rec.c - named records: a hash index of names kept in a heap region.
+ *
+ * Everything lives in heap blocks of the region, and every stored address is
+ * absolute (a uint64_t), so a list or tree published by one process is walked
+ * by another with no translation, and a view mapped elsewhere (rszshm-dump)
+ * translates each address through rszshm__view_ptr():
+ *
+ *   shared->recs --> struct idx --buckets--> struct bkt { n, slot[n] }
+ *                     head, tail                        | chain
+ *                       |                               v
+ *                       '--> rec --next--> rec --next--> rec     (ids 1 < 2 < 3)
+ *                             |val          |val
+ *                             v             v
+ *                           value         value
+ *
+ * A value is a copy owned by the record (rszshm_rec_put(): the first one in
+ * the record's own block, after the name; each replacement in a block of its
+ * own) or a pointer published by rszshm_rec_add() and owned by the caller.
+ *
+ * Invariants (all changes under shared->rec_lock, a robust mutex):
+ *  - The forward list (idx->head, rec->next) holds every record once, in
+ *    increasing insertion id; it is the source of truth.  prev, tail, count,
+ *    next_id and the bucket chains are derived from it and can be rebuilt.
+ *  - Every change of the forward list is one pointer store: an append
+ *    publishes a record that is complete, a removal unpublishes one.
+ *  - Before changing anything a writer writes what it is about to do in
+ *    idx->op (a redo record), and makes idx->seq odd; afterwards it clears the
+ *    op and makes seq even again.  A writer that dies under the lock leaves
+ *    the op behind: the next locker gets EOWNERDEAD, redoes the op, rebuilds
+ *    the derived fields from the forward list, frees what the op unlinked,
+ *    and marks the mutex consistent.  Damage it cannot repair is reported
+ *    (ENOTRECOVERABLE) to every later caller, never passed on.
+ *  - Readers take no lock (a PROT_READ mapping cannot take one): they read
+ *    seq, follow the index with every address bounds-checked and every walk
+ *    bounded by the record count, copy what they need, and read seq again;
+ *    if it moved they retry.  After a few tries a writable handle falls back
+ *    to the lock; a read-only handle keeps trying (yielding) for a while and
+ *    then gives up with EAGAIN.
+ *  - Memory unlinked from the index (an old value, a removed record, an old
+ *    bucket array) is freed only after the seq bump that unlinked it, so a
+ *    reader copying from it is sure to see seq move.  The region never
+ *    shrinks, so such a copy reads mapped memory.
+ *  - A value replaced by rszshm_rec_put() is a new block: the data are
+ *    copied into it before the lock is taken; under the lock only the
+ *    record's (val, size, type, flags, gen) change.  Readers never wait for
+ *    a writer's copy.
+ *
+ * Words: a record is "live" (REC_LIVE magic, on the list), "dead" once
+ * unlinked (REC_DEAD, about to be freed); "copied" when the library owns its
+ * value.
+ */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
-int rszshm__rec_walk(const struct rszshm__view *v, struct rszshm_stats *st, char *msg,
-		     size_t msglen)
+#define IDX_MAGIC 0x5844492d43455252ULL	/* "RREC-IDX" */
+#define BKT_MAGIC 0x544b422d43455252ULL	/* "RREC-BKT" */
+#define REC_LIVE 0x564c2d4345525252ULL	/* "RRREC-LV" */
+#define REC_DEAD 0x44442d4345525252ULL	/* "RRREC-DD" */
+
+#define REC_COPIED 0x1u			/* rec->flags: the value is ours */
+#define BKT_MIN 16u			/* buckets of a new index */
+#define SPINS 32u			/* lock-free tries before taking the lock */
+#define RDONLY_STUCK (1u << 18)		/* read-only: tries while seq stays one odd value */
+#define RDONLY_TRIES (1u << 24)		/* read-only: tries in all */
+#define VIEW_TRIES 100u			/* tries of the view walkers */
+
+enum { OP_NONE, OP_INSERT, OP_REPLACE, OP_REMOVE, OP_REHASH, OP_KINDS };
+
+/*
+ * A record: one heap block.  What a lookup reads comes first; the first
+ * value stored by rszshm_rec_put() is kept in the same block, right after
+ * the name (at val_off()), so a lookup touches one block, not two.  A
+ * replacement moves the value to a block of its own.
+ */
+struct rec {
+	uint64_t magic;		/* REC_LIVE, REC_DEAD once unlinked */
+	uint64_t hash;		/* of the name, with idx->seed */
+	uint64_t chain;		/* next on the bucket chain (derived) */
+	uint8_t namelen;	/* 1..RSZSHM_NAME_MAX */
+	uint8_t flags;		/* REC_COPIED */
+	uint8_t pad_[2];
+	uint32_t type;		/* the caller's tag */
+	uint64_t val;		/* address of the value */
+	uint64_t size;		/* its size */
+	uint64_t gen;		/* 1 when made, +1 per replacement */
+	uint64_t id;		/* insertion id, from idx->next_id */
+	uint64_t next;		/* insertion order (the source of truth) */
+	uint64_t prev;		/* derived */
+	char name[];		/* namelen bytes and a NUL */
+};
+#define REC_MIN (sizeof(struct rec) + 2)
+
+/* Offset of a value kept in its record's block: after the name, aligned. */
+static inline uint64_t val_off(uint64_t namelen)
 {
-	(void)v;
-	(void)st;
-	(void)msg;
-	(void)msglen;
+	uint64_t a = RSZSHM_ALIGN;
+
+	return (sizeof(struct rec) + namelen + 1 + a - 1) & ~(a - 1);
+}
+
+/* Is the value at @val (of record @a with @flags) a block of its own, ours to free? */
+static inline bool own_block(uint64_t a, uint64_t namelen, uint64_t val, uint8_t flags)
+{
+	return (flags & REC_COPIED) && val != a + val_off(namelen);
+}
+
+struct bkt {
+	uint64_t magic;		/* BKT_MAGIC */
+	uint64_t n;		/* a power of two, >= BKT_MIN */
+	uint64_t slot[];	/* first record of each chain, 0 if none */
+};
+
+/* What a writer is about to do: enough for the next locker to redo it. */
+struct op {
+	uint64_t kind;		/* OP_*, written last */
+	uint64_t rec;		/* the record */
+	uint64_t val;		/* OP_REPLACE: new value, size, gen */
+	uint64_t size;
+	uint64_t gen;
+	uint64_t old;		/* OP_REPLACE: the old value; OP_REHASH: old buckets */
+	uint64_t aux;		/* OP_INSERT: the new id; OP_REHASH: new buckets */
+	uint32_t type;
+	uint8_t flags;		/* OP_REPLACE: new flags */
+	uint8_t oldflags;	/* OP_REPLACE: flags of the old value */
+	uint8_t pad_[2];
+};
+
+struct idx {
+	uint64_t magic;		/* IDX_MAGIC */
+	uint64_t seq;		/* odd while a writer changes the index */
+	uint64_t seed;		/* of the name hash */
+	uint64_t buckets;	/* struct bkt */
+	uint64_t head;		/* oldest record */
+	uint64_t tail;		/* newest record (derived) */
+	uint64_t count;		/* records (derived) */
+	uint64_t next_id;	/* next insertion id; ids start at 1 */
+	struct op op;
+};
+
+/*
+ * Test hook: called at numbered points inside the index lock, so that a
+ * test can kill a writer there.  Points: 1-3 insert, 4-6 replace, 7-8
+ * remove, 9-10 rehash.
+ */
+void (*rszshm__rec_hook)(int point);
+
+static inline void hook(int point)
+{
+	if (__builtin_expect(rszshm__rec_hook != NULL, 0))
+		rszshm__rec_hook(point);
+}
+
+/* Relaxed loads and stores of fields that other processes read or write. */
+#define LD(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
+#define ST(f, v) __atomic_store_n(&(f), (v), __ATOMIC_RELAXED)
+/* Keep the compiler from moving stores across a step: a writer killed
+ * between two steps must leave the earlier ones done and the later not. */
+#define STEP() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+
+#define A(p) ((uint64_t)(uintptr_t)(p))
+#define MUT(p) ((void *)(uintptr_t)(p))
+
+/* ------------------------------------------------------------ the hash */
+
+static uint64_t mix(uint64_t h)
+{
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93ULL;
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93ULL;
+	h ^= h >> 32;
+	return h;
+}
+
+/* 8 bytes at a time, then a finalizer; names are short. */
+static uint64_t hash_name(uint64_t seed, const char *s, size_t n)
+{
+	uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ULL), k;
+
+	for (; n >= 8; s += 8, n -= 8) {
+		memcpy(&k, s, 8);
+		h = (h ^ k) * 0x9e3779b97f4a7c15ULL;
+		h = (h << 31) | (h >> 33);
+	}
+	if (n) {
+		k = 0;
+		memcpy(&k, s, n);
+		h = (h ^ k) * 0x9e3779b97f4a7c15ULL;
+	}
+	return mix(h);
+}
+
+/* ------------------------------------------------- reading the index */
+
+static const struct rec *rec_at(const struct rszshm__view *v, uint64_t a)
+{
+	if (a & 7)
+		return NULL;
+	return rszshm__view_ptr(v, a, sizeof(struct rec));
+}
+
+/* Most records a view of this length can hold: bounds every walk. */
+static uint64_t max_recs(const struct rszshm__view *v)
+{
+	return v->len / REC_MIN;
+}
+
+static uint64_t walk_limit(const struct rszshm__view *v, const struct idx *x)
+{
+	uint64_t n = LD(x->count), m = max_recs(v);
+
+	return (n < m ? n : m) + 1;
+}
+
+/* The index of a view: 1 with *x set, 0 if there is none yet, -EBADMSG. */
+static int idx_of(const struct rszshm__view *v, const struct idx **x)
+{
+	const struct rszshm__shared *sh = rszshm__shared(rszshm__view_hdr(v));
+	uint64_t a = __atomic_load_n(&sh->recs, __ATOMIC_ACQUIRE);
+	const struct idx *p;
+
+	*x = NULL;
+	if (!a)
+		return 0;
+	p = (a & 7) ? NULL : rszshm__view_ptr(v, a, sizeof(*p));
+	if (!p || LD(p->magic) != IDX_MAGIC)
+		return -EBADMSG;
+	*x = p;
+	return 1;
+}
+
+static int bkt_of(const struct rszshm__view *v, const struct idx *x, const uint64_t **slot,
+		  uint64_t *n)
+{
+	uint64_t a = LD(x->buckets), k;
+	const struct bkt *b = (a & 7) ? NULL : rszshm__view_ptr(v, a, sizeof(*b));
+
+	if (!b || LD(b->magic) != BKT_MAGIC)
+		return -EBADMSG;
+	k = LD(b->n);
+	if (k < BKT_MIN || (k & (k - 1)) || k > v->len / 8 ||
+	    !rszshm__view_ptr(v, a + sizeof(*b), k * 8))
+		return -EBADMSG;
+	*slot = b->slot;
+	*n = k;
 	return 0;
 }
+
+/* The name of a record, checked: NULL if out of bounds or malformed. */
+static const char *name_of(const struct rszshm__view *v, uint64_t a, const struct rec *p,
+			   size_t *len)
+{
+	size_t n = LD(p->namelen);
+	const char *s;
+
+	if (n == 0 || n > RSZSHM_NAME_MAX)
+		return NULL;
+	s = rszshm__view_ptr(v, a + offsetof(struct rec, name), n + 1);
+	if (!s || s[n] != '\0' || memchr(s, '\0', n))
+		return NULL;
+	*len = n;
+	return s;
+}
+
+/* Look @name up: 1 with *at and *out set, 0 if absent, -EBADMSG. */
+static int lookup(const struct rszshm__view *v, const struct idx *x, const char *name,
+		  size_t nlen, uint64_t h, uint64_t *at, const struct rec **out)
+{
+	const uint64_t *slot;
+	const struct rec *p;
+	uint64_t n, a, steps = 0, lim;
+	int rc;
+
+	if ((rc = bkt_of(v, x, &slot, &n)) < 0)
+		return rc;
+	lim = walk_limit(v, x);
+	for (a = LD(slot[h & (n - 1)]); a; a = LD(p->chain)) {
+		if (!(p = rec_at(v, a)) || ++steps > lim || LD(p->magic) != REC_LIVE)
+			return -EBADMSG;
+		if (LD(p->hash) == h && LD(p->namelen) == nlen) {
+			const char *s = rszshm__view_ptr(v, a + offsetof(struct rec, name), nlen + 1);
+
+			if (!s)
+				return -EBADMSG;
+			if (memcmp(s, name, nlen) == 0) {
+				*at = a;
+				*out = p;
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* One record's value fields, read once. */
+struct snap {
+	uint64_t val, size, gen;
+	uint32_t type;
+	uint8_t flags;
+};
+
+static void snap_of(const struct rec *p, struct snap *s)
+{
+	s->val = LD(p->val);
+	s->size = LD(p->size);
+	s->gen = LD(p->gen);
+	s->type = LD(p->type);
+	s->flags = LD(p->flags);
+}
+
+/* Fill @info; info->ptr is the recorded address. */
+static int fill_info(const struct rszshm__view *v, uint64_t a, const struct rec *p,
+		     const struct snap *s, struct rszshm_rec_info *info)
+{
+	const char *nm;
+	size_t n;
+
+	if (!(nm = name_of(v, a, p, &n)))
+		return -EBADMSG;
+	memcpy(info->name, nm, n);
+	info->name[n] = '\0';
+	info->type = s->type;
+	info->size = (size_t)s->size;
+	info->ptr = (void *)(uintptr_t)s->val;
+	info->gen = s->gen;
+	info->copied = s->flags & REC_COPIED;
+	return 0;
+}
+
+/*
+ * The record after the iterator's position, in insertion order: 1 with
+ * @info and @it updated, 0 at the end, -EBADMSG.  O(1) when the last record
+ * returned is still there; otherwise a scan from the oldest record for the
+ * first id past the last one returned.  @strict (views): a record that
+ * looks live but is off the list is damage, not a reason to scan.
+ */
+static int next_in(const struct rszshm__view *v, const struct idx *x, struct rszshm_rec_iter *it,
+		   struct rszshm_rec_info *info, bool strict)
+{
+	uint64_t last = it->pos_[0], hint = it->pos_[1], a = 0, p, steps = 0;
+	const struct rec *r, *q;
+	struct snap s;
+	bool resumed = false;
+	int rc;
+
+	if (last == 0 && hint == 0) {
+		a = LD(x->head);
+		resumed = true;
+	} else if ((r = rec_at(v, hint)) && LD(r->magic) == REC_LIVE && LD(r->id) == last) {
+		/* Still on the list if its predecessor (or the head) points to it. */
+		p = LD(r->prev);
+		if (p ? ((q = rec_at(v, p)) && LD(q->next) == hint) : LD(x->head) == hint) {
+			a = LD(r->next);
+			resumed = true;
+		} else if (strict) {
+			/* A view does not change: a live record off the list is damage,
+			 * and rescanning at every step would cost O(n^2). */
+			return -EBADMSG;
+		}
+	}
+	if (!resumed) {
+		uint64_t lim = walk_limit(v, x);
+
+		for (a = LD(x->head); a; a = LD(r->next)) {
+			if (!(r = rec_at(v, a)) || ++steps > lim)
+				return -EBADMSG;
+			if (LD(r->id) > last)
+				break;
+		}
+	}
+	if (!a)
+		return 0;
+	if (!(r = rec_at(v, a)) || LD(r->magic) != REC_LIVE || LD(r->id) <= last)
+		return -EBADMSG;
+	snap_of(r, &s);
+	if (info && (rc = fill_info(v, a, r, &s, info)) < 0)
+		return rc;
+	it->pos_[0] = LD(r->id);
+	it->pos_[1] = a;
+	return 1;
+}
+
+/* --------------------------------------------------------- the locks */
+
+static void relax(unsigned tries)
+{
+	if (tries < 8) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#elif defined(__aarch64__)
+		__asm__ __volatile__("yield");
+#endif
+	} else {
+		sched_yield();
+	}
+}
+
+static void wr_begin(struct idx *x)
+{
+	ST(x->seq, LD(x->seq) + 1);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void wr_end(struct idx *x)
+{
+	__atomic_store_n(&x->seq, LD(x->seq) + 1, __ATOMIC_RELEASE);
+}
+
+static void set_op(struct idx *x, int kind)
+{
+	STEP();
+	__atomic_store_n(&x->op.kind, (uint64_t)kind, __ATOMIC_RELEASE);
+	STEP();
+}
+
+static void clear_op(struct idx *x)
+{
+	STEP();
+	__atomic_store_n(&x->op.kind, (uint64_t)OP_NONE, __ATOMIC_RELEASE);
+	STEP();
+}
+
+static pthread_mutex_t *rec_lock(const struct rszshm *r)
+{
+	return &rszshm__shared(r->hdr)->rec_lock;
+}
+
+/* Blocks to free once the index no longer reaches them. */
+struct trash {
+	uint64_t a[4];
+	unsigned n;
+};
+
+static void trash_add(struct trash *t, uint64_t a)
+{
+	if (a && t->n < sizeof(t->a) / sizeof(t->a[0]))
+		t->a[t->n++] = a;
+}
+
+static void trash_empty(struct rszshm *r, struct trash *t)
+{
+	while (t->n)
+		rszshm__heap_free(r, (void *)(uintptr_t)t->a[--t->n]);
+}
+
+/*
+ * Rebuild the derived fields from the forward list: prev links, tail, count,
+ * next_id, hashes and every bucket chain.  Under the lock, seq odd.
+ */
+static int rebuild(const struct rszshm__view *v, struct idx *x)
+{
+	uint64_t a, n, cnt = 0, maxid = 0, prev = 0, lim = max_recs(v), seed = LD(x->seed);
+	const uint64_t *cslot;
+	uint64_t *slot;
+	struct rec *p;
+	const char *nm;
+	size_t len;
+
+	if (bkt_of(v, x, &cslot, &n) < 0)
+		return -ENOTRECOVERABLE;
+	slot = MUT(cslot);
+	for (a = LD(x->head); a; prev = a, a = LD(p->next)) {
+		p = MUT(rec_at(v, a));
+		if (!p || LD(p->magic) != REC_LIVE || ++cnt > lim || LD(p->id) <= maxid ||
+		    !(nm = name_of(v, a, p, &len)))
+			return -ENOTRECOVERABLE;
+		maxid = LD(p->id);
+		ST(p->prev, prev);
+		ST(p->hash, hash_name(seed, nm, len));
+	}
+	ST(x->tail, prev);
+	ST(x->count, cnt);
+	if (LD(x->next_id) <= maxid)
+		ST(x->next_id, maxid + 1);
+	for (uint64_t i = 0; i < n; i++)
+		ST(slot[i], 0);
+	for (a = LD(x->head); a; a = LD(p->next)) {
+		uint64_t b;
+
+		p = MUT(rec_at(v, a));
+		b = LD(p->hash) & (n - 1);
+		ST(p->chain, LD(slot[b]));
+		ST(slot[b], a);
+	}
+	return 0;
+}
+
+/* Find @a on the forward list: 1 with *pred set (0 for the head), 0, or <0. */
+static int list_find(const struct rszshm__view *v, const struct idx *x, uint64_t a,
+		     uint64_t *pred, uint64_t *last)
+{
+	uint64_t c, prev = 0, steps = 0, lim = max_recs(v);
+	const struct rec *p;
+
+	for (c = LD(x->head); c; prev = c, c = LD(p->next)) {
+		if (!(p = rec_at(v, c)) || ++steps > lim)
+			return -ENOTRECOVERABLE;
+		if (c == a) {
+			*pred = prev;
+			return 1;
+		}
+	}
+	*last = prev;
+	return 0;
+}
+
+/* Redo the op a dead writer left, then rebuild.  Under the lock. */
+static int repair(struct rszshm *r, struct idx *x)
+{
+	struct rszshm__view v;
+	struct trash t = { .n = 0 };
+	uint64_t kind = LD(x->op.kind), pred = 0, last = 0, ra = LD(x->op.rec);
+	struct rec *p = NULL;
+	int rc = 0;
+
+	rszshm__view_of(r, &v);
+	if (!(LD(x->seq) & 1))
+		wr_begin(x);
+	if (kind >= OP_KINDS)
+		return -ENOTRECOVERABLE;
+	if (kind == OP_INSERT || kind == OP_REPLACE || kind == OP_REMOVE) {
+		p = MUT(rec_at(&v, ra));
+		if (!p || (LD(p->magic) != REC_LIVE && LD(p->magic) != REC_DEAD))
+			return -ENOTRECOVERABLE;
+	}
+	switch (kind) {
+	case OP_INSERT:
+		ST(p->magic, REC_LIVE);
+		ST(p->id, LD(x->op.aux));
+		if ((rc = list_find(&v, x, ra, &pred, &last)) < 0)
+			return rc;
+		if (rc == 0) {
+			ST(p->next, 0);
+			STEP();
+			if (last)
+				ST(((struct rec *)MUT(rec_at(&v, last)))->next, ra);
+			else
+				ST(x->head, ra);
+		}
+		break;
+	case OP_REPLACE:
+		ST(p->val, LD(x->op.val));
+		ST(p->size, LD(x->op.size));
+		ST(p->type, LD(x->op.type));
+		ST(p->flags, LD(x->op.flags));
+		ST(p->gen, LD(x->op.gen));
+		if (own_block(ra, LD(p->namelen), LD(x->op.old), LD(x->op.oldflags)) &&
+		    LD(x->op.old) != LD(x->op.val))
+			trash_add(&t, LD(x->op.old));
+		break;
+	case OP_REMOVE:
+		if ((rc = list_find(&v, x, ra, &pred, &last)) < 0)
+			return rc;
+		if (rc == 1) {
+			if (pred)
+				ST(((struct rec *)MUT(rec_at(&v, pred)))->next, LD(p->next));
+			else
+				ST(x->head, LD(p->next));
+		}
+		ST(p->magic, REC_DEAD);
+		if (own_block(ra, LD(p->namelen), LD(p->val), LD(p->flags)))
+			trash_add(&t, LD(p->val));
+		trash_add(&t, ra);
+		break;
+	case OP_REHASH:
+		trash_add(&t, LD(x->buckets) == LD(x->op.aux) ? LD(x->op.old) : LD(x->op.aux));
+		break;
+	default:
+		break;
+	}
+	if ((rc = rebuild(&v, x)) < 0)
+		return rc;
+	clear_op(x);
+	wr_end(x);
+	trash_empty(r, &t);
+	return 0;
+}
+
+/*
+ * Take the index lock; repair what a dead holder left.  -EBADMSG if the
+ * index's root is damaged (nothing to repair from), -ENOTRECOVERABLE if a
+ * repair fails (the pending update stays, so every later locker reports it).
+ */
+static int lock_idx(struct rszshm *r)
+{
+	pthread_mutex_t *m = rec_lock(r);
+	struct rszshm__view v;
+	const struct idx *x;
+	int rc, dead;
+
+	if ((dead = rszshm__lock(m)) < 0)
+		return dead;
+	rszshm__view_of(r, &v);
+	rc = idx_of(&v, &x);
+	if (rc == 1 && (dead || LD(x->op.kind) != OP_NONE || (LD(x->seq) & 1)))
+		rc = repair(r, MUT(x));
+	if (dead && rszshm__lock_consistent(m) < 0 && rc >= 0)
+		rc = -ENOTRECOVERABLE;
+	if (rc < 0) {
+		rszshm__unlock(m);
+		return rc;
+	}
+	return 0;
+}
+
+static void unlock_idx(struct rszshm *r)
+{
+	rszshm__unlock(rec_lock(r));
+}
+
+/* ------------------------------------------------------ lock-free reads */
+
+/*
+ * A reader's state: a seqlock read of the index, falling back to the lock
+ * on a writable handle after SPINS inconsistent tries.
+ */
+struct rd {
+	struct rszshm *r;
+	struct rszshm__view v;
+	const struct idx *x;
+	uint64_t seq;
+	uint64_t odd;		/* the odd seq last seen */
+	unsigned tries;
+	unsigned stuck;		/* tries since seq last moved while odd */
+	bool locked;
+};
+
+static void rd_refresh(struct rd *c)
+{
+	uint64_t n = rszshm__map_len(c->r);
+
+	c->v.len = n < c->r->max ? n : c->r->max;
+}
+
+static int rd_begin(struct rd *c)
+{
+	uint64_t s;
+	int rc;
+
+	for (;;) {
+		if (c->tries >= SPINS && !(c->r->flags & RSZSHM_RDONLY)) {
+			if ((rc = lock_idx(c->r)) < 0)
+				return rc;
+			c->locked = true;
+			rd_refresh(c);
+			return 0;
+		}
+		s = __atomic_load_n(&c->x->seq, __ATOMIC_ACQUIRE);
+		if (!(s & 1)) {
+			c->seq = s;
+			rd_refresh(c);
+			return 0;
+		}
+		/* A writer at work moves seq on; one stuck on an odd value for
+		 * long died mid-update, and only a writer can repair that. */
+		if (s != c->odd) {
+			c->odd = s;
+			c->stuck = 0;
+		}
+		if (++c->stuck >= RDONLY_STUCK || ++c->tries >= RDONLY_TRIES)
+			return -EAGAIN;
+		relax(c->tries);
+	}
+}
+
+/* True if what was read since rd_begin() is consistent. */
+static bool rd_end(struct rd *c)
+{
+	if (c->locked) {
+		unlock_idx(c->r);
+		c->locked = false;
+		return true;
+	}
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	if (LD(c->x->seq) == c->seq)
+		return true;
+	c->tries++;
+	relax(c->tries);
+	return false;
+}
+
+/* ---------------------------------------------------------- arguments */
+
+static int usable(struct rszshm *r, bool write)
+{
+	int rc;
+
+	if ((rc = rszshm__map_usable(r, false)) < 0)
+		return rc;
+	if (!(r->flags & RSZSHM_HEAP))
+		return -EINVAL;
+	if (write && (r->flags & RSZSHM_RDONLY))
+		return -EPERM;
+	return 0;
+}
+
+static int name_ok(const char *name, size_t *len)
+{
+	if (!name || !name[0])
+		return -EINVAL;
+	*len = strnlen(name, RSZSHM_NAME_MAX + 1);
+	return *len > RSZSHM_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* Start a reader: 1 with c ready, 0 if the region has no index yet. */
+static int rd_init(struct rd *c, struct rszshm *r)
+{
+	c->r = r;
+	c->odd = 0;
+	c->tries = 0;
+	c->stuck = 0;
+	c->locked = false;
+	rszshm__view_of(r, &c->v);
+	return idx_of(&c->v, &c->x);
+}
+
+/* ------------------------------------------------------------ writers */
+
+static void *heap_alloc(struct rszshm *r, size_t size, int *err)
+{
+	void *p;
+
+	*err = 0;
+	if (!(p = rszshm__heap_alloc(r, size, err)) && *err >= 0)
+		*err = -ENOMEM;
+	return p;
+}
+
+/* Make the index if the region has none.  Takes the lock if so. */
+static int ensure_idx(struct rszshm *r)
+{
+	struct rszshm__shared *sh = rszshm__shared(r->hdr);
+	struct idx *x = NULL;
+	struct bkt *b = NULL;
+	int rc;
+
+	if (__atomic_load_n(&sh->recs, __ATOMIC_ACQUIRE))
+		return 0;
+	if ((rc = lock_idx(r)) < 0)
+		return rc;
+	if (__atomic_load_n(&sh->recs, __ATOMIC_ACQUIRE))
+		goto out;
+	if (!(x = heap_alloc(r, sizeof(*x), &rc)) ||
+	    !(b = heap_alloc(r, sizeof(*b) + BKT_MIN * sizeof(uint64_t), &rc)))
+		goto out;
+	memset(x, 0, sizeof(*x));
+	memset(b, 0, sizeof(*b) + BKT_MIN * sizeof(uint64_t));
+	b->magic = BKT_MAGIC;
+	b->n = BKT_MIN;
+	x->magic = IDX_MAGIC;
+	x->seed = mix(A(r->hdr) ^ 0x5253485a52454331ULL);
+	x->buckets = A(b);
+	x->next_id = 1;
+	__atomic_store_n(&sh->recs, A(x), __ATOMIC_RELEASE);
+	x = NULL;
+	b = NULL;
+	rc = 0;
+out:
+	unlock_idx(r);
+	if (b)
+		rszshm__heap_free(r, b);
+	if (x)
+		rszshm__heap_free(r, x);
+	return rc;
+}
+
+/* A writer holding the lock. */
+struct wr {
+	struct rszshm *r;
+	struct rszshm__view v;
+	struct idx *x;
+	struct trash t;
+};
+
+static int wr_lock(struct wr *w, struct rszshm *r)
+{
+	const struct idx *x;
+	int rc;
+
+	w->r = r;
+	w->t.n = 0;
+	if ((rc = lock_idx(r)) < 0)
+		return rc;
+	rszshm__view_of(r, &w->v);
+	if ((rc = idx_of(&w->v, &x)) <= 0) {
+		unlock_idx(r);
+		return rc < 0 ? rc : -ENOENT;
+	}
+	w->x = MUT(x);
+	return 0;
+}
+
+static void wr_unlock(struct wr *w)
+{
+	unlock_idx(w->r);
+	trash_empty(w->r, &w->t);
+}
+
+/*
+ * A new, unlinked record for @name, with gen 1.  With @copy, @size bytes of
+ * @data are copied into the record's own block and the record owns them;
+ * otherwise the value is @data as it is.
+ */
+static struct rec *rec_new(struct rszshm *r, const struct idx *x, const char *name, size_t nlen,
+			   const void *data, size_t size, uint32_t type, bool copy, int *err)
+{
+	size_t bytes = copy ? (size_t)val_off(nlen) + size : sizeof(struct rec) + nlen + 1;
+	struct rec *p;
+
+	if (copy && size > SIZE_MAX - bytes) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (!(p = heap_alloc(r, bytes, err)))
+		return NULL;
+	memset(p, 0, sizeof(*p));
+	p->magic = REC_LIVE;
+	p->hash = hash_name(LD(x->seed), name, nlen);
+	p->namelen = (uint8_t)nlen;
+	memcpy(p->name, name, nlen);
+	p->name[nlen] = '\0';
+	p->gen = 1;
+	p->type = type;
+	p->size = size;
+	if (copy) {
+		p->val = A(p) + val_off(nlen);
+		p->flags = REC_COPIED;
+		if (size)
+			memcpy((char *)p + val_off(nlen), data, size);
+	} else {
+		p->val = A(data);
+	}
+	return p;
+}
+
+/* A block of its own holding a copy of @data; NULL with *err. */
+static void *copy_new(struct rszshm *r, const void *data, size_t size, int *err)
+{
+	void *b = heap_alloc(r, size, err);
+
+	if (b && size)
+		memcpy(b, data, size);
+	return b;
+}
+
+/*
+ * Double the bucket array when the load passes 1.  The new array is filled
+ * under seq odd (chains are rewritten in place), then published.  An
+ * allocation failure only leaves the load high.
+ */
+static int rehash(struct wr *w)
+{
+	struct idx *x = w->x;
+	const uint64_t *oslot;
+	uint64_t n, n2, a, cnt = 0, lim;
+	struct bkt *b;
+	struct rec *p;
+	int err;
+
+	if (bkt_of(&w->v, x, &oslot, &n) < 0)
+		return -EBADMSG;
+	if (LD(x->count) < n || n > (UINT64_MAX >> 4))
+		return 0;
+	n2 = n * 2;
+	if (n2 > SIZE_MAX / sizeof(uint64_t) - 2 ||
+	    !(b = heap_alloc(w->r, sizeof(*b) + n2 * sizeof(uint64_t), &err)))
+		return 0;
+	memset(b->slot, 0, n2 * sizeof(uint64_t));
+	b->magic = BKT_MAGIC;
+	b->n = n2;
+	rszshm__view_of(w->r, &w->v);
+	lim = walk_limit(&w->v, x);
+
+	wr_begin(x);
+	ST(x->op.aux, A(b));
+	ST(x->op.old, LD(x->buckets));
+	set_op(x, OP_REHASH);
+	hook(9);
+	for (a = LD(x->head); a; a = LD(p->next)) {
+		uint64_t i;
+
+		if (!(p = MUT(rec_at(&w->v, a))) || ++cnt > lim)
+			return -EBADMSG;	/* op left pending: repair reports it */
+		i = LD(p->hash) & (n2 - 1);
+		ST(p->chain, b->slot[i]);
+		b->slot[i] = a;
+		if (cnt == LD(x->count) / 2 + 1)
+			hook(10);
+	}
+	STEP();
+	trash_add(&w->t, LD(x->buckets));
+	ST(x->buckets, A(b));
+	clear_op(x);
+	wr_end(x);
+	return 0;
+}
+
+/* Append the complete record @p to the index.  Under the lock. */
+static int insert(struct wr *w, struct rec *p)
+{
+	struct idx *x = w->x;
+	const uint64_t *cslot;
+	uint64_t *slot, n, a = A(p), id, tail, b;
+	struct rec *t = NULL;
+	int rc;
+
+	if ((rc = rehash(w)) < 0 || (rc = bkt_of(&w->v, x, &cslot, &n)) < 0)
+		return rc;
+	slot = MUT(cslot);
+	b = LD(p->hash) & (n - 1);
+	if ((tail = LD(x->tail)) && !(t = MUT(rec_at(&w->v, tail))))
+		return -EBADMSG;
+	id = LD(x->next_id);
+
+	wr_begin(x);
+	ST(x->op.rec, a);
+	ST(x->op.aux, id);
+	set_op(x, OP_INSERT);
+	hook(1);
+	ST(p->id, id);
+	ST(p->next, 0);
+	ST(p->prev, tail);
+	ST(p->chain, LD(slot[b]));
+	STEP();
+	if (t)
+		ST(t->next, a);
+	else
+		ST(x->head, a);
+	STEP();
+	hook(2);
+	ST(x->tail, a);
+	ST(slot[b], a);
+	ST(x->next_id, id + 1);
+	ST(x->count, LD(x->count) + 1);
+	hook(3);
+	clear_op(x);
+	wr_end(x);
+	return 0;
+}
+
+/* Give record @p a new value.  Under the lock; the old copy goes to trash. */
+static void replace(struct wr *w, struct rec *p, uint64_t val, uint64_t size, uint32_t type,
+		    uint8_t flags)
+{
+	struct idx *x = w->x;
+	uint64_t old = LD(p->val), gen = LD(p->gen) + 1;
+	uint8_t oldflags = LD(p->flags);
+
+	wr_begin(x);
+	ST(x->op.rec, A(p));
+	ST(x->op.val, val);
+	ST(x->op.size, size);
+	ST(x->op.gen, gen);
+	ST(x->op.type, type);
+	ST(x->op.flags, flags);
+	ST(x->op.old, old);
+	ST(x->op.oldflags, oldflags);
+	set_op(x, OP_REPLACE);
+	hook(4);
+	ST(p->val, val);
+	STEP();
+	hook(5);
+	ST(p->size, size);
+	ST(p->type, type);
+	ST(p->flags, flags);
+	ST(p->gen, gen);
+	hook(6);
+	clear_op(x);
+	wr_end(x);
+	if (own_block(A(p), LD(p->namelen), old, oldflags) && old != val)
+		trash_add(&w->t, old);
+}
+
+/* Unlink record @p (at @a).  Under the lock; it and its copy go to trash. */
+static int unlink_rec(struct wr *w, uint64_t a, struct rec *p)
+{
+	struct idx *x = w->x;
+	const uint64_t *cslot;
+	uint64_t *slot, n, b, pa = LD(p->prev), na = LD(p->next), c, steps = 0, lim;
+	struct rec *pp = NULL, *np = NULL, *cp = NULL, *q;
+	int rc;
+
+	if ((rc = bkt_of(&w->v, x, &cslot, &n)) < 0)
+		return rc;
+	slot = MUT(cslot);
+	if ((pa && (!(pp = MUT(rec_at(&w->v, pa))) || LD(pp->next) != a)) ||
+	    (!pa && LD(x->head) != a) ||
+	    (na && (!(np = MUT(rec_at(&w->v, na))) || LD(np->prev) != a)) ||
+	    (!na && LD(x->tail) != a))
+		return -EBADMSG;
+	b = LD(p->hash) & (n - 1);
+	lim = walk_limit(&w->v, x);
+	for (c = LD(slot[b]); c != a; c = LD(q->chain)) {
+		if (!c || !(q = MUT(rec_at(&w->v, c))) || ++steps > lim)
+			return -EBADMSG;
+		cp = q;
+	}
+
+	wr_begin(x);
+	ST(x->op.rec, a);
+	set_op(x, OP_REMOVE);
+	hook(7);
+	if (pp)
+		ST(pp->next, na);
+	else
+		ST(x->head, na);
+	STEP();
+	hook(8);
+	if (np)
+		ST(np->prev, pa);
+	else
+		ST(x->tail, pa);
+	if (cp)
+		ST(cp->chain, LD(p->chain));
+	else
+		ST(slot[b], LD(p->chain));
+	ST(x->count, LD(x->count) - 1);
+	ST(p->magic, REC_DEAD);
+	clear_op(x);
+	wr_end(x);
+	if (own_block(a, LD(p->namelen), LD(p->val), LD(p->flags)))
+		trash_add(&w->t, LD(p->val));
+	trash_add(&w->t, a);
+	return 0;
+}
+
+/* --------------------------------------------------------- public API */
+
+/*
+ * Publish or store a value under @name.  @copy: @data is copied (put:
+ * creates or replaces); otherwise @data is published as it is (add: EEXIST
+ * if the name exists).  The copy is made before the lock is taken: into a
+ * new record's own block if a lock-free lookup says the name is new, else
+ * into a block of its own.  If another writer changed the answer meanwhile,
+ * what is missing is made under the lock (rare).
+ */
+static int publish(struct rszshm *r, const char *name, uint32_t type, const void *data,
+		   size_t size, bool copy)
+{
+	struct rec *p = NULL;
+	const struct rec *e;
+	void *b = NULL;
+	uint64_t at, h;
+	struct rd c;
+	struct wr w;
+	size_t nlen;
+	int rc, found = 0;
+
+	if ((rc = usable(r, true)) < 0 || (rc = name_ok(name, &nlen)) < 0)
+		return rc;
+	if (copy && !data && size)
+		return -EINVAL;
+	if (!copy) {
+		uint64_t val = A(data), base = A(r->hdr) + sizeof(struct rszshm_hdr),
+			 end = A(r->hdr) + rszshm__map_len(r);
+
+		if (!data || val < base || val > end || size > end - val)
+			return -EINVAL;
+	}
+	if ((rc = ensure_idx(r)) < 0)
+		return rc;
+
+	if ((rc = rd_init(&c, r)) < 0)
+		return rc;
+	if (rc == 1) {
+		h = hash_name(LD(c.x->seed), name, nlen);
+		if (rd_begin(&c) == 0) {
+			found = lookup(&c.v, c.x, name, nlen, h, &at, &e) == 1;
+			if (!rd_end(&c))
+				found = 0;	/* a guess either way */
+		}
+		if (found && copy)
+			b = copy_new(r, data, size, &rc);
+		else if (!found)
+			p = rec_new(r, c.x, name, nlen, data, size, type, copy, &rc);
+		if (rc < 0)
+			return rc;
+	}
+
+	if ((rc = wr_lock(&w, r)) < 0)
+		goto out;
+	h = hash_name(LD(w.x->seed), name, nlen);
+	if ((rc = lookup(&w.v, w.x, name, nlen, h, &at, &e)) < 0)
+		goto unlock;
+	if (rc == 1) {
+		if (!copy) {
+			rc = -EEXIST;
+			goto unlock;
+		}
+		if (!b && !(b = copy_new(r, data, size, &rc)))
+			goto unlock;
+		replace(&w, MUT(e), A(b), size, type, REC_COPIED);
+		b = NULL;
+		rc = 0;
+		goto unlock;
+	}
+	if (!p) {
+		if (b)
+			p = rec_new(r, w.x, name, nlen, b, size, type, false, &rc);
+		else
+			p = rec_new(r, w.x, name, nlen, data, size, type, copy, &rc);
+		if (!p)
+			goto unlock;
+		if (b)
+			p->flags = REC_COPIED;
+		b = NULL;
+		rszshm__view_of(r, &w.v);
+	}
+	if ((rc = insert(&w, p)) == 0)
+		p = NULL;
+unlock:
+	wr_unlock(&w);
+out:
+	if (p && own_block(A(p), p->namelen, p->val, p->flags))
+		rszshm__heap_free(r, (void *)(uintptr_t)p->val);
+	if (p)
+		rszshm__heap_free(r, p);
+	if (b)
+		rszshm__heap_free(r, b);
+	return rc;
+}
+
+int rszshm_rec_add(struct rszshm *r, const char *name, uint32_t type, void *ptr, size_t size)
+{
+	int rc = publish(r, name, type, ptr, size, false);
+
+	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
+}
+
+int rszshm_rec_put(struct rszshm *r, const char *name, uint32_t type, const void *data,
+		   size_t size)
+{
+	int rc = publish(r, name, type, data, size, true);
+
+	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
+}
+
+/*
+ * Read record @name: its value's fields in *s and, with @buf, the first
+ * @len bytes of the value copied there, all from one consistent state.
+ */
+static int read_rec(struct rszshm *r, const char *name, void *buf, size_t len,
+		    struct snap *s, struct rszshm_rec_info *info)
+{
+	const struct rec *p;
+	const void *src;
+	uint64_t at, h;
+	struct rd c;
+	size_t nlen;
+	int rc;
+
+	if ((rc = usable(r, false)) < 0 || (rc = name_ok(name, &nlen)) < 0)
+		return rc;
+	if ((rc = rd_init(&c, r)) <= 0)
+		return rc < 0 ? rc : -ENOENT;
+	h = hash_name(LD(c.x->seed), name, nlen);
+	for (;;) {
+		if ((rc = rd_begin(&c)) < 0)
+			return rc;
+		rc = lookup(&c.v, c.x, name, nlen, h, &at, &p);
+		if (rc == 1) {
+			snap_of(p, s);
+			rc = 0;
+			if (buf && len) {
+				size_t n = s->size < len ? (size_t)s->size : len;
+
+				if ((src = rszshm__view_ptr(&c.v, s->val, n)) != NULL)
+					memcpy(buf, src, n);
+				else
+					rc = -EBADMSG;
+			}
+			if (rc == 0 && info)
+				rc = fill_info(&c.v, at, p, s, info);
+		} else if (rc == 0) {
+			rc = -ENOENT;
+		}
+		if (rd_end(&c))
+			return rc;
+	}
+}
+
+void *rszshm_rec_find(struct rszshm *r, const char *name, struct rszshm_rec_info *info)
+{
+	struct snap s;
+	int rc = read_rec(r, name, NULL, 0, &s, info);
+
+	return rc < 0 ? RSZSHM__FAIL(rc, NULL) : (void *)(uintptr_t)s.val;
+}
+
+ssize_t rszshm_rec_get(struct rszshm *r, const char *name, void *buf, size_t len,
+		       struct rszshm_rec_info *info)
+{
+	struct snap s;
+	int rc;
+
+	if (!buf && len)
+		return RSZSHM__FAIL(-EINVAL, -1);
+	if ((rc = read_rec(r, name, buf, len, &s, info)) < 0)
+		return RSZSHM__FAIL(rc, -1);
+	if (s.size > SSIZE_MAX)
+		return RSZSHM__FAIL(-EOVERFLOW, -1);
+	return (ssize_t)s.size;
+}
+
+static int remove_name(struct rszshm *r, const char *name)
+{
+	const struct rec *p;
+	uint64_t at, h;
+	struct wr w;
+	size_t nlen;
+	int rc;
+
+	if ((rc = usable(r, true)) < 0 || (rc = name_ok(name, &nlen)) < 0)
+		return rc;
+	if ((rc = wr_lock(&w, r)) < 0)
+		return rc;
+	h = hash_name(LD(w.x->seed), name, nlen);
+	if ((rc = lookup(&w.v, w.x, name, nlen, h, &at, &p)) == 1)
+		rc = unlink_rec(&w, at, MUT(p));
+	else if (rc == 0)
+		rc = -ENOENT;
+	wr_unlock(&w);
+	return rc;
+}
+
+int rszshm_rec_remove(struct rszshm *r, const char *name)
+{
+	int rc = remove_name(r, name);
+
+	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
+}
+
+/* Remove the records inserted before the call, one lock hold each. */
+static int clear_all(struct rszshm *r)
+{
+	uint64_t stop = 0, a;
+	const struct rec *p;
+	struct wr w;
+	int rc;
+
+	if ((rc = usable(r, true)) < 0)
+		return rc;
+	for (;;) {
+		if ((rc = wr_lock(&w, r)) < 0)
+			return rc == -ENOENT ? 0 : rc;
+		if (!stop)
+			stop = LD(w.x->next_id);
+		a = LD(w.x->head);
+		if (!a) {
+			wr_unlock(&w);
+			return 0;
+		}
+		if (!(p = rec_at(&w.v, a)) || LD(p->magic) != REC_LIVE)
+			rc = -EBADMSG;
+		else if (LD(p->id) >= stop)
+			rc = 1;
+		else
+			rc = unlink_rec(&w, a, MUT(p));
+		wr_unlock(&w);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
+}
+
+int rszshm_rec_clear(struct rszshm *r)
+{
+	int rc = clear_all(r);
+
+	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
+}
+
+static int next_rec(struct rszshm *r, struct rszshm_rec_iter *it, struct rszshm_rec_info *info)
+{
+	struct rszshm_rec_iter t;
+	struct rd c;
+	int rc;
+
+	if ((rc = usable(r, false)) < 0)
+		return rc;
+	if (!it)
+		return -EINVAL;
+	if ((rc = rd_init(&c, r)) <= 0)
+		return rc;
+	for (;;) {
+		if ((rc = rd_begin(&c)) < 0)
+			return rc;
+		t = *it;
+		rc = next_in(&c.v, c.x, &t, info, false);
+		if (rd_end(&c))
+			break;
+	}
+	if (rc == 1)
+		*it = t;
+	return rc;
+}
+
+int rszshm_rec_next(struct rszshm *r, struct rszshm_rec_iter *it, struct rszshm_rec_info *info)
+{
+	int rc = next_rec(r, it, info);
+
+	return rc < 0 ? RSZSHM__FAIL(rc, -1) : rc;
+}
+
+/* --------------------------------------------------------------- views */
 
 int rszshm__rec_view_next(const struct rszshm__view *v, struct rszshm_rec_iter *it,
 			  struct rszshm_rec_info *info)
 {
-	(void)v;
-	(void)it;
-	(void)info;
+	struct rszshm_rec_iter t;
+	const struct idx *x;
+	uint64_t s;
+	int rc;
+
+	if ((rc = idx_of(v, &x)) <= 0)
+		return rc;
+	for (unsigned i = 0;; i++) {
+		s = __atomic_load_n(&x->seq, __ATOMIC_ACQUIRE);
+		t = *it;
+		rc = next_in(v, x, &t, info, true);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if ((!(s & 1) && LD(x->seq) == s) || i + 1 >= VIEW_TRIES)
+			break;
+		relax(i);
+	}
+	if (rc == 1)
+		*it = t;
+	return rc;
+}
+
+#define SAY(...) (snprintf(msg, msglen, "records: " __VA_ARGS__), 1)
+
+/* Is record @a, named @nm, on its bucket chain, and alone with its name? */
+static int chain_has(const struct rszshm__view *v, const uint64_t *slot, uint64_t n,
+		     uint64_t lim, uint64_t a, uint64_t h, const char *nm, size_t len,
+		     char *msg, size_t msglen)
+{
+	uint64_t c, steps = 0;
+	const struct rec *q;
+	const char *qn;
+	size_t ql;
+	bool seen = false;
+
+	for (c = LD(slot[h & (n - 1)]); c; c = LD(q->chain)) {
+		if (!(q = rec_at(v, c)) || ++steps > lim)
+			return SAY("hash chain of \"%s\" leaves the region or loops", nm);
+		if (c == a) {
+			seen = true;
+			continue;
+		}
+		if ((qn = name_of(v, c, q, &ql)) && ql == len && memcmp(qn, nm, len) == 0)
+			return SAY("name \"%s\" is on the index twice", nm);
+	}
+	return seen ? 0 : SAY("record \"%s\" is missing from its hash chain", nm);
+}
+
+/* One pass over the index; 0 if consistent, 1 with @msg. */
+static int walk_once(const struct rszshm__view *v, const struct idx *x, uint64_t *records,
+		     char *msg, size_t msglen)
+{
+	uint64_t n, a, cnt = LD(x->count), seen = 0, prev = 0, lastid = 0, total = 0;
+	uint64_t seed = LD(x->seed), next_id = LD(x->next_id), kind = LD(x->op.kind);
+	uint64_t work = 0, budget;
+	const uint64_t *slot;
+	const struct rec *p;
+	const char *nm;
+	size_t len;
+	int rc;
+
+	if (kind != OP_NONE)
+		return SAY("an update (op %" PRIu64 ") was left unfinished by a writer that died;"
+			   " the next writer repairs it", kind);
+	if (bkt_of(v, x, &slot, &n) < 0)
+		return SAY("bucket array at %#" PRIx64 " is damaged or outside the region",
+			   LD(x->buckets));
+	if (cnt > max_recs(v))
+		return SAY("count %" PRIu64 " is impossible in %" PRIu64 " bytes", cnt, v->len);
+
+	/*
+	 * The chains first: each record on them live and in its bucket, as many
+	 * as the count.  @work sums the chain positions, which bounds what the
+	 * per-record chain searches of the list pass cost: a sound index stays
+	 * far below the budget (it is about count * (1 + load)).
+	 */
+	budget = 64 * (cnt + n);
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t steps = 0;
+
+		for (a = LD(slot[i]); a; a = LD(p->chain)) {
+			if (!(p = rec_at(v, a)) || ++steps > cnt + 1)
+				return SAY("hash chain %" PRIu64 " leaves the region or loops", i);
+			if (LD(p->magic) != REC_LIVE)
+				return SAY("record at %#" PRIx64 " on hash chain %" PRIu64
+					   " has a bad magic", a, i);
+			if ((LD(p->hash) & (n - 1)) != i)
+				return SAY("record at %#" PRIx64 " is on the wrong hash chain", a);
+			if (++total > cnt)
+				return SAY("hash chains hold more records than the count (%" PRIu64
+					   "): a loop?", cnt);
+			if ((work += steps) > budget)
+				return SAY("hash chains are far too long for %" PRIu64 " buckets", n);
+		}
+	}
+	if (total != cnt)
+		return SAY("hash chains hold %" PRIu64 " records, the count says %" PRIu64,
+			   total, cnt);
+
+	/* Then the list, in insertion order; each record found on its chain. */
+	for (a = LD(x->head); a; prev = a, a = LD(p->next)) {
+		uint64_t id, val, size;
+
+		if (!(p = rec_at(v, a)))
+			return SAY("record #%" PRIu64 " at %#" PRIx64 " is outside the region",
+				   seen + 1, a);
+		if (LD(p->magic) != REC_LIVE)
+			return SAY("record #%" PRIu64 " at %#" PRIx64 " has a bad magic", seen + 1, a);
+		if (++seen > cnt)
+			return SAY("the list is longer than the count (%" PRIu64 "): a loop?", cnt);
+		if (!(nm = name_of(v, a, p, &len)))
+			return SAY("record #%" PRIu64 " at %#" PRIx64 " has a malformed name",
+				   seen, a);
+		if (LD(p->prev) != prev)
+			return SAY("record \"%s\": back link is wrong", nm);
+		if (LD(p->hash) != hash_name(seed, nm, len))
+			return SAY("record \"%s\": stored hash is wrong", nm);
+		id = LD(p->id);
+		if (id <= lastid || id >= next_id)
+			return SAY("record \"%s\": insertion id %" PRIu64 " is out of order", nm, id);
+		lastid = id;
+		if (LD(p->flags) & ~REC_COPIED)
+			return SAY("record \"%s\": unknown flags %#x", nm, (unsigned)LD(p->flags));
+		val = LD(p->val);
+		size = LD(p->size);
+		if (!val || !rszshm__view_ptr(v, val, size))
+			return SAY("record \"%s\": value [%#" PRIx64 ", +%" PRIu64
+				   ") is outside the region", nm, val, size);
+		if ((rc = chain_has(v, slot, n, cnt + 1, a, LD(p->hash), nm, len, msg, msglen)))
+			return rc;
+	}
+	if (seen != cnt)
+		return SAY("the list holds %" PRIu64 " records, the count says %" PRIu64, seen, cnt);
+	if (LD(x->tail) != prev)
+		return SAY("tail %#" PRIx64 " is not the last record %#" PRIx64, LD(x->tail), prev);
+	*records = cnt;
 	return 0;
+}
+
+int rszshm__rec_walk(const struct rszshm__view *v, struct rszshm_stats *st, char *msg,
+		     size_t msglen)
+{
+	char scratch[8];
+	uint64_t records = 0, s;
+	const struct idx *x;
+	int rc;
+
+	if (!msg || !msglen) {
+		msg = scratch;
+		msglen = sizeof(scratch);
+	}
+	if ((rc = idx_of(v, &x)) < 0)
+		return SAY("the index at %#" PRIx64 " is damaged or outside the region",
+			   rszshm__shared(rszshm__view_hdr(v))->recs);
+	if (rc == 0)
+		return 0;
+	for (unsigned i = 0;; i++) {
+		s = __atomic_load_n(&x->seq, __ATOMIC_ACQUIRE);
+		if ((s & 1) && i + 1 < VIEW_TRIES) {
+			relax(i + 8);
+			continue;
+		}
+		if (s & 1) {
+			rc = SAY("an update is in progress, or was left unfinished by a writer"
+				 " that died (op %" PRIu64 ")", LD(x->op.kind));
+			break;
+		}
+		rc = walk_once(v, x, &records, msg, msglen);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (LD(x->seq) == s || i + 1 >= VIEW_TRIES)
+			break;
+		relax(i + 8);
+	}
+	if (rc == 0)
+		st->records += records;
+	return rc;
 }

@@ -1,15 +1,487 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* bench-rec.c - rszshm-bench's rec workloads (not yet written). */
+/*
+ * bench-rec.c - rszshm-bench's record workloads.
+ *
+ *   insert         NRECS records named rec-%08u with 64-byte values put into
+ *                  a fresh heap region (rszshm_rec_put), ops/s; against the
+ *                  same inserts into an in-process hash table.
+ *   lookup         then NLOOKUPS lookups of random existing names
+ *                  (rszshm_rec_find, reading the value's first word), ops/s;
+ *                  against the same lookups in the in-process table.
+ *   attach-lookup  a freshly exec'd process attaches a region of NRECS
+ *                  records by file name and looks one up ("--child
+ *                  attach-lookup": rszshm_at, rszshm_rec_find, check the
+ *                  value, rszshm_dt), microseconds for the whole
+ *                  fork+exec+attach+lookup+exit; against the floor, an
+ *                  exec'd process that opens, fstats and mmaps the same file
+ *                  and reads one word ("--child mmap-read").
+ *                  "attach-lookup-call" times the same two bodies as calls in
+ *                  this process, without the fork and exec that dominate.
+ *
+ * The in-process reference is an open-addressing table (linear probing,
+ * load at most 1/2, doubling) of { hash, name, value } slots in malloc'd
+ * memory, the values malloc'd 64-byte copies.  It hashes with a copy of
+ * lib/rec.c's name hash, so the figures compare the two indexes, not two
+ * hash functions.  Its slots hold names up to 15 bytes inline (all this
+ * workload needs), which favours it: no pointer to follow per probe.
+ *
+ * Both systems see the same names, values and lookup sequence (a
+ * fixed-seed xorshift).  Runs alternate which system goes first.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "bench.h"
+#include "rszshm.h"
+
+#define NRECS 100000u
+#define NLOOKUPS 1000000u
+#define QUICK_DIV 5u
+#define VALUE_SIZE 64u
+#define NAME_LEN 16u
+#define ATTACH_ITERS 200u
+#define ATTACH_ITERS_QUICK 40u
+#define SEED 0x9e3779b97f4a7c15ULL
+
+static void die(const char *workload, const char *what)
+{
+	fflush(stdout);
+	fprintf(stderr, "rszshm-bench: %s: %s: %s\n", workload, what, strerror(errno));
+	exit(1);
+}
+
+static uint64_t next_rand(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dULL;
+}
+
+/* ------------------------------------------- the in-process reference */
+
+/* lib/rec.c's hash_name() and mix(), copied. */
+static uint64_t mix(uint64_t h)
+{
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93ULL;
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93ULL;
+	h ^= h >> 32;
+	return h;
+}
+
+static uint64_t hash_name(uint64_t seed, const char *s, size_t n)
+{
+	uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ULL), k;
+
+	for (; n >= 8; s += 8, n -= 8) {
+		memcpy(&k, s, 8);
+		h = (h ^ k) * 0x9e3779b97f4a7c15ULL;
+		h = (h << 31) | (h >> 33);
+	}
+	if (n) {
+		k = 0;
+		memcpy(&k, s, n);
+		h = (h ^ k) * 0x9e3779b97f4a7c15ULL;
+	}
+	return mix(h);
+}
+
+struct slot {
+	uint64_t hash;
+	char name[NAME_LEN];
+	void *val;		/* NULL: empty */
+};
+
+struct table {
+	struct slot *s;
+	size_t n, count;
+	uint64_t seed;
+};
+
+static void tab_init(struct table *t)
+{
+	t->n = 16;
+	t->count = 0;
+	t->seed = mix(SEED);
+	if (!(t->s = calloc(t->n, sizeof(*t->s))))
+		die("insert", "calloc");
+}
+
+static void tab_grow(struct table *t)
+{
+	struct slot *old = t->s;
+	size_t n = t->n;
+
+	t->n *= 2;
+	if (!(t->s = calloc(t->n, sizeof(*t->s))))
+		die("insert", "calloc");
+	for (size_t i = 0; i < n; i++) {
+		size_t j;
+
+		if (!old[i].val)
+			continue;
+		for (j = old[i].hash & (t->n - 1); t->s[j].val; j = (j + 1) & (t->n - 1))
+			;
+		t->s[j] = old[i];
+	}
+	free(old);
+}
+
+/* Store a copy of @data under @name, replacing an older one. */
+static void tab_put(struct table *t, const char *name, const void *data, size_t size)
+{
+	size_t len = strlen(name), i;
+	uint64_t h;
+	void *copy;
+
+	if (len >= NAME_LEN || !(copy = malloc(size)))
+		die("insert", "tab_put");
+	memcpy(copy, data, size);
+	if ((t->count + 1) * 2 > t->n)
+		tab_grow(t);
+	h = hash_name(t->seed, name, len);
+	for (i = h & (t->n - 1); t->s[i].val; i = (i + 1) & (t->n - 1)) {
+		if (t->s[i].hash == h && memcmp(t->s[i].name, name, len + 1) == 0) {
+			free(t->s[i].val);
+			t->s[i].val = copy;
+			return;
+		}
+	}
+	t->s[i].hash = h;
+	memcpy(t->s[i].name, name, len + 1);
+	t->s[i].val = copy;
+	t->count++;
+}
+
+static void *tab_find(const struct table *t, const char *name)
+{
+	size_t len = strnlen(name, NAME_LEN), i;
+	uint64_t h = hash_name(t->seed, name, len);
+
+	for (i = h & (t->n - 1); t->s[i].val; i = (i + 1) & (t->n - 1))
+		if (t->s[i].hash == h && memcmp(t->s[i].name, name, len + 1) == 0)
+			return t->s[i].val;
+	return NULL;
+}
+
+static void tab_free(struct table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->s[i].val);
+	free(t->s);
+}
+
+/* ------------------------------------------------- insert and lookup */
+
+struct names {
+	char (*name)[NAME_LEN];
+	unsigned n;
+};
+
+static void value_of(unsigned i, uint64_t v[VALUE_SIZE / 8])
+{
+	for (unsigned w = 0; w < VALUE_SIZE / 8; w++)
+		v[w] = i;
+}
+
+static void make_region(const struct bench_opts *o, struct rszshm *r, const char *workload)
+{
+	char tmpl[PATH_MAX];
+
+	bench_fname(o, tmpl, sizeof(tmpl));
+	if (strlen(tmpl) >= RSZSHM_PATH_MAX) {
+		errno = ENAMETOOLONG;
+		die(workload, tmpl);
+	}
+	if (!rszshm_mk_flags(r, 1 * MiB, tmpl, RSZSHM_DFLT_SCAN, RSZSHM_HEAP))
+		die(workload, "rszshm_mk_flags");
+}
+
+static void drop_region(struct rszshm *r, const char *workload)
+{
+	if (rszshm_dt(r) == -1)
+		die(workload, "rszshm_dt");
+	if (rszshm_rm(r) == -1)
+		die(workload, r->fname);
+}
+
+/* Seconds to put every name into @r. */
+static double insert_rszshm(struct rszshm *r, const struct names *nm)
+{
+	uint64_t v[VALUE_SIZE / 8];
+	double t0 = bench_now();
+
+	for (unsigned i = 0; i < nm->n; i++) {
+		value_of(i, v);
+		if (rszshm_rec_put(r, nm->name[i], 0, v, sizeof(v)) == -1)
+			die("insert", "rszshm_rec_put");
+	}
+	return bench_now() - t0;
+}
+
+static double insert_table(struct table *t, const struct names *nm)
+{
+	uint64_t v[VALUE_SIZE / 8];
+	double t0 = bench_now();
+
+	for (unsigned i = 0; i < nm->n; i++) {
+		value_of(i, v);
+		tab_put(t, nm->name[i], v, sizeof(v));
+	}
+	return bench_now() - t0;
+}
+
+/* Seconds for @count lookups of random names; each value's word is checked. */
+static double lookup_rszshm(struct rszshm *r, const struct names *nm, unsigned count)
+{
+	uint64_t s = SEED, bad = 0;
+	double t0 = bench_now();
+
+	for (unsigned k = 0; k < count; k++) {
+		unsigned i = (unsigned)(next_rand(&s) % nm->n);
+		const uint64_t *v = rszshm_rec_find(r, nm->name[i], NULL);
+
+		if (!v)
+			die("lookup", "rszshm_rec_find");
+		bad += *v != i;
+	}
+	t0 = bench_now() - t0;
+	if (bad) {
+		errno = EBADMSG;
+		die("lookup", "rszshm_rec_find gave a wrong value");
+	}
+	return t0;
+}
+
+static double lookup_table(const struct table *t, const struct names *nm, unsigned count)
+{
+	uint64_t s = SEED, bad = 0;
+	double t0 = bench_now();
+
+	for (unsigned k = 0; k < count; k++) {
+		unsigned i = (unsigned)(next_rand(&s) % nm->n);
+		const uint64_t *v = tab_find(t, nm->name[i]);
+
+		if (!v)
+			die("lookup", "tab_find");
+		bad += *v != i;
+	}
+	t0 = bench_now() - t0;
+	if (bad) {
+		errno = EBADMSG;
+		die("lookup", "tab_find gave a wrong value");
+	}
+	return t0;
+}
+
+static void bench_insert_lookup(const struct bench_opts *o, bool insert, bool lookup)
+{
+	unsigned nrecs = o->quick ? NRECS / QUICK_DIV : NRECS;
+	unsigned nlook = o->quick ? NLOOKUPS / QUICK_DIV : NLOOKUPS;
+	double *v[4], m[4];
+	struct names nm;
+
+	nm.n = nrecs;
+	if (!(nm.name = calloc(nrecs, sizeof(*nm.name))))
+		die("insert", "calloc");
+	for (unsigned i = 0; i < nrecs; i++)
+		snprintf(nm.name[i], NAME_LEN, "rec-%08u", i);
+	for (unsigned k = 0; k < 4; k++)
+		if (!(v[k] = calloc(o->runs, sizeof(double))))
+			die("insert", "calloc");
+
+	for (unsigned run = 0; run < o->runs; run++) {
+		for (unsigned k = 0; k < 2; k++) {
+			if ((run + k) % 2 == 0) {
+				struct rszshm r;
+
+				make_region(o, &r, "insert");
+				v[0][run] = nrecs / insert_rszshm(&r, &nm);
+				v[2][run] = nlook / lookup_rszshm(&r, &nm, nlook);
+				drop_region(&r, "insert");
+			} else {
+				struct table t;
+
+				tab_init(&t);
+				v[1][run] = nrecs / insert_table(&t, &nm);
+				v[3][run] = nlook / lookup_table(&t, &nm, nlook);
+				tab_free(&t);
+			}
+		}
+	}
+	for (unsigned k = 0; k < 4; k++)
+		m[k] = bench_median(v[k], o->runs);
+	if (insert) {
+		bench_print("insert", "rszshm", m[0], "ops/s");
+		bench_print("insert", "hashtable", m[1], "ops/s");
+		bench_ratio("insert", m[0], m[1], true, "x-hashtable");
+	}
+	if (lookup) {
+		bench_print("lookup", "rszshm", m[2], "ops/s");
+		bench_print("lookup", "hashtable", m[3], "ops/s");
+		bench_ratio("lookup", m[2], m[3], true, "x-hashtable");
+	}
+	for (unsigned k = 0; k < 4; k++)
+		free(v[k]);
+	free(nm.name);
+}
+
+/* ------------------------------------------------------ attach-lookup */
+
+/* --child attach-lookup FILE NAME INDEX: attach, find, check the value. */
+static int child_attach_lookup(const char *fname, const char *name, const char *index)
+{
+	const uint64_t *v;
+	struct rszshm r;
+	int rc;
+
+	if (!rszshm_at(&r, fname)) {
+		fprintf(stderr, "rszshm-bench: %s: rszshm_at: %s\n", fname, strerror(errno));
+		return 2;
+	}
+	if (!(v = rszshm_rec_find(&r, name, NULL))) {
+		fprintf(stderr, "rszshm-bench: %s: find %s: %s\n", fname, name, strerror(errno));
+		return 3;
+	}
+	rc = *v == strtoull(index, NULL, 10) ? 0 : 4;
+	if (rszshm_dt(&r) == -1)
+		return 2;
+	return rc;
+}
+
+/* --child mmap-read FILE: the floor: open, fstat, mmap, read one word. */
+static int child_mmap_read(const char *fname)
+{
+	struct stat st;
+	uint64_t w;
+	void *m;
+	int fd;
+
+	if ((fd = open(fname, O_RDONLY | O_CLOEXEC)) == -1 || fstat(fd, &st) == -1) {
+		fprintf(stderr, "rszshm-bench: %s: %s\n", fname, strerror(errno));
+		return 2;
+	}
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return 2;
+	w = *(volatile const uint64_t *)m;
+	munmap(m, (size_t)st.st_size);
+	return w == RSZSHM_MAGIC ? 0 : 3;
+}
+
+static void bench_attach_lookup(const struct bench_opts *o)
+{
+	unsigned nrecs = o->quick ? NRECS / QUICK_DIV : NRECS;
+	unsigned iters = o->quick ? ATTACH_ITERS_QUICK : ATTACH_ITERS;
+	uint64_t val[VALUE_SIZE / 8];
+	char name[NAME_LEN], index[24], fname[RSZSHM_PATH_MAX];
+	unsigned calls = o->quick ? 100 : 300;
+	double *v[2], *call[2], m[2];
+	struct rszshm r;
+
+	make_region(o, &r, "attach-lookup");
+	for (unsigned i = 0; i < nrecs; i++) {
+		snprintf(name, sizeof(name), "rec-%08u", i);
+		value_of(i, val);
+		if (rszshm_rec_put(&r, name, 0, val, sizeof(val)) == -1)
+			die("attach-lookup", "rszshm_rec_put");
+	}
+	strcpy(fname, r.fname);
+	/* Not kept mapped here: every fork below costs the same. */
+	if (rszshm_dt(&r) == -1)
+		die("attach-lookup", "rszshm_dt");
+	snprintf(name, sizeof(name), "rec-%08u", nrecs / 2 + 17);
+	snprintf(index, sizeof(index), "%u", nrecs / 2 + 17);
+
+	char *args[2][6] = {
+		{ "--child", "attach-lookup", fname, name, index, NULL },
+		{ "--child", "mmap-read", fname, NULL, NULL, NULL },
+	};
+
+	for (unsigned k = 0; k < 2; k++)
+		if (!(v[k] = calloc(o->runs, sizeof(double))) ||
+		    !(call[k] = calloc(o->runs, sizeof(double))))
+			die("attach-lookup", "calloc");
+	for (unsigned run = 0; run < o->runs; run++) {
+		double sum[2] = { 0, 0 };
+
+		/* Interleaved, alternating first, so drift hits both. */
+		for (unsigned i = 0; i < iters; i++) {
+			for (unsigned k = 0; k < 2; k++) {
+				unsigned s = (i + k) % 2;
+				double t0 = bench_now();
+				int st = bench_exec(o, args[s]);
+
+				sum[s] += bench_now() - t0;
+				if (st != 0) {
+					fflush(stdout);
+					fprintf(stderr, "rszshm-bench: attach-lookup: %s: child %s"
+						" exited with status %d\n", fname, args[s][1], st);
+					exit(1);
+				}
+			}
+		}
+		for (unsigned k = 0; k < 2; k++)
+			v[k][run] = sum[k] / iters * 1e6;
+		for (unsigned k = 0; k < 2; k++) {
+			double t0 = bench_now();
+
+			for (unsigned i = 0; i < calls; i++)
+				if ((k == 0 ? child_attach_lookup(fname, name, index)
+					    : child_mmap_read(fname)) != 0) {
+					errno = EIO;
+					die("attach-lookup-call", fname);
+				}
+			call[k][run] = (bench_now() - t0) / calls * 1e6;
+		}
+	}
+	if (rszshm_rm(&r) == -1)
+		die("attach-lookup", fname);
+	for (unsigned k = 0; k < 2; k++)
+		m[k] = bench_median(v[k], o->runs);
+	bench_print("attach-lookup", "rszshm", m[0], "us");
+	bench_print("attach-lookup", "mmap-read", m[1], "us");
+	bench_ratio("attach-lookup", m[0], m[1], false, "x-mmap-read");
+	for (unsigned k = 0; k < 2; k++)
+		m[k] = bench_median(call[k], o->runs);
+	bench_print("attach-lookup-call", "rszshm", m[0], "us");
+	bench_print("attach-lookup-call", "mmap-read", m[1], "us");
+	bench_ratio("attach-lookup-call", m[0], m[1], false, "x-mmap-read");
+	for (unsigned k = 0; k < 2; k++) {
+		free(v[k]);
+		free(call[k]);
+	}
+}
+
+/* ------------------------------------------------------------ entries */
 
 void bench_rec(const struct bench_opts *o)
 {
-	(void)o;
+	bool insert = bench_want(o, "rec", "insert"), lookup = bench_want(o, "rec", "lookup");
+
+	if (insert || lookup)
+		bench_insert_lookup(o, insert, lookup);
+	if (bench_want(o, "rec", "attach-lookup"))
+		bench_attach_lookup(o);
 }
 
 int bench_rec_child(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
+	if (strcmp(argv[0], "attach-lookup") == 0 && argc == 4)
+		return child_attach_lookup(argv[1], argv[2], argv[3]);
+	if (strcmp(argv[0], "mmap-read") == 0 && argc == 2)
+		return child_mmap_read(argv[1]);
 	return -1;
 }

@@ -1,0 +1,1286 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test-rec.c - named records (lib/rec.c): the API and its errnos (a full
+ * span included), the hash index at scale, insertion-order iteration (also
+ * while another process changes the records), threads sharing a handle,
+ * pointer-linked structures shared with an exec'd process, untorn copies
+ * under a writer replacing the value a million times, writers killed inside
+ * the index lock, read-only attachments, and the walkers on damaged views,
+ * on random damage and on views at another address.
+ *
+ * Every test ends with rszshm_check() == 0 where the region is meant to be
+ * consistent.  The stress tests are correctness tests, not benchmarks: they
+ * assert what every read saw, never how long anything took.
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "test-common.h"
+
+/* rec.c's on-region layout, mirrored to damage it on purpose.  The damage
+ * test first checks that the mirror matches what it finds. */
+struct m_rec {
+	uint64_t magic, hash, chain;
+	uint8_t namelen, flags, pad_[2];
+	uint32_t type;
+	uint64_t val, size, gen, id, next, prev;
+	char name[];
+};
+struct m_idx {
+	uint64_t magic, seq, seed, buckets, head, tail, count, next_id;
+};
+#define M_IDX_MAGIC 0x5844492d43455252ULL
+#define M_REC_LIVE 0x564c2d4345525252ULL
+
+#define REGION_LEN (1 * MiB)
+
+/* A new heap region named @name in the scratch directory; @path gets its path. */
+static void mk_heap(struct rszshm *r, char path[256], const char *name)
+{
+	test_path(path, 256, "%s", name);
+	test_track(path);
+	ck_assert_msg(rszshm_mk_flags(r, REGION_LEN, path, RSZSHM_DFLT_SCAN, RSZSHM_HEAP) != NULL,
+		      "mk %s: %s", path, strerror(errno));
+}
+
+static void check_ok(struct rszshm *r)
+{
+	char msg[256] = "";
+
+	ck_assert_msg(rszshm_check(r, msg, sizeof(msg)) == 0, "check: %s", msg);
+}
+
+static void put_str(struct rszshm *r, const char *name, const char *s)
+{
+	ck_assert_msg(rszshm_rec_put(r, name, 0, s, strlen(s) + 1) == 0, "put %s: %s", name,
+		      strerror(errno));
+}
+
+static void expect_str(struct rszshm *r, const char *name, const char *s)
+{
+	char buf[256];
+	ssize_t n = rszshm_rec_get(r, name, buf, sizeof(buf), NULL);
+
+	ck_assert_msg(n == (ssize_t)strlen(s) + 1, "get %s: %zd (%s)", name, n, strerror(errno));
+	ck_assert_str_eq(buf, s);
+}
+
+#define ERRNO_IS(call, err) do {						\
+	errno = 0;								\
+	ck_assert_msg((call) && errno == (err), "%s: errno %d (%s), want %d", #call,	\
+		      errno, strerror(errno), (err));				\
+} while (0)
+
+static uint64_t heap_blocks(struct rszshm *r)
+{
+	struct rszshm_stats st;
+
+	ck_assert_int_eq(rszshm_stats(r, &st), 0);
+	return st.blocks;
+}
+
+static uint64_t record_count(struct rszshm *r)
+{
+	struct rszshm_stats st;
+
+	ck_assert_int_eq(rszshm_stats(r, &st), 0);
+	return st.records;
+}
+
+/* Every name the iteration gives, joined by spaces, in @out. */
+static void names_in_order(struct rszshm *r, char *out, size_t len)
+{
+	struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT;
+	struct rszshm_rec_info info;
+	int rc;
+
+	out[0] = '\0';
+	while ((rc = rszshm_rec_next(r, &it, &info)) == 1) {
+		if (out[0])
+			strlcat(out, " ", len);
+		strlcat(out, info.name, len);
+	}
+	ck_assert_msg(rc == 0, "next: %s", strerror(errno));
+}
+
+/* ------------------------------------------------------------ the API */
+
+START_TEST(test_rec_refuses_null_raw_and_detached_handles)
+{
+	struct rszshm raw, heap;
+	struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT;
+	struct rszshm *handles[3];
+	char path[256], buf[8];
+	int x = 0;
+
+	test_path(path, sizeof(path), "raw");
+	test_track(path);
+	ck_assert_ptr_nonnull(rszshm_mk(&raw, 4096, path));
+	mk_heap(&heap, path, "detached");
+	ck_assert_int_eq(rszshm_dt(&heap), 0);
+	handles[0] = NULL;
+	handles[1] = &raw;
+	handles[2] = &heap;
+	for (int i = 0; i < 3; i++) {
+		struct rszshm *r = handles[i];
+
+		ERRNO_IS(rszshm_rec_add(r, "a", 0, &x, sizeof(x)) == -1, EINVAL);
+		ERRNO_IS(rszshm_rec_put(r, "a", 0, &x, sizeof(x)) == -1, EINVAL);
+		ERRNO_IS(rszshm_rec_find(r, "a", NULL) == NULL, EINVAL);
+		ERRNO_IS(rszshm_rec_get(r, "a", buf, sizeof(buf), NULL) == -1, EINVAL);
+		ERRNO_IS(rszshm_rec_remove(r, "a") == -1, EINVAL);
+		ERRNO_IS(rszshm_rec_clear(r) == -1, EINVAL);
+		ERRNO_IS(rszshm_rec_next(r, &it, NULL) == -1, EINVAL);
+	}
+	ck_assert_int_eq(rszshm_dt(&raw), 0);
+}
+END_TEST
+
+START_TEST(test_rec_checks_names)
+{
+	char path[256], longest[RSZSHM_NAME_MAX + 1], toolong[RSZSHM_NAME_MAX + 2], buf[8];
+	struct rszshm r;
+	int v = 5;
+	void *p;
+
+	mk_heap(&r, path, "names");
+	memset(longest, 'n', RSZSHM_NAME_MAX);
+	longest[RSZSHM_NAME_MAX] = '\0';
+	memset(toolong, 'n', RSZSHM_NAME_MAX + 1);
+	toolong[RSZSHM_NAME_MAX + 1] = '\0';
+	ck_assert_ptr_nonnull(p = rszshm_alloc(&r, 16));
+
+	ERRNO_IS(rszshm_rec_put(&r, NULL, 0, &v, sizeof(v)) == -1, EINVAL);
+	ERRNO_IS(rszshm_rec_put(&r, "", 0, &v, sizeof(v)) == -1, EINVAL);
+	ERRNO_IS(rszshm_rec_put(&r, toolong, 0, &v, sizeof(v)) == -1, ENAMETOOLONG);
+	ERRNO_IS(rszshm_rec_add(&r, NULL, 0, p, 16) == -1, EINVAL);
+	ERRNO_IS(rszshm_rec_add(&r, "", 0, p, 16) == -1, EINVAL);
+	ERRNO_IS(rszshm_rec_add(&r, toolong, 0, p, 16) == -1, ENAMETOOLONG);
+	ERRNO_IS(rszshm_rec_find(&r, "", NULL) == NULL, EINVAL);
+	ERRNO_IS(rszshm_rec_find(&r, toolong, NULL) == NULL, ENAMETOOLONG);
+	ERRNO_IS(rszshm_rec_get(&r, NULL, buf, sizeof(buf), NULL) == -1, EINVAL);
+	ERRNO_IS(rszshm_rec_get(&r, toolong, buf, sizeof(buf), NULL) == -1, ENAMETOOLONG);
+	ERRNO_IS(rszshm_rec_remove(&r, "") == -1, EINVAL);
+	ERRNO_IS(rszshm_rec_remove(&r, toolong) == -1, ENAMETOOLONG);
+
+	/* The longest name works; a duplicate add is refused, put replaces. */
+	put_str(&r, longest, "long");
+	expect_str(&r, longest, "long");
+	ERRNO_IS(rszshm_rec_add(&r, longest, 0, p, 16) == -1, EEXIST);
+	ck_assert_int_eq(rszshm_rec_add(&r, "pub", 0, p, 16), 0);
+	ERRNO_IS(rszshm_rec_add(&r, "pub", 0, p, 16) == -1, EEXIST);
+	ck_assert_uint_eq(record_count(&r), 2);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+START_TEST(test_rec_add_publishes_a_pointer)
+{
+	struct rszshm_rec_info info;
+	char path[256], buf[128];
+	struct rszshm r;
+	unsigned char *p;
+	int local = 0;
+
+	mk_heap(&r, path, "add");
+	ck_assert_ptr_nonnull(p = rszshm_alloc(&r, 100));
+	for (int i = 0; i < 100; i++)
+		p[i] = (unsigned char)i;
+	ERRNO_IS(rszshm_rec_find(&r, "obj", NULL) == NULL, ENOENT);	/* no index yet */
+	ck_assert_int_eq(rszshm_rec_add(&r, "obj", 7, p, 100), 0);
+	ck_assert_ptr_eq(rszshm_rec_find(&r, "obj", &info), p);
+	ck_assert_str_eq(info.name, "obj");
+	ck_assert_uint_eq(info.type, 7);
+	ck_assert_uint_eq(info.size, 100);
+	ck_assert_ptr_eq(info.ptr, p);
+	ck_assert_uint_eq(info.gen, 1);
+	ck_assert(!info.copied);
+	/* get copies from the published pointer. */
+	ck_assert_int_eq(rszshm_rec_get(&r, "obj", buf, sizeof(buf), NULL), 100);
+	ck_assert_mem_eq(buf, p, 100);
+
+	/* The pointer must lie inside the region, past the header. */
+	ERRNO_IS(rszshm_rec_add(&r, "null", 0, NULL, 0) == -1, EINVAL);
+	ERRNO_IS(rszshm_rec_add(&r, "stack", 0, &local, sizeof(local)) == -1, EINVAL);
+	ERRNO_IS(rszshm_rec_add(&r, "hdr", 0, r.hdr, 8) == -1, EINVAL);
+	ERRNO_IS(rszshm_rec_add(&r, "over", 0, p, rszshm__map_len(&r)) == -1, EINVAL);
+	ck_assert_int_eq(rszshm_rec_add(&r, "empty", 0, p, 0), 0);
+	ERRNO_IS(rszshm_rec_find(&r, "absent", NULL) == NULL, ENOENT);
+	ERRNO_IS(rszshm_rec_get(&r, "absent", buf, sizeof(buf), NULL) == -1, ENOENT);
+	ck_assert_uint_eq(record_count(&r), 2);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+START_TEST(test_rec_put_copies_and_replaces)
+{
+	struct rszshm_rec_info info;
+	char path[256], buf[2048];
+	unsigned char big[1000];
+	struct rszshm r;
+	void *q, *p;
+
+	mk_heap(&r, path, "put");
+	ck_assert_int_eq(rszshm_rec_put(&r, "v", 1, "hello", 6), 0);
+	q = rszshm_rec_find(&r, "v", &info);
+	ck_assert_ptr_nonnull(q);
+	ck_assert(info.copied);
+	ck_assert_uint_eq(info.gen, 1);
+	ck_assert_uint_eq(info.size, 6);
+	ck_assert_str_eq((char *)q, "hello");
+	ck_assert((char *)q > (char *)r.hdr && (char *)q < (char *)r.hdr + rszshm__map_len(&r));
+
+	/* Like snprintf: the size is returned, at most @len bytes copied. */
+	memset(buf, 'x', sizeof(buf));
+	ck_assert_int_eq(rszshm_rec_get(&r, "v", buf, 3, NULL), 6);
+	ck_assert_mem_eq(buf, "helx", 4);
+	ck_assert_int_eq(rszshm_rec_get(&r, "v", NULL, 0, NULL), 6);
+	ERRNO_IS(rszshm_rec_get(&r, "v", NULL, 5, NULL) == -1, EINVAL);
+
+	/* Replacing: new size, type and generation; the old copy is freed. */
+	memset(big, 0xab, sizeof(big));
+	ck_assert_int_eq(rszshm_rec_put(&r, "v", 2, big, sizeof(big)), 0);
+	ck_assert_int_eq(rszshm_rec_get(&r, "v", buf, sizeof(buf), &info), 1000);
+	ck_assert_mem_eq(buf, big, 1000);
+	ck_assert_uint_eq(info.type, 2);
+	ck_assert_uint_eq(info.gen, 2);
+	ck_assert_uint_eq(record_count(&r), 1);
+	ck_assert_uint_eq(heap_blocks(&r), 2 + 2);	/* index, buckets, record, new value */
+
+	/* A zero-sized value still has an address. */
+	ck_assert_int_eq(rszshm_rec_put(&r, "zero", 0, NULL, 0), 0);
+	ck_assert_ptr_nonnull(rszshm_rec_find(&r, "zero", &info));
+	ck_assert_uint_eq(info.size, 0);
+	ERRNO_IS(rszshm_rec_put(&r, "bad", 0, NULL, 5) == -1, EINVAL);
+
+	/* Put over a published pointer makes a copy and leaves the pointer alone. */
+	ck_assert_ptr_nonnull(p = rszshm_alloc(&r, 32));
+	strcpy(p, "published");
+	ck_assert_int_eq(rszshm_rec_add(&r, "pub", 3, p, 10), 0);
+	put_str(&r, "pub", "copied");
+	ck_assert_ptr_ne(rszshm_rec_find(&r, "pub", &info), p);
+	ck_assert(info.copied);
+	ck_assert_uint_eq(info.gen, 2);
+	ck_assert_str_eq((char *)p, "published");
+	ck_assert_int_eq(rszshm_dealloc(&r, p), 0);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+START_TEST(test_rec_remove_frees_copies_only)
+{
+	struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT;
+	char path[256], name[32];
+	uint64_t base;
+	struct rszshm r;
+	void *p;
+
+	mk_heap(&r, path, "remove");
+	ERRNO_IS(rszshm_rec_remove(&r, "none") == -1, ENOENT);	/* no index yet */
+	ck_assert_int_eq(rszshm_rec_clear(&r), 0);
+	put_str(&r, "first", "1");
+	base = heap_blocks(&r);
+	put_str(&r, "copy", "2");
+	ck_assert_uint_eq(heap_blocks(&r), base + 1);	/* a first value shares the record's block */
+	put_str(&r, "copy", "3");
+	ck_assert_uint_eq(heap_blocks(&r), base + 2);	/* a replacement has its own */
+	ck_assert_int_eq(rszshm_rec_remove(&r, "copy"), 0);
+	ck_assert_uint_eq(heap_blocks(&r), base);
+	ERRNO_IS(rszshm_rec_remove(&r, "copy") == -1, ENOENT);
+	ERRNO_IS(rszshm_rec_find(&r, "copy", NULL) == NULL, ENOENT);
+
+	/* Removing a published pointer frees the record, not the pointer. */
+	ck_assert_ptr_nonnull(p = rszshm_alloc(&r, 64));
+	ck_assert_int_eq(rszshm_rec_add(&r, "pub", 0, p, 64), 0);
+	ck_assert_uint_eq(heap_blocks(&r), base + 2);
+	ck_assert_int_eq(rszshm_rec_remove(&r, "pub"), 0);
+	ck_assert_uint_eq(heap_blocks(&r), base + 1);
+	ck_assert_int_eq(rszshm_dealloc(&r, p), 0);
+	check_ok(&r);
+
+	/* clear removes everything; the region stays usable. */
+	for (int i = 0; i < 50; i++) {
+		snprintf(name, sizeof(name), "c%d", i);
+		put_str(&r, name, name);
+	}
+	ck_assert_uint_eq(record_count(&r), 51);
+	ck_assert_int_eq(rszshm_rec_clear(&r), 0);
+	ck_assert_uint_eq(record_count(&r), 0);
+	ck_assert_uint_eq(heap_blocks(&r), base - 1);	/* the index stays */
+	ck_assert_int_eq(rszshm_rec_next(&r, &it, NULL), 0);
+	ERRNO_IS(rszshm_rec_find(&r, "c7", NULL) == NULL, ENOENT);
+	check_ok(&r);
+	put_str(&r, "again", "yes");
+	expect_str(&r, "again", "yes");
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+START_TEST(test_rec_put_fails_cleanly_when_the_span_is_full)
+{
+	struct rszshm_scan scan = RSZSHM_DFLT_SCAN;
+	char path[256], name[32];
+	static char chunk[64 * KiB];
+	struct rszshm r;
+	unsigned made = 0;
+
+	test_path(path, sizeof(path), "full");
+	test_track(path);
+	scan.len = 2 * MiB;
+	ck_assert_ptr_nonnull(rszshm_mk_flags(&r, 64 * KiB, path, scan, RSZSHM_HEAP));
+	ERRNO_IS(rszshm_rec_put(&r, "huge", 0, chunk, 4 * MiB) == -1, ENOMEM);
+	for (;;) {
+		snprintf(name, sizeof(name), "c%u", made);
+		if (rszshm_rec_put(&r, name, 0, chunk, sizeof(chunk)) == -1)
+			break;
+		made++;
+	}
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_uint_gt(made, 4);
+	ERRNO_IS(rszshm_rec_find(&r, name, NULL) == NULL, ENOENT);
+	ck_assert_uint_eq(record_count(&r), made);
+	check_ok(&r);
+	/* Removing makes room again. */
+	ck_assert_int_eq(rszshm_rec_remove(&r, "c0"), 0);
+	ck_assert_int_eq(rszshm_rec_put(&r, name, 0, chunk, sizeof(chunk)), 0);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------- index at scale */
+
+#define MANY 100000u
+
+START_TEST(test_rec_finds_each_of_many_records)
+{
+	struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT;
+	struct rszshm_rec_info info;
+	char path[256], name[32];
+	struct rszshm r;
+	uint64_t v;
+	unsigned n = 0;
+	int rc;
+
+	mk_heap(&r, path, "many");
+	for (uint64_t i = 0; i < MANY; i++) {
+		snprintf(name, sizeof(name), "rec-%08u", (unsigned)i);
+		v = i * 3;
+		ck_assert_int_eq(rszshm_rec_put(&r, name, (uint32_t)i, &v, sizeof(v)), 0);
+	}
+	ck_assert_uint_eq(record_count(&r), MANY);
+	for (uint64_t i = 0; i < MANY; i++) {
+		const uint64_t *p;
+
+		snprintf(name, sizeof(name), "rec-%08u", (unsigned)i);
+		p = rszshm_rec_find(&r, name, &info);
+		ck_assert_msg(p != NULL, "find %s: %s", name, strerror(errno));
+		ck_assert_uint_eq(*p, i * 3);
+		ck_assert_uint_eq(info.type, i);
+	}
+	ERRNO_IS(rszshm_rec_find(&r, "rec-00100000", NULL) == NULL, ENOENT);
+	check_ok(&r);
+
+	/* Insertion order survives the index's resizes. */
+	while ((rc = rszshm_rec_next(&r, &it, &info)) == 1) {
+		snprintf(name, sizeof(name), "rec-%08u", n++);
+		ck_assert_str_eq(info.name, name);
+	}
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(n, MANY);
+
+	for (unsigned i = 0; i < MANY; i += 2) {
+		snprintf(name, sizeof(name), "rec-%08u", i);
+		ck_assert_int_eq(rszshm_rec_remove(&r, name), 0);
+	}
+	for (unsigned i = 0; i < MANY; i++) {
+		snprintf(name, sizeof(name), "rec-%08u", i);
+		ck_assert((rszshm_rec_find(&r, name, NULL) != NULL) == (i % 2 == 1));
+	}
+	ck_assert_uint_eq(record_count(&r), MANY / 2);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/* ----------------------------------------------------------- iteration */
+
+START_TEST(test_rec_iterates_in_insertion_order)
+{
+	struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT, saved;
+	struct rszshm_rec_info info;
+	char path[256], seen[512];
+	struct rszshm r;
+
+	mk_heap(&r, path, "order");
+	ck_assert_int_eq(rszshm_rec_next(&r, &it, &info), 0);	/* no index yet */
+	ERRNO_IS(rszshm_rec_next(&r, NULL, &info) == -1, EINVAL);
+	put_str(&r, "m", "1");
+	put_str(&r, "c", "1");
+	put_str(&r, "x", "1");
+	put_str(&r, "a", "1");
+	put_str(&r, "q", "1");
+	names_in_order(&r, seen, sizeof(seen));
+	ck_assert_str_eq(seen, "m c x a q");
+
+	/* Replacing keeps the place; removing and putting again moves to the end. */
+	put_str(&r, "c", "2");
+	ck_assert_int_eq(rszshm_rec_remove(&r, "x"), 0);
+	put_str(&r, "x", "3");
+	names_in_order(&r, seen, sizeof(seen));
+	ck_assert_str_eq(seen, "m c a q x");
+
+	/* An iterator whose record is removed carries on after it. */
+	it = RSZSHM_REC_ITER_INIT;
+	ck_assert_int_eq(rszshm_rec_next(&r, &it, &info), 1);
+	ck_assert_int_eq(rszshm_rec_next(&r, &it, &info), 1);
+	ck_assert_str_eq(info.name, "c");
+	saved = it;
+	ck_assert_int_eq(rszshm_rec_remove(&r, "c"), 0);
+	ck_assert_int_eq(rszshm_rec_remove(&r, "a"), 0);
+	ck_assert_int_eq(rszshm_rec_next(&r, &it, &info), 1);
+	ck_assert_str_eq(info.name, "q");
+	/* ... even when its record's memory now holds a newer record. */
+	put_str(&r, "c", "4");
+	ck_assert_int_eq(rszshm_rec_next(&r, &saved, &info), 1);
+	ck_assert_str_eq(info.name, "q");
+	ck_assert_int_eq(rszshm_rec_next(&r, &saved, &info), 1);
+	ck_assert_str_eq(info.name, "x");
+	ck_assert_int_eq(rszshm_rec_next(&r, &saved, &info), 1);
+	ck_assert_str_eq(info.name, "c");
+	ck_assert_int_eq(rszshm_rec_next(&r, &saved, &info), 0);
+	ck_assert_int_eq(rszshm_rec_next(&r, &saved, &info), 0);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+#define KEEP 1000
+#define CHURN 20000
+
+/*
+ * A forked child inserts tmp-N in increasing N, removes older ones and
+ * replaces keep-* values, while the parent iterates again and again: every
+ * pass must give each keep-* exactly once, in order, and tmp-* in
+ * increasing N.
+ */
+START_TEST(test_rec_iteration_survives_concurrent_changes)
+{
+	int go[2], wstatus;
+	char path[256], name[32];
+	unsigned passes = 0;
+	struct rszshm r;
+	pid_t pid;
+	bool done = false;
+
+	mk_heap(&r, path, "churn");
+	for (int i = 0; i < KEEP; i++) {
+		snprintf(name, sizeof(name), "keep-%04d", i);
+		put_str(&r, name, name);
+	}
+	ck_assert_int_eq(pipe(go), 0);
+	if ((pid = test_fork()) == 0) {
+		char n2[32];
+
+		close(go[0]);
+		test_post(go[1]);
+		for (int i = 0; i < CHURN; i++) {
+			snprintf(n2, sizeof(n2), "tmp-%06d", i);
+			if (rszshm_rec_put(&r, n2, 0, n2, sizeof(n2)) != 0)
+				_exit(1);
+			if (i >= 50) {
+				snprintf(n2, sizeof(n2), "tmp-%06d", i - 50);
+				if (rszshm_rec_remove(&r, n2) != 0)
+					_exit(2);
+			}
+			snprintf(n2, sizeof(n2), "keep-%04d", i % KEEP);
+			if (rszshm_rec_put(&r, n2, 1, n2, sizeof(n2)) != 0)
+				_exit(3);
+		}
+		_exit(0);
+	}
+	close(go[1]);
+	test_wait_byte(go[0]);
+	close(go[0]);
+	while (!done) {
+		struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT;
+		struct rszshm_rec_info info;
+		int next_keep = 0, last_tmp = -1, rc;
+
+		done = waitpid(pid, &wstatus, WNOHANG) == pid;
+		while ((rc = rszshm_rec_next(&r, &it, &info)) == 1) {
+			int k;
+
+			if (sscanf(info.name, "keep-%d", &k) == 1) {
+				ck_assert_int_eq(k, next_keep);
+				next_keep++;
+			} else {
+				ck_assert_int_eq(sscanf(info.name, "tmp-%d", &k), 1);
+				ck_assert_int_gt(k, last_tmp);
+				last_tmp = k;
+			}
+		}
+		ck_assert_msg(rc == 0, "next: %s", strerror(errno));
+		ck_assert_int_eq(next_keep, KEEP);
+		passes++;
+	}
+	ck_assert(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+	ck_assert_uint_ge(passes, 1);
+	ck_assert_uint_eq(record_count(&r), KEEP + 50);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+#define THREADS 4
+#define THREAD_OPS 5000
+
+struct worker {
+	struct rszshm *r;
+	int id;
+	int failed;	/* the line of the first failed check, 0 if none */
+};
+
+/* One thread: put, read back and remove its own names, read the others'. */
+static void *thread_churn(void *arg)
+{
+	struct worker *w = arg;
+	char name[32], buf[64];
+	int v;
+
+#define WCHECK(c) do { if (!(c) && !w->failed) w->failed = __LINE__; } while (0)
+	for (int i = 0; i < THREAD_OPS; i++) {
+		snprintf(name, sizeof(name), "t%d-%d", w->id, i);
+		v = i;
+		WCHECK(rszshm_rec_put(w->r, name, (uint32_t)w->id, &v, sizeof(v)) == 0);
+		WCHECK(rszshm_rec_get(w->r, name, buf, sizeof(buf), NULL) == sizeof(v));
+		WCHECK(memcmp(buf, &v, sizeof(v)) == 0);
+		if (i % 2) {
+			snprintf(name, sizeof(name), "t%d-%d", w->id, i - 1);
+			WCHECK(rszshm_rec_remove(w->r, name) == 0);
+		}
+		snprintf(name, sizeof(name), "t%d-%d", (w->id + 1) % THREADS, i);
+		if (rszshm_rec_get(w->r, name, buf, sizeof(buf), NULL) == -1)
+			WCHECK(errno == ENOENT);
+	}
+#undef WCHECK
+	return NULL;
+}
+
+START_TEST(test_rec_threads_share_a_handle)
+{
+	struct worker w[THREADS];
+	pthread_t th[THREADS];
+	char path[256], name[32];
+	struct rszshm r;
+
+	mk_heap(&r, path, "threads");
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){ .r = &r, .id = i, .failed = 0 };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, thread_churn, &w[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+		ck_assert_msg(w[i].failed == 0, "thread %d failed at line %d", i, w[i].failed);
+	}
+	ck_assert_uint_eq(record_count(&r), THREADS * THREAD_OPS / 2);
+	for (int t = 0; t < THREADS; t++)
+		for (int i = 0; i < THREAD_OPS; i++) {
+			snprintf(name, sizeof(name), "t%d-%d", t, i);
+			ck_assert((rszshm_rec_find(&r, name, NULL) != NULL) == (i % 2 == 1));
+		}
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/* ------------------------------------------- structures across processes */
+
+#define NODES 1000
+#define T_LIST 0x4c495354u
+#define T_TREE 0x54524545u
+
+struct lnode {
+	struct lnode *next;
+	uint64_t value;
+};
+
+struct tnode {
+	struct tnode *left, *right;
+	uint64_t key;
+};
+
+static uint64_t tree_walk(const struct tnode *t, uint64_t *last, int *ordered, unsigned depth)
+{
+	uint64_t n;
+
+	if (!t || depth > NODES)
+		return 0;
+	n = tree_walk(t->left, last, ordered, depth + 1);
+	if (t->key <= *last)
+		*ordered = 0;
+	*last = t->key;
+	return n + 1 + tree_walk(t->right, last, ordered, depth + 1);
+}
+
+/* Exec'd: attach by name, find the list and tree, walk the raw pointers. */
+static int helper_walk(int argc, char **argv)
+{
+	struct rszshm_rec_info info;
+	const struct lnode *l;
+	const struct tnode *t;
+	uint64_t n = 0, sum = 0, last = 0, count;
+	struct rszshm r;
+	int ordered = 1;
+	char msg[64];
+
+	HCHECK(argc == 2);
+	HCHECK(rszshm_at(&r, argv[1]) != NULL);
+	HCHECK((l = rszshm_rec_find(&r, "list", &info)) != NULL);
+	HCHECK(info.type == T_LIST && !info.copied);
+	for (; l && n <= NODES; l = l->next, n++) {
+		HCHECK(l->value == n);
+		sum += l->value;
+	}
+	HCHECK(n == NODES && sum == (uint64_t)NODES * (NODES - 1) / 2);
+	HCHECK((t = rszshm_rec_find(&r, "tree", &info)) != NULL);
+	HCHECK(info.type == T_TREE);
+	count = tree_walk(t, &last, &ordered, 0);
+	HCHECK(count == NODES && ordered);
+	snprintf(msg, sizeof(msg), "list %" PRIu64 " tree %" PRIu64, n, count);
+	HCHECK(rszshm_rec_put(&r, "walked", 0, msg, strlen(msg) + 1) == 0);
+	HCHECK(rszshm_dt(&r) == 0);
+	return 0;
+}
+
+START_TEST(test_rec_exec_helper_walks_published_list_and_tree)
+{
+	struct lnode *head = NULL, **tail = &head;
+	struct tnode *root = NULL;
+	char path[256];
+	struct rszshm r;
+	pid_t pid;
+
+	mk_heap(&r, path, "structs");
+	for (uint64_t i = 0; i < NODES; i++) {
+		struct lnode *l = rszshm_alloc(&r, sizeof(*l));
+
+		ck_assert_ptr_nonnull(l);
+		l->value = i;
+		l->next = NULL;
+		*tail = l;
+		tail = &l->next;
+	}
+	for (uint64_t i = 0; i < NODES; i++) {
+		struct tnode *t = rszshm_alloc(&r, sizeof(*t)), **at = &root;
+		uint64_t key = (i * 7919) % NODES + 1;	/* a permutation of 1..NODES */
+
+		ck_assert_ptr_nonnull(t);
+		t->key = key;
+		t->left = t->right = NULL;
+		while (*at)
+			at = key < (*at)->key ? &(*at)->left : &(*at)->right;
+		*at = t;
+	}
+	ck_assert_int_eq(rszshm_rec_add(&r, "list", T_LIST, head, sizeof(*head)), 0);
+	ck_assert_int_eq(rszshm_rec_add(&r, "tree", T_TREE, root, sizeof(*root)), 0);
+	pid = test_exec_helper("walk", path, NULL);
+	ck_assert_int_eq(test_wait(pid), 0);
+	expect_str(&r, "walked", "list 1000 tree 1000");
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------ untorn copies */
+
+#define VERSIONS 1000000u
+#define MAX_WORDS 64
+
+static size_t words_of(uint64_t v)
+{
+	return 1 + (v * 7) % MAX_WORDS;
+}
+
+/*
+ * Read "hot" until "done" exists; every copy must be one whole version:
+ * each word equal to the version, the size the version's, the type and
+ * generation the version too, and versions never going back.
+ */
+static int read_untorn(struct rszshm *r, uint64_t *reads, const char **why)
+{
+	uint64_t buf[MAX_WORDS + 1], last = 0;
+	struct rszshm_rec_info info;
+	ssize_t n;
+
+	*reads = 0;
+	for (;;) {
+		bool done = rszshm_rec_find(r, "done", NULL) != NULL;
+
+		n = rszshm_rec_get(r, "hot", buf, sizeof(buf), &info);
+		if (n < 0)
+			return *why = "get failed", -1;
+		if (n % 8 || n == 0 || (size_t)n / 8 != words_of(buf[0]))
+			return *why = "size does not match the version", -1;
+		for (size_t i = 1; i < (size_t)n / 8; i++)
+			if (buf[i] != buf[0])
+				return *why = "torn value", -1;
+		if (info.type != (uint32_t)buf[0] || info.gen != buf[0] || info.size != (size_t)n)
+			return *why = "info does not match the value", -1;
+		if (buf[0] < last)
+			return *why = "version went back", -1;
+		last = buf[0];
+		++*reads;
+		if (done)
+			return last == VERSIONS ? 0 : (*why = "missed the last version", -1);
+	}
+}
+
+static int helper_torn_reader(int argc, char **argv)
+{
+	const char *why = "";
+	uint64_t reads;
+	struct rszshm r;
+	int rc;
+
+	HCHECK(argc == 3);
+	HCHECK(rszshm_at_flags(&r, argv[1], strcmp(argv[2], "ro") == 0 ? RSZSHM_RDONLY : 0));
+	rc = read_untorn(&r, &reads, &why);
+	if (rc)
+		fprintf(stderr, "torn-reader: %s after %" PRIu64 " reads\n", why, reads);
+	HCHECK(rc == 0);
+	HCHECK(rszshm_dt(&r) == 0);
+	return 0;
+}
+
+START_TEST(test_rec_get_is_never_torn_by_a_million_replacements)
+{
+	uint64_t buf[MAX_WORDS], reads;
+	int go[2];
+	const char *why = "";
+	char path[256];
+	struct rszshm r;
+	pid_t writer, ro;
+
+	mk_heap(&r, path, "torn");
+	for (size_t i = 0; i < words_of(1); i++)
+		buf[i] = 1;
+	ck_assert_int_eq(rszshm_rec_put(&r, "hot", 1, buf, words_of(1) * 8), 0);
+	ro = test_exec_helper("torn-reader", path, "ro", NULL);
+	ck_assert_int_eq(pipe(go), 0);
+	if ((writer = test_fork()) == 0) {
+		close(go[1]);
+		test_wait_byte(go[0]);
+		for (uint64_t v = 2; v <= VERSIONS; v++) {
+			size_t n = words_of(v);
+
+			for (size_t i = 0; i < n; i++)
+				buf[i] = v;
+			if (rszshm_rec_put(&r, "hot", (uint32_t)v, buf, n * 8) != 0)
+				_exit(1);
+		}
+		_exit(rszshm_rec_put(&r, "done", 0, "", 1) == 0 ? 0 : 2);
+	}
+	close(go[0]);
+	test_post(go[1]);
+	close(go[1]);
+	ck_assert_msg(read_untorn(&r, &reads, &why) == 0, "%s after %" PRIu64 " reads", why, reads);
+	ck_assert_int_eq(test_wait(writer), 0);
+	ck_assert_int_eq(test_wait(ro), 0);
+	ck_assert_uint_gt(reads, 1);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/* ------------------------------------------------- writers killed in the lock */
+
+#define BASE_RECS 16	/* fills a new index's buckets: the next insert rehashes */
+#define POINTS 10
+
+static int hook_fd = -1, hook_target;
+
+static void stop_here(int point)
+{
+	char c = (char)point;
+
+	if (point != hook_target)
+		return;
+	if (write(hook_fd, &c, 1) != 1)
+		_exit(4);
+	for (;;)
+		pause();
+}
+
+/* Exec'd, read-only: the index is mid-update and nobody can repair it. */
+static int helper_ro_busy(int argc, char **argv)
+{
+	char buf[16];
+	struct rszshm r;
+
+	HCHECK(argc == 2);
+	HCHECK(rszshm_at_flags(&r, argv[1], RSZSHM_RDONLY));
+	errno = 0;
+	HCHECK(rszshm_rec_get(&r, "base-2", buf, sizeof(buf), NULL) == -1 && errno == EAGAIN);
+	HCHECK(rszshm_dt(&r) == 0);
+	return 0;
+}
+
+static void killed_at(int point, int round)
+{
+	char path[256], name[32], msg[256];
+	int pfd[2], expect_new, expect_base1;
+	const char *base0;
+	struct rszshm r;
+	pid_t pid;
+
+	test_path(path, sizeof(path), "kill-%d-%d", point, round);
+	test_track(path);
+	ck_assert_ptr_nonnull(rszshm_mk_flags(&r, REGION_LEN, path, RSZSHM_DFLT_SCAN, RSZSHM_HEAP));
+	for (int i = 0; i < BASE_RECS; i++) {
+		snprintf(name, sizeof(name), "base-%d", i);
+		put_str(&r, name, name);
+	}
+	ck_assert_int_eq(pipe(pfd), 0);
+	if ((pid = test_fork()) == 0) {
+		close(pfd[0]);
+		hook_fd = pfd[1];
+		hook_target = point;
+		rszshm__rec_hook = stop_here;
+		/* Insert (rehash first: points 9, 10; then 1-3), replace (4-6), remove (7-8). */
+		if (rszshm_rec_put(&r, "new", 0, "new", 4) != 0 ||
+		    rszshm_rec_put(&r, "base-0", 0, "replaced", 9) != 0 ||
+		    rszshm_rec_remove(&r, "base-1") != 0)
+			_exit(2);
+		_exit(3);	/* the point was never reached */
+	}
+	close(pfd[1]);
+	test_wait_byte(pfd[0]);
+	close(pfd[0]);
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(test_wait(pid), 128 + SIGKILL);
+
+	/* Until a writer repairs it, the check reports the unfinished update. */
+	ck_assert_int_eq(rszshm_check(&r, msg, sizeof(msg)), 1);
+	ck_assert_msg(strstr(msg, "unfinished") != NULL, "check said: %s", msg);
+	if (point == 1 && round == 0)
+		ck_assert_int_eq(test_wait(test_exec_helper("ro-busy", path, NULL)), 0);
+
+	/* The next writer repairs (rolling the dead writer's update forward). */
+	put_str(&r, "after", "after");
+	check_ok(&r);
+	expect_new = point >= 1 && point <= 8;
+	base0 = point >= 4 && point <= 8 ? "replaced" : "base-0";
+	expect_base1 = !(point == 7 || point == 8);
+	expect_str(&r, "base-0", base0);
+	if (expect_new)
+		expect_str(&r, "new", "new");
+	else
+		ERRNO_IS(rszshm_rec_find(&r, "new", NULL) == NULL, ENOENT);
+	if (expect_base1)
+		expect_str(&r, "base-1", "base-1");
+	else
+		ERRNO_IS(rszshm_rec_find(&r, "base-1", NULL) == NULL, ENOENT);
+	for (int i = 2; i < BASE_RECS; i++) {
+		snprintf(name, sizeof(name), "base-%d", i);
+		expect_str(&r, name, name);
+	}
+	expect_str(&r, "after", "after");
+	ck_assert_uint_eq(record_count(&r), BASE_RECS + expect_new + 1 - !expect_base1);
+
+	/* And the index goes on working: the dead writer's ops, done again. */
+	ck_assert_int_eq(rszshm_rec_put(&r, "base-0", 0, "again", 6), 0);
+	rszshm_rec_remove(&r, "base-1");
+	rszshm_rec_put(&r, "new", 0, "new2", 5);
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "more-%d", i);
+		put_str(&r, name, name);
+	}
+	expect_str(&r, "new", "new2");
+	expect_str(&r, "more-99", "more-99");
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+
+START_TEST(test_rec_survives_writers_killed_in_the_index_lock)
+{
+	for (int round = 0; round < 3; round++)
+		for (int point = 1; point <= POINTS; point++)
+			killed_at(point, round);
+}
+END_TEST
+
+/* --------------------------------------------------------- read-only */
+
+static int helper_ro_read(int argc, char **argv)
+{
+	struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT;
+	struct rszshm_rec_info info;
+	char buf[64];
+	struct rszshm r;
+	int n = 0, x = 0;
+
+	HCHECK(argc == 2);
+	HCHECK(rszshm_at_flags(&r, argv[1], RSZSHM_RDONLY));
+	HCHECK(rszshm_rec_find(&r, "alpha", &info) != NULL && info.size == 6 && info.copied);
+	HCHECK(rszshm_rec_get(&r, "beta", buf, sizeof(buf), NULL) == 5 && !strcmp(buf, "beta"));
+	errno = 0;
+	HCHECK(rszshm_rec_find(&r, "gamma", NULL) == NULL && errno == ENOENT);
+	while (rszshm_rec_next(&r, &it, &info) == 1)
+		HCHECK(!strcmp(info.name, n++ ? "beta" : "alpha"));
+	HCHECK(n == 2);
+	errno = 0;
+	HCHECK(rszshm_rec_put(&r, "x", 0, &x, sizeof(x)) == -1 && errno == EPERM);
+	errno = 0;
+	HCHECK(rszshm_rec_add(&r, "x", 0, info.ptr, 1) == -1 && errno == EPERM);
+	errno = 0;
+	HCHECK(rszshm_rec_remove(&r, "alpha") == -1 && errno == EPERM);
+	errno = 0;
+	HCHECK(rszshm_rec_clear(&r) == -1 && errno == EPERM);
+	HCHECK(rszshm_check(&r, NULL, 0) == 0);
+	HCHECK(rszshm_dt(&r) == 0);
+	return 0;
+}
+
+START_TEST(test_rec_readonly_attach_finds_gets_and_iterates)
+{
+	char path[256];
+	struct rszshm r;
+
+	mk_heap(&r, path, "ro");
+	put_str(&r, "alpha", "alpha");
+	put_str(&r, "beta", "beta");
+	ck_assert_int_eq(test_wait(test_exec_helper("ro-read", path, NULL)), 0);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------ walkers */
+
+static struct m_idx *m_idx(struct rszshm *r)
+{
+	struct m_idx *x = (struct m_idx *)(uintptr_t)rszshm__shared(r->hdr)->recs;
+
+	ck_assert_ptr_nonnull(x);
+	ck_assert_msg(x->magic == M_IDX_MAGIC, "test's mirror of the index is out of date");
+	return x;
+}
+
+static struct m_rec *m_rec(uint64_t a, const char *name)
+{
+	struct m_rec *p = (struct m_rec *)(uintptr_t)a;
+
+	ck_assert_msg(p && p->magic == M_REC_LIVE && p->namelen == strlen(name) &&
+		      !strcmp(p->name, name), "test's mirror of a record is out of date");
+	return p;
+}
+
+/* Damage one word, expect the check to say @what, restore, expect it clean. */
+static void damaged(struct rszshm *r, uint64_t *word, uint64_t bad, const char *what)
+{
+	uint64_t good = *word;
+	char msg[256] = "";
+
+	*word = bad;
+	ck_assert_int_eq(rszshm_check(r, msg, sizeof(msg)), 1);
+	ck_assert_msg(strstr(msg, what) != NULL, "check said \"%s\", want \"%s\"", msg, what);
+	*word = good;
+	check_ok(r);
+}
+
+START_TEST(test_rec_walker_reports_damage_without_crashing)
+{
+	struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT;
+	struct rszshm_rec_info info;
+	struct m_rec *first, *second, *last;
+	uint64_t outside, saved;
+	char path[256], name[32];
+	struct m_idx *x;
+	struct rszshm r;
+	int rc, hits = 0, steps = 0;
+
+	mk_heap(&r, path, "damage");
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "d%d", i);
+		put_str(&r, name, name);
+	}
+	x = m_idx(&r);
+	first = m_rec(x->head, "d0");
+	second = m_rec(first->next, "d1");
+	last = m_rec(x->tail, "d7");
+	outside = (uintptr_t)r.hdr + r.max + 4096;
+
+	damaged(&r, &first->next, outside, "outside the region");
+	damaged(&r, &last->next, x->head, "longer than the count");
+	damaged(&r, &second->magic, 0x1234, "bad magic");
+	damaged(&r, &second->prev, 0, "back link");
+	damaged(&r, &second->hash, second->hash ^ 1, "hash");
+	damaged(&r, &x->count, 9, "count");
+	damaged(&r, &x->buckets, outside, "bucket array");
+	damaged(&r, &second->chain, (uintptr_t)second, "loop");
+	damaged(&r, &rszshm__shared(r.hdr)->recs, outside, "index");
+
+	/* Live readers on a damaged index return, with EBADMSG, and never hang. */
+	saved = last->next;
+	last->next = x->head;
+	while ((rc = rszshm_rec_next(&r, &it, &info)) == 1)
+		ck_assert_int_lt(++steps, 9);
+	ck_assert(rc == -1 && errno == EBADMSG);
+	last->next = saved;
+	saved = second->chain;
+	second->chain = (uintptr_t)second;
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "probe-%d", i);
+		if (!rszshm_rec_find(&r, name, NULL)) {
+			ck_assert(errno == ENOENT || errno == EBADMSG);
+			hits += errno == EBADMSG;
+		}
+	}
+	ck_assert_int_gt(hits, 0);	/* some probe hashed to the looping chain */
+	second->chain = saved;
+	check_ok(&r);
+
+	/* A damaged root is reported to readers and writers alike. */
+	saved = rszshm__shared(r.hdr)->recs;
+	rszshm__shared(r.hdr)->recs = outside;
+	ERRNO_IS(rszshm_rec_put(&r, "w", 0, "w", 2) == -1, EBADMSG);
+	ERRNO_IS(rszshm_rec_remove(&r, "d1") == -1, EBADMSG);
+	ERRNO_IS(rszshm_rec_find(&r, "d1", NULL) == NULL, EBADMSG);
+	rszshm__shared(r.hdr)->recs = saved;
+	expect_str(&r, "d1", "d1");
+	check_ok(&r);
+
+	/* An update left pending over a damaged list cannot be repaired: every
+	 * writer says so (and lock-falling readers too) until the list is fixed. */
+	saved = first->next;
+	first->next = outside;
+	x->seq |= 1;
+	ERRNO_IS(rszshm_rec_put(&r, "w", 0, "w", 2) == -1, ENOTRECOVERABLE);
+	ERRNO_IS(rszshm_rec_remove(&r, "d2") == -1, ENOTRECOVERABLE);
+	ERRNO_IS(rszshm_rec_get(&r, "d1", name, sizeof(name), NULL) == -1, ENOTRECOVERABLE);
+	first->next = saved;
+	put_str(&r, "w", "w");
+	expect_str(&r, "d1", "d1");
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/* Where damage goes: the index, its buckets, the records' headers and names. */
+struct targets {
+	uint64_t a[64];
+	uint64_t words[64];
+	unsigned n;
+};
+
+static void add_target(struct targets *t, uint64_t a, uint64_t words)
+{
+	if (t->n < 64) {
+		t->a[t->n] = a;
+		t->words[t->n++] = words;
+	}
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* A damaging value: zero, all ones, random, or an address in the region. */
+static uint64_t bad_value(uint64_t *s, const struct targets *t, uint64_t base, uint64_t len)
+{
+	switch (rnd(s) % 6) {
+	case 0: return 0;
+	case 1: return ~0ULL;
+	case 2: return rnd(s);
+	case 3: return base + (rnd(s) % len & ~7ULL);
+	case 4: return t->a[rnd(s) % t->n];
+	default: return t->a[rnd(s) % t->n] + 8 * (rnd(s) % 4);
+	}
+}
+
+#define FUZZ_ROUNDS 1500
+
+/*
+ * Random damage to a copy of a region, seen through a view at another
+ * address, and to the live region itself (readers only): the walker and the
+ * iterators must return (0/1, or an error), never crash (ASan watches) or
+ * loop, and most damage must be reported.
+ */
+START_TEST(test_rec_walkers_survive_random_damage)
+{
+	struct rszshm_rec_info info;
+	struct rszshm_stats st;
+	struct rszshm__view v;
+	struct targets t = { .n = 0 };
+	char path[256], name[32], msg[256], buf[256];
+	unsigned char *orig, *copy;
+	uint64_t seed = 0x1234567887654321ULL, base, len, a;
+	unsigned flagged = 0;
+	struct m_idx *x;
+	struct rszshm r;
+
+	mk_heap(&r, path, "fuzz");
+	memset(buf, 0x5a, sizeof(buf));
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "f%02d", i);
+		ck_assert_int_eq(rszshm_rec_put(&r, name, 0, buf, 8 + (size_t)i * 5), 0);
+	}
+	for (int i = 0; i < 40; i += 3) {
+		snprintf(name, sizeof(name), "f%02d", i);
+		if (i % 2)
+			ck_assert_int_eq(rszshm_rec_remove(&r, name), 0);
+		else
+			ck_assert_int_eq(rszshm_rec_put(&r, name, 1, buf, 100), 0);
+	}
+	check_ok(&r);
+	x = m_idx(&r);
+	add_target(&t, (uintptr_t)x, 8);
+	add_target(&t, x->buckets, 2 + 32);
+	for (a = x->head; a; a = ((struct m_rec *)(uintptr_t)a)->next)
+		add_target(&t, a, sizeof(struct m_rec) / 8 + 1);
+	base = (uintptr_t)r.hdr;
+	len = rszshm__map_len(&r);
+	ck_assert_ptr_nonnull(orig = malloc(len));
+	ck_assert_ptr_nonnull(copy = aligned_alloc(4096, len));
+	memcpy(orig, r.hdr, len);
+	v.map = copy;
+	v.base = base;
+	v.len = len;
+	v.fd = -1;
+
+	for (unsigned round = 0; round < FUZZ_ROUNDS; round++) {
+		struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT;
+		bool live = round % 4 == 3;
+		unsigned char *m = live ? (unsigned char *)r.hdr : copy;
+		unsigned hits = 1 + (unsigned)(rnd(&seed) % 3), steps = 0;
+		int rc;
+
+		memcpy(copy, orig, len);
+		for (unsigned k = 0; k < hits; k++) {
+			unsigned i = (unsigned)(rnd(&seed) % t.n);
+			uint64_t w = rnd(&seed) % t.words[i];
+
+			if (live && i == 0 && w == 1)
+				w = 0;	/* seq: live readers would take the lock and repair */
+			*(uint64_t *)(m + (t.a[i] - base) + 8 * w) = bad_value(&seed, &t, base, len);
+		}
+		if (!live) {
+			memset(&st, 0, sizeof(st));
+			rc = rszshm__rec_walk(&v, &st, msg, sizeof(msg));
+			ck_assert(rc == 0 || rc == 1);
+			flagged += rc == 1;
+			while ((rc = rszshm__rec_view_next(&v, &it, &info)) == 1)
+				ck_assert_uint_lt(++steps, 100);
+			ck_assert(rc == 0 || rc == -EBADMSG);
+			continue;
+		}
+		rc = rszshm_check(&r, msg, sizeof(msg));
+		ck_assert(rc == 0 || rc == 1);
+		while ((rc = rszshm_rec_next(&r, &it, &info)) == 1)
+			ck_assert_uint_lt(++steps, 100);
+		ck_assert(rc == 0 || errno == EBADMSG);
+		for (int i = 0; i < 40; i += 7) {
+			snprintf(name, sizeof(name), "f%02d", i);
+			rszshm_rec_get(&r, name, buf, sizeof(buf), &info);
+		}
+		memcpy(r.hdr, orig, len);
+	}
+	ck_assert_uint_gt(flagged, FUZZ_ROUNDS / 2);
+	check_ok(&r);
+	free(orig);
+	free(copy);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+START_TEST(test_rec_view_lists_records_at_another_address)
+{
+	struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT;
+	struct rszshm_rec_info info;
+	struct rszshm_stats st;
+	struct rszshm__view v;
+	const char *why = NULL;
+	char path[256], name[32], msg[128];
+	void *where[20];
+	struct rszshm r;
+	int n = 0, rc;
+
+	mk_heap(&r, path, "view");
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "v%02d", i);
+		put_str(&r, name, name);
+		where[i] = rszshm_rec_find(&r, name, NULL);
+	}
+	ck_assert_int_eq(rszshm_rec_remove(&r, "v03"), 0);
+	ck_assert_int_eq(rszshm_flush(&r, NULL, 0), 0);
+	ck_assert_int_eq(rszshm__view_open(path, &v, &why), 0);
+	ck_assert_ptr_ne(v.map, (const void *)r.hdr);
+	while ((rc = rszshm__rec_view_next(&v, &it, &info)) == 1) {
+		const char *val;
+
+		if (n == 3)
+			n++;
+		snprintf(name, sizeof(name), "v%02d", n);
+		ck_assert_str_eq(info.name, name);
+		ck_assert_ptr_eq(info.ptr, where[n]);	/* the recorded address */
+		ck_assert_ptr_nonnull(val = rszshm__view_ptr(&v, (uintptr_t)info.ptr, info.size));
+		ck_assert_str_eq(val, name);
+		n++;
+	}
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(n, 20);
+	memset(&st, 0, sizeof(st));
+	ck_assert_int_eq(rszshm__rec_walk(&v, &st, msg, sizeof(msg)), 0);
+	ck_assert_uint_eq(st.records, 19);
+	rszshm__view_close(&v);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+Suite *test_suite(void)
+{
+	Suite *s = suite_create("records");
+
+	TEST_ADD(s, test_rec_refuses_null_raw_and_detached_handles);
+	TEST_ADD(s, test_rec_checks_names);
+	TEST_ADD(s, test_rec_add_publishes_a_pointer);
+	TEST_ADD(s, test_rec_put_copies_and_replaces);
+	TEST_ADD(s, test_rec_remove_frees_copies_only);
+	TEST_ADD(s, test_rec_put_fails_cleanly_when_the_span_is_full);
+	TEST_ADD_T(s, test_rec_finds_each_of_many_records, 240);
+	TEST_ADD(s, test_rec_iterates_in_insertion_order);
+	TEST_ADD_T(s, test_rec_iteration_survives_concurrent_changes, 240);
+	TEST_ADD_T(s, test_rec_threads_share_a_handle, 240);
+	TEST_ADD(s, test_rec_exec_helper_walks_published_list_and_tree);
+	TEST_ADD_T(s, test_rec_get_is_never_torn_by_a_million_replacements, 240);
+	TEST_ADD_T(s, test_rec_survives_writers_killed_in_the_index_lock, 240);
+	TEST_ADD(s, test_rec_readonly_attach_finds_gets_and_iterates);
+	TEST_ADD(s, test_rec_walker_reports_damage_without_crashing);
+	TEST_ADD(s, test_rec_view_lists_records_at_another_address);
+	TEST_ADD_T(s, test_rec_walkers_survive_random_damage, 240);
+	return s;
+}
+
+const struct test_helper test_helpers[] = {
+	{ "walk", helper_walk },
+	{ "torn-reader", helper_torn_reader },
+	{ "ro-busy", helper_ro_busy },
+	{ "ro-read", helper_ro_read },
+	{ NULL, NULL },
+};
