@@ -216,8 +216,13 @@ struct rszshm_hdr {
  * @fname: path of the file ("" for a RSZSHM_ANON region)
  * @hdr: the header, at the start of the mapping; @hdr == @hdr->addr
  * @dat: the raw area, right after the header (NULL in a heap region)
- * @cap: length of the raw area: @flen - sizeof(struct rszshm_hdr) (0 in a
- *       heap region)
+ * @cap: length of the raw area (0 in a heap region): @flen -
+ *       sizeof(struct rszshm_hdr), less one page (the spill page) while the
+ *       region is shorter than its span.  The spill page is part of the file:
+ *       a write that races a grow by a few bytes (as in ccan's documented
+ *       fork-and-fill example, where a worker whose handle was stale
+ *       refreshes instead of growing) lands in shared memory, not past the
+ *       end of the file
  * @flags: RSZSHM_* flags of the region and of this attachment
  * @max: length of the span, as validated when the handle was made
  *
@@ -243,7 +248,8 @@ struct rszshm {
  * @fname: path of the file to create, or NULL for RSZSHM_DFLT_FNAME
  * @scan: (optional) where to look for a free span; RSZSHM_DFLT_SCAN if omitted
  *
- * The file's length is @flen plus the header, rounded up to a page.  If the
+ * The file's length is @flen plus the header, rounded up to a page, plus the
+ * spill page (see struct rszshm), so @r->cap is at least @flen.  If the
  * directory part of @fname ends in XXXXXX, mkdtemp(3) makes it unique.  The
  * file must not exist: it is created with O_CREAT | O_EXCL | O_NOFOLLOW |
  * O_CLOEXEC and mode 0600, whatever its name.  The span is claimed by the

@@ -12,7 +12,7 @@
  *   24     8    flags      only RSZSHM_ALLOCATE|HEAP|ANON            EPROTONOSUPPORT
  *   32     8    addr       non-zero, page aligned, addr + max fits   EBADMSG
  *                          the address space
- *   40     8    max        page aligned, >= hdr_size + one page      EBADMSG
+ *   40     8    max        page aligned, at least one page           EBADMSG
  *   48     8    flen       page aligned, hdr_size < flen <= max      EBADMSG
  *   56     8    reserved   0                                         EBADMSG
  *   64     448  private    locks and roots of the heap and records (struct
@@ -74,7 +74,8 @@ int rszshm__hdr_validate(const struct rszshm_hdr *h, uint64_t file_size, const c
 		BAD(EBADMSG, "base address is not page aligned");
 	if (h->addr_bits_ > UINTPTR_MAX)
 		BAD(EBADMSG, "base address does not fit a pointer");
-	if (h->max % pg || h->max < sizeof(*h) + pg)
+	/* One page is the smallest span rszshm_mk() makes (flen <= max). */
+	if (h->max % pg || h->max < pg)
 		BAD(EBADMSG, "span is misaligned or too small");
 	if (h->max > UINTPTR_MAX - h->addr_bits_ || h->max > SIZE_MAX)
 		BAD(EBADMSG, "span runs past the end of the address space");

@@ -46,11 +46,28 @@ static bool is_heap(const struct rszshm *r)
 	return r->flags & RSZSHM_HEAP;
 }
 
+/*
+ * The raw area's capacity at file length @flen: everything after the header
+ * but the spill page.  The last page of a raw region that can still grow is
+ * left out of @cap.  ccan's documented pattern (claim an index with an atomic
+ * counter, grow once if it is past cap, write) lets a worker whose handle was
+ * stale refresh instead of growing and then write a few bytes past the
+ * capacity it just read, before the worker that owns the next doubling has
+ * published it: at most one such write per worker per doubling.  The spill
+ * page puts those writes in the shared file, where every process sees them,
+ * instead of past its end (SIGBUS here; silently lost in ccan, whose private
+ * span lies there).  Access past hdr->flen still faults.
+ */
+static uint64_t raw_cap(uint64_t flen, uint64_t max)
+{
+	return flen - HDR_SIZE - (flen < max ? rszshm__page_size() : 0);
+}
+
 /* Record the region's length @flen in the handle; any thread may do this. */
 static void refresh(struct rszshm *r, uint64_t flen)
 {
 	__atomic_store_n(&r->flen, (size_t)flen, __ATOMIC_RELAXED);
-	__atomic_store_n(&r->cap, is_heap(r) ? 0 : (size_t)(flen - HDR_SIZE), __ATOMIC_RELAXED);
+	__atomic_store_n(&r->cap, is_heap(r) ? 0 : (size_t)raw_cap(flen, r->max), __ATOMIC_RELAXED);
 }
 
 static void fill(struct rszshm *r, int fd, struct rszshm_hdr *h, uint64_t max, unsigned flags)
@@ -180,15 +197,19 @@ static int mk(struct rszshm *r, size_t dlen, struct rszshm_scan scan, unsigned f
 	if (dlen == 0 || !scan.start || scan.len == 0 || scan.hop == 0 || scan.iter == 0 ||
 	    (flags & ~(unsigned)RSZSHM__HDR_FLAGS))
 		return -EINVAL;
-	if (dlen > UINT64_MAX - 2 * HDR_SIZE - rszshm__page_size() ||
+	if (dlen > UINT64_MAX - 2 * HDR_SIZE - 2 * rszshm__page_size() ||
 	    scan.len < dlen + HDR_SIZE)
 		return -EINVAL;
-	flen = pgup(dlen + HDR_SIZE);
 	if ((uint64_t)scan.len > UINT64_MAX - rszshm__page_size())
 		return -ENOMEM;
 	max = pgup(scan.len);
 	if (max > SIZE_MAX)
 		return -ENOMEM;
+	/* A raw area of at least @dlen bytes, the spill page beyond it
+	 * (see raw_cap()) unless that would pass the span. */
+	flen = pgup(dlen + HDR_SIZE);
+	if (!(flags & RSZSHM_HEAP) && flen < max)
+		flen += rszshm__page_size();
 
 	if ((rc = rszshm__span_probe(&scan, (size_t)max, &span)) < 0)
 		return rc;
@@ -231,22 +252,23 @@ fail:
 void *rszshm_mk_flags(struct rszshm *r, size_t flen, const char *fname,
 		      struct rszshm_scan scan, unsigned flags)
 {
+	char name[RSZSHM_PATH_MAX];
+	size_t n;
 	int rc;
 
 	if (!r)
 		return RSZSHM__FAIL(-EINVAL, NULL);
-	reset(r);
-	r->fname[0] = '\0';
 	if (flags & RSZSHM_ANON)
 		fname = "";
 	else if (!fname)
 		fname = RSZSHM_DFLT_FNAME;
-	else if (!fname[0])
+	/* Copied before the handle is reset: @fname may be @r->fname. */
+	n = strlcpy(name, fname, sizeof(name));
+	reset(r);
+	r->fname[0] = '\0';
+	if ((n == 0 && !(flags & RSZSHM_ANON)) || n >= sizeof(name))
 		return RSZSHM__FAIL(-EINVAL, NULL);
-	if (strlcpy(r->fname, fname, sizeof(r->fname)) >= sizeof(r->fname)) {
-		r->fname[0] = '\0';
-		return RSZSHM__FAIL(-EINVAL, NULL);
-	}
+	memcpy(r->fname, name, n + 1);
 	if ((rc = mk(r, flen, scan, flags)) < 0)
 		return RSZSHM__FAIL(rc, NULL);
 	return result(r);
@@ -268,7 +290,9 @@ static int at(struct rszshm *r, const char *fname, unsigned flags)
 	void *m;
 	int fd, rc;
 
-	if ((fd = rszshm__sys_open(fname, rdonly ? O_RDONLY : O_RDWR, 0)) < 0)
+	/* O_NONBLOCK: a FIFO at @fname must not wait for a writer (it is then
+	 * refused as not a regular file); no effect on a regular file. */
+	if ((fd = rszshm__sys_open(fname, (rdonly ? O_RDONLY : O_RDWR) | O_NONBLOCK, 0)) < 0)
 		return fd;
 	if ((rc = rszshm__hdr_read(fd, &h, &fsize, NULL)) < 0)
 		goto fail_fd;
@@ -304,7 +328,7 @@ void *rszshm_at_flags(struct rszshm *r, const char *fname, unsigned flags)
 	    (flags & ~(unsigned)RSZSHM_RDONLY))
 		return RSZSHM__FAIL(-EINVAL, NULL);
 	reset(r);
-	strcpy(r->fname, fname);
+	memmove(r->fname, fname, strlen(fname) + 1);	/* @fname may be @r->fname */
 	if ((rc = at(r, fname, flags)) < 0)
 		return RSZSHM__FAIL(rc, NULL);
 	return result(r);
@@ -571,7 +595,7 @@ int rszshm__view_open(const char *path, struct rszshm__view *v, const char **why
 	*why = NULL;
 	v->fd = -1;
 	v->map = NULL;
-	if ((fd = rszshm__sys_open(path, O_RDONLY, 0)) < 0)
+	if ((fd = rszshm__sys_open(path, O_RDONLY | O_NONBLOCK, 0)) < 0)
 		return fd;
 	if ((rc = rszshm__hdr_read(fd, &h, &fsize, why)) < 0)
 		goto fail;

@@ -50,9 +50,10 @@ int rszshm__span_probe(const struct rszshm_scan *scan, size_t len, void **out)
 	for (i = 1; i <= scan->iter; i++) {
 		int rc = -EEXIST;
 
-		/* A try that would wrap around the address space is "taken". */
-		if (tgt != 0 && tgt % rszshm__page_size() == 0 && len <= UINTPTR_MAX - tgt)
-			rc = claim((void *)tgt, len);
+		/* A try at NULL or misaligned is "taken"; one that would wrap
+		 * around the address space cannot hold the span (ENOMEM). */
+		if (tgt != 0 && tgt % rszshm__page_size() == 0)
+			rc = len <= UINTPTR_MAX - tgt ? claim((void *)tgt, len) : -ENOMEM;
 		if (rc == 0) {
 			*out = (void *)tgt;
 			return 0;
