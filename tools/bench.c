@@ -23,7 +23,7 @@
  *          per process, from fork to waitpid; the three are interleaved.
  *          "attach-call" times the same attach, read and detach as calls in
  *          this process, without the exec that dominates the figures above.
- *  grow    a sparse region grows from 4 KiB to 16 GiB by doubling
+ *  grow    a sparse region grows from 8 KiB to 16 GiB by doubling
  *          (rszshm_grow), with 8 other processes attached (forked, then
  *          detached from the inherited mapping and attached again by name).
  *          After each grow every one of them reads the new length straight
@@ -400,10 +400,11 @@ static void bench_attach(const struct bench_opts *o)
 /* -------------------------------------------------------------- grow */
 
 #define GROW_WATCHERS 8
-#define GROW_FROM (4 * KiB)
+/* The smallest raw region: a page for the header and data, and the spill page. */
+#define GROW_FROM (8 * KiB)
 #define GROW_TO (16 * GiB)
 #define GROW_SPAN (32 * GiB)
-#define GROW_STEPS 22			/* 4 KiB * 2^22 = 16 GiB */
+#define GROW_STEPS 21			/* 8 KiB * 2^21 = 16 GiB */
 #define GROW_SMALL (1 * MiB)		/* "small": new length up to this */
 #define GROW_LARGE (2 * GiB)		/* "large": new length from this */
 #define TIMEOUT_MS 60000
@@ -452,7 +453,7 @@ struct ladder {
 };
 
 /*
- * One ladder: a region and a plain file grow side by side, 4 KiB to 16 GiB,
+ * One ladder: a region and a plain file grow side by side, 8 KiB to 16 GiB,
  * while the watchers look at the region after every step.  Each step times
  * rszshm_grow() and ftruncate(2) of the plain file to the same length, in
  * an order that alternates, so both run in the same conditions.
@@ -467,7 +468,7 @@ static void ladder(const struct bench_opts *o, struct ladder *l)
 
 	scan.len = GROW_SPAN;
 	bench_fname(o, tmpl, sizeof(tmpl));
-	if (!rszshm_mk(&r, GROW_FROM - sizeof(struct rszshm_hdr), tmpl, (scan)))
+	if (!rszshm_mk(&r, 1, tmpl, (scan)))
 		fail("grow", "%s: rszshm_mk: %s", tmpl, strerror(errno));
 	if (r.flen != GROW_FROM)
 		fail("grow", "%s: made %zu bytes long, not %zu", r.fname, r.flen, (size_t)GROW_FROM);
