@@ -34,6 +34,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -2233,8 +2234,9 @@ static void ccan_example_run(size_t total, int run)
 {
 	const char *exe = getenv("RSZSHM_CCAN_EXAMPLE");
 	size_t stop = total - HDR - sizeof(int), k, got = 0, fsize;
-	char out[4096], stopstr[32], fname[RSZSHM_PATH_MAX];
-	int p[2], st, failed = 0, last = 0, fd;
+	char out[4096], stopstr[32], fname[RSZSHM_PATH_MAX], *nl;
+	int pty, tty, st, failed = 0, last = 0, fd;
+	struct termios raw;
 	unsigned char *buf;
 	pid_t pid;
 	ssize_t n;
@@ -2242,27 +2244,53 @@ static void ccan_example_run(size_t total, int run)
 	ck_assert_msg(exe != NULL, "RSZSHM_CCAN_EXAMPLE is not set");
 	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 	snprintf(stopstr, sizeof(stopstr), "%zu", stop);
-	ck_assert_int_eq(pipe(p), 0);
+	/* The example's stdout is a pseudo-terminal, so stdio line-buffers it
+	 * and its file name arrives at once: it is tracked before anything (a
+	 * timeout) could kill this test, and the runner removes the file
+	 * whatever happens.  This process keeps the terminal's other end open
+	 * until then, so that a read cannot see "no writer" too early. */
+	pty = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	ck_assert_int_ge(pty, 0);
+	ck_assert_int_eq(grantpt(pty), 0);
+	ck_assert_int_eq(unlockpt(pty), 0);
+	tty = open(ptsname(pty), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	ck_assert_int_ge(tty, 0);
+	ck_assert_int_eq(tcgetattr(tty, &raw), 0);
+	cfmakeraw(&raw);
+	ck_assert_int_eq(tcsetattr(tty, TCSANOW, &raw), 0);
 	pid = test_fork();
 	if (pid == 0) {
-		dup2(p[1], 1);
-		close(p[0]);
-		close(p[1]);
+		dup2(tty, 1);
 		execl(exe, exe, "8", stopstr, (char *)NULL);
 		_exit(127);
 	}
-	close(p[1]);
-	/* Every process prints the name (stdout is a pipe: the buffer is
-	 * inherited); EOF once all have exited. */
-	while ((n = read(p[0], out + got, sizeof(out) - 1 - got)) > 0)
+	/* Until every process of the example has closed the terminal: then a
+	 * read fails with EIO, the terminal's end of file. */
+	fname[0] = '\0';
+	for (;;) {
+		n = read(pty, out + got, sizeof(out) - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
 		got += (size_t)n;
-	close(p[0]);
-	out[got] = '\0';
-	ck_assert_msg(got > 0 && strchr(out, '\n'), "no file name printed");
-	*strchr(out, '\n') = '\0';
-	ck_assert_uint_lt(strlen(out), sizeof(fname));
-	strcpy(fname, out);
-	test_track(fname);
+		out[got] = '\0';
+		if (!fname[0] && (nl = strchr(out, '\n')) != NULL) {
+			ck_assert_uint_lt((size_t)(nl - out), sizeof(fname));
+			memcpy(fname, out, (size_t)(nl - out));
+			fname[nl - out] = '\0';
+			test_track(fname);
+			close(tty);
+			tty = -1;
+		}
+		if (got == sizeof(out) - 1)
+			got = 0;
+	}
+	ck_assert_msg(n == 0 || errno == EIO, "read: %s", strerror(errno));
+	if (tty >= 0)
+		close(tty);
+	close(pty);
+	ck_assert_msg(fname[0] != '\0', "no file name printed");
 	while ((pid = wait(&st)) > 0) {
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 			failed++;
