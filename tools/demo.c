@@ -183,7 +183,7 @@ static bool verify(struct rszshm *r, unsigned workers, uint64_t total)
 int main(int argc, char **argv)
 {
 	unsigned workers = 8;
-	uint64_t total = 64 * MiB, need;
+	uint64_t total = 64 * MiB, need, first;
 	bool keep = false, ok;
 	struct rszshm_scan scan = RSZSHM_DFLT_SCAN;
 	pid_t pids[MAX_WORKERS] = { 0 };
@@ -238,12 +238,13 @@ int main(int argc, char **argv)
 	if (scan.len < need)
 		scan.len = (size_t)need;
 
-	/* One page to start with, as in ccan's example: the workers grow it. */
-	if (!rszshm_mk(&r, (size_t)sysconf(_SC_PAGESIZE) - sizeof(struct rszshm_hdr), NULL,
-		       (scan))) {
+	/* The smallest region to start with, as in ccan's example: the
+	 * workers grow it. */
+	if (!rszshm_mk(&r, 1, NULL, (scan))) {
 		warn("%s: rszshm_mk", RSZSHM_DFLT_FNAME);
 		return 2;
 	}
+	first = r.flen;
 
 	printf("rszshm-demo: %u workers fill %s of %s\n", workers, human(h1, total), r.fname);
 	fflush(stdout);
@@ -286,7 +287,7 @@ int main(int argc, char **argv)
 
 	printf("file\t%s, %s (grew from %s, span %s), %s\n", r.fname,
 	       human(h1, __atomic_load_n(&r.hdr->flen, __ATOMIC_ACQUIRE)),
-	       human(h2, (uint64_t)sysconf(_SC_PAGESIZE)), human(h3, r.max),
+	       human(h2, first), human(h3, r.max),
 	       keep ? "kept" : "removed");
 	if (ok)
 		printf("OK\t%" PRIu64 " bytes, each written once by one worker, in %.2f s\n", total,
