@@ -608,8 +608,11 @@ RSZSHM_API void *rszshm_realloc(struct rszshm *r, void *p, size_t size);
  * rszshm_dealloc - return a block to the heap
  * @p: a block of this region, or NULL (does nothing)
  *
- * Errors: EINVAL @p is not a live block of this region (not allocated, or
- * already freed: detected where the heap's bookkeeping shows it).
+ * Safety: any thread of any attached process at once; usually lock-free.
+ * Errors: EINVAL @r is NULL, detached or not a heap region, or @p is not a
+ * live block of this region (not allocated, or already freed: detected
+ * where the heap's bookkeeping shows it); EPERM @r is read-only; EBADMSG the
+ * heap's control block is damaged.
  * Returns: 0 on success, -1 with errno set.
  */
 RSZSHM_API int rszshm_dealloc(struct rszshm *r, void *p);
@@ -929,7 +932,8 @@ struct rszshm_stats {
  * report as "look again".
  *
  * Safety: any thread; takes no lock; O(region length).
- * Errors: EINVAL @r is NULL or detached.
+ * Errors: EINVAL @r is NULL or detached; ENOMEM no memory for the walk's
+ * bitmaps (one bit per heap block).
  * Returns: 0 if consistent, 1 if damaged (the first violation in @msg), -1
  * with errno set on error.
  */

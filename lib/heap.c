@@ -577,7 +577,11 @@ static int arena_rebuild(struct rszshm *r, struct ctl *h, unsigned ai)
 		uint64_t v = GET(a->pending[c]);
 		uint32_t idx;
 
-		s = v ? locate(r, h, v) : NULL;
+		/* An empty slot may be filled by a lock-free free right now:
+		 * leave it.  A full one cannot change while the lock is held. */
+		if (!v)
+			continue;
+		s = locate(r, h, v);
 		if (s && s->kind == K_SMALL && s->arena == ai && seg_sane(s) &&
 		    block_index(s, v, &idx))
 			bit_put(s, idx, false);
@@ -1043,6 +1047,10 @@ static void *alloc_in(struct rszshm *r, struct ctl *h, size_t size, size_t align
 {
 	uintptr_t blk, p;
 
+	/* A block of 0 bytes is a block of 1: with size 0 an aligned block
+	 * could round up to the first byte after it, its neighbour's start. */
+	if (size == 0)
+		size = 1;
 	if (align <= RSZSHM_ALIGN) {
 		if (size <= SMALL_MAX)
 			return small_alloc(r, h, size_cls(size), err);
@@ -1419,7 +1427,7 @@ static int walk_pending(struct walk *w, unsigned ai)
 	const uint64_t *word;
 	const struct seg *s;
 	unsigned k, j;
-	uint32_t bs;
+	uint32_t bs, c;
 
 	for (k = 0; k < NPENDING; k++) {
 		if ((v = RD(a->pending[k])) == 0)
@@ -1433,8 +1441,16 @@ static int walk_pending(struct walk *w, unsigned ai)
 		if (RD(s->kind) != K_SMALL || RD(s->arena) != ai)
 			return damaged(w, "arena %u: pending 0x%" PRIx64 " is not a block of the arena",
 				       ai, v);
-		/* walk_small() checked the geometry of every SMALL segment. */
+		/* Read the geometry again: walk_small() checked it, but on a
+		 * region in use the segment may have been reused since. */
+		c = RD(s->cls);
 		bs = RD(s->bsize);
+		if (c >= NCLS || bs != cls_size[c]) {
+			if (w->busy[ai])
+				continue;	/* its segment is being reused */
+			return damaged(w, "arena %u: pending 0x%" PRIx64 " is in a segment of no class",
+				       ai, v);
+		}
 		b0 = w->v->base + (i << SEG_SHIFT) + RD(s->first);
 		if (v < b0 || (off = v - b0) % bs || (idx = off / bs) >= RD(s->nblocks))
 			return damaged(w, "arena %u: pending 0x%" PRIx64 " is not a block start", ai, v);

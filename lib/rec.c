@@ -340,11 +340,11 @@ static int fill_info(const struct rszshm__view *v, uint64_t a, const struct rec 
  * The record after the iterator's position, in insertion order: 1 with
  * @info and @it updated, 0 at the end, -EBADMSG.  O(1) when the last record
  * returned is still there; otherwise a scan from the oldest record for the
- * first id past the last one returned.  @strict (views): a record that
- * looks live but is off the list is damage, not a reason to scan.
+ * first id past the last one returned.  A record that looks live but is
+ * off the list is damage, not a reason to scan.
  */
 static int next_in(const struct rszshm__view *v, const struct idx *x, struct rszshm_rec_iter *it,
-		   struct rszshm_rec_info *info, bool strict)
+		   struct rszshm_rec_info *info)
 {
 	uint64_t last = it->pos_[0], hint = it->pos_[1], a = 0, p, steps = 0;
 	const struct rec *r, *q;
@@ -361,9 +361,10 @@ static int next_in(const struct rszshm__view *v, const struct idx *x, struct rsz
 		if (p ? ((q = rec_at(v, p)) && LD(q->next) == hint) : LD(x->head) == hint) {
 			a = LD(r->next);
 			resumed = true;
-		} else if (strict) {
-			/* A view does not change: a live record off the list is damage,
-			 * and rescanning at every step would cost O(n^2). */
+		} else {
+			/* A live record off the list is damage (records are marked
+			 * dead in the write section that unlinks them), and
+			 * rescanning at every step would cost O(n^2). */
 			return -EBADMSG;
 		}
 	}
@@ -813,13 +814,18 @@ static void wr_unlock(struct wr *w)
 static struct rec *rec_new(struct rszshm *r, const struct idx *x, const char *name, size_t nlen,
 			   const void *data, size_t size, uint32_t type, bool copy, int *err)
 {
-	size_t bytes = copy ? (size_t)val_off(nlen) + size : sizeof(struct rec) + nlen + 1;
+	size_t bytes;
 	struct rec *p;
 
-	if (copy && size > SIZE_MAX - bytes) {
+	/* Check before adding: the sum must not wrap. */
+	if (copy && size > SIZE_MAX - val_off(nlen) - 1) {
 		*err = -ENOMEM;
 		return NULL;
 	}
+	/* At least one byte past val_off(), in both cases: no other block can
+	 * then start at the record's own value address, which is how
+	 * own_block() tells an inline value from a block of its own. */
+	bytes = (size_t)val_off(nlen) + (copy && size ? size : 1);
 	if (!(p = heap_alloc(r, bytes, err)))
 		return NULL;
 	memset(p, 0, sizeof(*p));
@@ -1294,7 +1300,7 @@ static int next_rec(struct rszshm *r, struct rszshm_rec_iter *it, struct rszshm_
 		if ((rc = rd_begin(&c)) < 0)
 			return rc;
 		t = *it;
-		rc = next_in(&c.v, c.x, &t, info, false);
+		rc = next_in(&c.v, c.x, &t, info);
 		if (rd_end(&c))
 			break;
 	}
@@ -1325,7 +1331,7 @@ int rszshm__rec_view_next(const struct rszshm__view *v, struct rszshm_rec_iter *
 	for (unsigned i = 0;; i++) {
 		s = __atomic_load_n(&x->seq, __ATOMIC_ACQUIRE);
 		t = *it;
-		rc = next_in(v, x, &t, info, true);
+		rc = next_in(v, x, &t, info);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if ((!(s & 1) && LD(x->seq) == s) || i + 1 >= VIEW_TRIES)
 			break;

@@ -219,6 +219,56 @@ START_TEST(test_alloc_aligned_honours_alignment)
 }
 END_TEST
 
+/*
+ * A 0-byte aligned block is a block of its own: for alignments whose padded
+ * class is exactly align - 16 bytes (32, 64, 128), rounding up could land on
+ * the next block's start, and freeing it would free that neighbour; at 64 KiB
+ * it could land on the next run.  Blocks of the neighbouring class are
+ * interleaved with them and must survive every free.
+ */
+START_TEST(test_aligned_zero_size_blocks_are_their_own)
+{
+	static const size_t aligns[] = { 32, 64, 128, 65536 };
+	enum { N = 48 };
+	struct rszshm r;
+	char *z[4][N], *n[4][N];
+	size_t a, i, nsize;
+
+	mk_heap(&r, "alignzero", 4096);
+	for (a = 0; a < 4; a++) {
+		nsize = aligns[a] < 65536 ? aligns[a] - 16 : 16;
+		for (i = 0; i < N; i++) {
+			z[a][i] = rszshm_alloc_aligned(&r, aligns[a], 0);
+			ck_assert_ptr_nonnull(z[a][i]);
+			ck_assert_uint_eq((uintptr_t)z[a][i] % aligns[a], 0);
+			ck_assert_uint_ge(rszshm_usable_size(&r, z[a][i]), 1);
+			n[a][i] = rszshm_alloc(&r, nsize);
+			ck_assert_ptr_nonnull(n[a][i]);
+			memset(n[a][i], (int)(0xa0 + a), nsize);
+		}
+	}
+	assert_consistent(&r);
+	for (a = 0; a < 4; a++)
+		for (i = 0; i < N; i++)
+			ck_assert_int_eq(rszshm_dealloc(&r, z[a][i]), 0);
+	/* Reuse what was freed, then check no neighbour was among it. */
+	for (a = 0; a < 4; a++)
+		for (i = 0; i < N; i++)
+			memset(rszshm_alloc(&r, aligns[a] < 65536 ? aligns[a] - 16 : 16), 0x55,
+			       aligns[a] < 65536 ? aligns[a] - 16 : 16);
+	for (a = 0; a < 4; a++) {
+		nsize = aligns[a] < 65536 ? aligns[a] - 16 : 16;
+		for (i = 0; i < N; i++) {
+			for (size_t k = 0; k < nsize; k++)
+				ck_assert_int_eq((unsigned char)n[a][i][k], 0xa0 + a);
+			ck_assert_int_eq(rszshm_dealloc(&r, n[a][i]), 0);
+		}
+	}
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
 /* -------------------------------------------------------------- errnos */
 
 START_TEST(test_raw_region_refuses_heap_calls)
@@ -1067,6 +1117,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_zalloc_zeroes_reused_memory);
 	TEST_ADD(s, test_realloc_keeps_contents);
 	TEST_ADD(s, test_alloc_aligned_honours_alignment);
+	TEST_ADD(s, test_aligned_zero_size_blocks_are_their_own);
 	TEST_ADD(s, test_raw_region_refuses_heap_calls);
 	TEST_ADD(s, test_readonly_attach_gets_eperm);
 	TEST_ADD(s, test_full_span_gives_enomem);

@@ -339,6 +339,9 @@ START_TEST(test_rec_put_fails_cleanly_when_the_span_is_full)
 	scan.len = 2 * MiB;
 	ck_assert_ptr_nonnull(rszshm_mk_flags(&r, 64 * KiB, path, scan, RSZSHM_HEAP));
 	ERRNO_IS(rszshm_rec_put(&r, "huge", 0, chunk, 4 * MiB) == -1, ENOMEM);
+	/* Sizes whose sum with the record's own bytes would wrap around. */
+	for (size_t k = 0; k < 256; k++)
+		ERRNO_IS(rszshm_rec_put(&r, "wrap", 0, chunk, SIZE_MAX - k) == -1, ENOMEM);
 	for (;;) {
 		snprintf(name, sizeof(name), "c%u", made);
 		if (rszshm_rec_put(&r, name, 0, chunk, sizeof(chunk)) == -1)
