@@ -576,8 +576,10 @@ RSZSHM_API int rszshm_unlock(struct rszshm *r);
  * Safety: any thread of any attached process at once.
  * Errors: EINVAL @r is NULL, detached or not a heap region; EPERM @r is
  * read-only; ENOMEM the span is full; EBADMSG the heap's control block is
- * damaged; ENOTRECOVERABLE a process died holding a heap lock and left
- * damage that could not be repaired; the errors of rszshm_grow_to().
+ * damaged; ENOTRECOVERABLE the heap's bookkeeping is damaged (a process
+ * died holding a heap lock, or the region was written over) and rebuilding
+ * it from the segment headers did not repair it: damaged segments are never
+ * used again; the errors of rszshm_grow_to().
  * Returns: the block, or NULL with errno set.
  */
 RSZSHM_API void *rszshm_alloc(struct rszshm *r, size_t size);
@@ -612,7 +614,7 @@ RSZSHM_API void *rszshm_realloc(struct rszshm *r, void *p, size_t size);
  * Errors: EINVAL @r is NULL, detached or not a heap region, or @p is not a
  * live block of this region (not allocated, or already freed: detected
  * where the heap's bookkeeping shows it); EPERM @r is read-only; EBADMSG the
- * heap's control block is damaged.
+ * heap's control block is damaged; ENOTRECOVERABLE as rszshm_alloc().
  * Returns: 0 on success, -1 with errno set.
  */
 RSZSHM_API int rszshm_dealloc(struct rszshm *r, void *p);

@@ -66,7 +66,14 @@
  * Cheap checks guard the writers too: a pointer to free must lie in a carved
  * segment with a valid header, be a block start (or a tagged interior
  * pointer) and have its bit set (double frees fail with EINVAL); a segment
- * whose count disagrees with its bitmap is recounted.
+ * whose count disagrees with its bitmap is recounted.  A writer follows or
+ * writes through a partial-list link only after checking that it names a
+ * carved SMALL segment of the arena and class with its class's exact
+ * geometry (listed_ok()), that a head has no prev and that the neighbours
+ * link back.  A list that fails these checks is rebuilt from the runs, as
+ * after a crash, which leaves damaged segments off the lists for good (the
+ * walker goes on reporting them); if it fails them again, or top is outside
+ * the region, the call fails with ENOTRECOVERABLE.
  *
  * Blocks are found by scanning a segment's bitmap from a cursor, not by a
  * free list threaded through the blocks: allocating and freeing touch only
@@ -203,6 +210,27 @@ static void geom(unsigned c, uint32_t *nblocks, uint32_t *first)
 	*first = f;
 }
 
+/* geom() of every class, filled in when the library is loaded: the exact
+ * check of a SMALL header costs two compares on the allocation path. */
+static struct {
+	uint32_t nblocks, first;
+} cls_geom[NCLS];
+
+__attribute__((constructor)) static void geom_table(void)
+{
+	unsigned c;
+
+	for (c = 0; c < NCLS; c++)
+		geom(c, &cls_geom[c].nblocks, &cls_geom[c].first);
+}
+
+/* Has SMALL header @s the geometry of class @c (< NCLS)? */
+static bool geom_ok(const struct seg *s, unsigned c)
+{
+	return s->bsize == cls_size[c] && s->nblocks == cls_geom[c].nblocks &&
+	       s->first == cls_geom[c].first;
+}
+
 static uint64_t *bitmap(struct seg *s)
 {
 	return (uint64_t *)(void *)(s + 1);
@@ -248,6 +276,12 @@ static uint64_t span_segs(const struct rszshm *r)
 	if (m > r->max)
 		m = r->max;
 	return m >> SEG_SHIFT;
+}
+
+/* Does a @top of carved segments lie inside the span and the file? */
+static bool top_ok(const struct rszshm *r, uint64_t top)
+{
+	return top == 1 || (top > 1 && top <= span_segs(r) && top << SEG_SHIFT <= rszshm__map_len(r));
 }
 
 /* 0 and the control block if @r is a usable heap region. */
@@ -323,7 +357,7 @@ static int runs_rebuild(struct rszshm *r, struct ctl *h)
 	uint64_t i, n, top = RD(h->top), nfree = 0, *tail = &h->free_runs;
 	struct seg *s, *open = NULL;
 
-	if (top < 1 || (top > 1 && (top > span_segs(r) || top << SEG_SHIFT > rszshm__map_len(r))))
+	if (!top_ok(r, top))
 		return -ENOTRECOVERABLE;
 	PUT(h->free_runs, 0);
 	for (i = 1; i < top; i += n) {
@@ -470,41 +504,85 @@ static int run_take(struct rszshm *r, struct ctl *h, uint64_t n, struct seg **ou
 
 /* ------------------------------------------------------------- arenas */
 
-static void list_push(struct arena *a, struct seg *s)
+/*
+ * Is @cur a plausible partial-list member of arena @ai, class @c: a listed
+ * SMALL segment below top whose geometry is its class's, so that its
+ * bitmap and blocks lie inside it?
+ */
+static bool listed_ok(struct rszshm *r, struct ctl *h, uint64_t cur, unsigned ai, unsigned c)
 {
-	uint64_t head = a->partial[s->cls];
+	uintptr_t base = (uintptr_t)r->hdr;
+	uint64_t off = cur - base;
+	struct seg *s = (struct seg *)(uintptr_t)cur;
 
+	return cur > base && !(off & (SEG - 1)) && off >> SEG_SHIFT < RD(h->top) &&
+	       s->magic == SEG_MAGIC && s->kind == K_SMALL && s->arena == ai && s->cls == c &&
+	       s->nsegs == 1 && s->listed && geom_ok(s, c);
+}
+
+/*
+ * Under arena @ai's lock: put SMALL segment @s (sane) at the head of its
+ * list.  false, with nothing written, if the head is damaged.
+ */
+static bool list_push(struct rszshm *r, struct ctl *h, unsigned ai, struct seg *s)
+{
+	struct arena *a = &h->arenas[ai];
+	uint64_t head = a->partial[s->cls];
+	struct seg *hd = (struct seg *)(uintptr_t)head;
+
+	if (head && (!listed_ok(r, h, head, ai, s->cls) || hd->prev != 0))
+		return false;
 	s->prev = 0;
 	s->next = head;
 	if (head)
-		((struct seg *)(uintptr_t)head)->prev = (uint64_t)(uintptr_t)s;
+		hd->prev = (uint64_t)(uintptr_t)s;
 	PUT(a->partial[s->cls], (uint64_t)(uintptr_t)s);
 	PUT(s->listed, 1);
+	return true;
 }
 
-static void list_unlink(struct arena *a, struct seg *s)
+/*
+ * Under arena @ai's lock: take listed SMALL segment @s (class in range) off
+ * its list.  false, with nothing written, if its links or neighbours are
+ * damaged.
+ */
+static bool list_unlink(struct rszshm *r, struct ctl *h, unsigned ai, struct seg *s)
 {
-	uint64_t prev = s->prev, next = s->next;
+	struct arena *a = &h->arenas[ai];
+	uint64_t self = (uint64_t)(uintptr_t)s, prev = s->prev, next = s->next;
+	struct seg *p = (struct seg *)(uintptr_t)prev, *n = (struct seg *)(uintptr_t)next;
+	unsigned c = s->cls;
 
+	if (prev ? !listed_ok(r, h, prev, ai, c) || p->next != self : a->partial[c] != self)
+		return false;
+	if (next && (!listed_ok(r, h, next, ai, c) || n->prev != self))
+		return false;
 	if (prev)
-		PUT(((struct seg *)(uintptr_t)prev)->next, next);
+		PUT(p->next, next);
 	else
-		PUT(a->partial[s->cls], next);
+		PUT(a->partial[c], next);
 	if (next)
-		((struct seg *)(uintptr_t)next)->prev = prev;
+		n->prev = prev;
 	PUT(s->listed, 0);
+	return true;
 }
 
 /* A SMALL header whose geometry matches its class (safe to rebuild). */
 static bool seg_sane(struct seg *s)
 {
-	uint32_t nb, first;
+	return s->magic == SEG_MAGIC && s->kind == K_SMALL && s->cls < NCLS &&
+	       s->arena < NARENAS && s->nsegs == 1 && geom_ok(s, s->cls);
+}
 
-	if (s->magic != SEG_MAGIC || s->kind != K_SMALL || s->cls >= NCLS ||
-	    s->arena >= NARENAS || s->nsegs != 1 || s->bsize != cls_size[s->cls])
-		return false;
-	geom(s->cls, &nb, &first);
-	return s->nblocks == nb && s->first == first;
+/* Is no bit of SMALL segment @s (sane) set? */
+static bool seg_clear(struct seg *s)
+{
+	uint32_t w, words = (s->nblocks + 63) / 64;
+
+	for (w = 0; w < words; w++)
+		if (RD(bitmap(s)[w]))
+			return false;
+	return true;
 }
 
 /* Index of block @p of SMALL segment @s, if @p is a block start. */
@@ -571,6 +649,11 @@ static int arena_rebuild(struct rszshm *r, struct ctl *h, unsigned ai)
 
 	if ((rc = global_lock(r, h)) < 0)
 		return rc;
+	top = RD(h->top);
+	if (!top_ok(r, top)) {
+		global_unlock(r, h);
+		return -ENOTRECOVERABLE;
+	}
 	/* Pending frees first: once their bits are clear the rebuild below
 	 * makes them free blocks. */
 	for (c = 0; c < NPENDING; c++) {
@@ -591,7 +674,6 @@ static int arena_rebuild(struct rszshm *r, struct ctl *h, unsigned ai)
 		PUT(a->partial[c], 0);
 		a->nempty[c] = 0;
 	}
-	top = RD(h->top);
 	for (i = 1; i < top; i += n) {
 		s = seg_at(r, i);
 		if ((n = run_len(s, i, top)) == 0) {
@@ -607,7 +689,12 @@ static int arena_rebuild(struct rszshm *r, struct ctl *h, unsigned ai)
 		}
 		seg_rebuild(s);
 		if (s->used < s->nblocks) {
-			list_push(a, s);
+			/* Onto a list this loop made: fails only if another
+			 * process writes over the arena meanwhile. */
+			if (!list_push(r, h, ai, s)) {
+				rc = -ENOTRECOVERABLE;
+				break;
+			}
 			if (s->used == 0)
 				a->nempty[s->cls]++;
 		} else {
@@ -694,35 +781,62 @@ static int arena_pick(struct rszshm *r, struct ctl *h, unsigned *out)
 	return rc;
 }
 
-/* Under arena @ai's lock: give its empty segments back (when the span is full). */
-static unsigned arena_reclaim(struct rszshm *r, struct ctl *h, unsigned ai)
+/*
+ * Under arena @ai's lock: give its empty segments back (when the span is
+ * full).  The number given back, or a negative errno; a damaged list is
+ * rebuilt and walked again.
+ */
+static int arena_reclaim(struct rszshm *r, struct ctl *h, unsigned ai)
 {
 	struct arena *a = &h->arenas[ai];
-	uint64_t cur, next, steps;
-	unsigned c, freed = 0;
+	uint64_t cur, next, steps, top;
+	bool bad = false, rebuilt = false;
+	unsigned c;
+	int rc, freed = 0;
 	struct seg *s;
 
-	if (global_lock(r, h) < 0)
-		return 0;
-	for (c = 0; c < NCLS; c++) {
-		for (cur = a->partial[c], steps = 0; cur && a->nempty[c] && steps < RD(h->top);
+again:
+	if ((rc = global_lock(r, h)) < 0)
+		return rc;
+	top = RD(h->top);
+	if (!top_ok(r, top)) {
+		global_unlock(r, h);
+		return -ENOTRECOVERABLE;
+	}
+	for (c = 0; c < NCLS && !bad; c++) {
+		for (cur = a->partial[c], steps = 0; cur && a->nempty[c] && steps < top;
 		     cur = next, steps++) {
+			if (!listed_ok(r, h, cur, ai, c)) {
+				bad = true;
+				break;
+			}
 			s = (struct seg *)(uintptr_t)cur;
 			next = s->next;
-			if (s->used != 0)
+			if (s->used != 0 || !seg_clear(s))
 				continue;
-			list_unlink(a, s);
+			if (!list_unlink(r, h, ai, s)) {
+				bad = true;
+				break;
+			}
 			a->nempty[c]--;
 			run_release(h, s);
 			freed++;
 		}
 	}
 	global_unlock(r, h);
-	return freed;
+	if (!bad)
+		return freed;
+	if (rebuilt)
+		return -ENOTRECOVERABLE;
+	if ((rc = arena_rebuild(r, h, ai)) < 0)
+		return rc;
+	bad = false;
+	rebuilt = true;
+	goto again;
 }
 
 /* Under arena @ai's lock: a new, empty SMALL segment of class @c, listed. */
-static int small_new(struct rszshm *r, struct ctl *h, unsigned ai, unsigned c, struct seg **out)
+static int small_new(struct rszshm *r, struct ctl *h, unsigned ai, unsigned c)
 {
 	struct arena *a = &h->arenas[ai];
 	uint32_t nb, first;
@@ -748,27 +862,18 @@ static int small_new(struct rszshm *r, struct ctl *h, unsigned ai, unsigned c, s
 			PUT(s->kind, K_SMALL);
 		}
 		global_unlock(r, h);
-		if (rc == -ENOMEM && tries == 0 && arena_reclaim(r, h, ai) > 0)
-			continue;
+		if (rc == -ENOMEM && tries == 0 && (rc = arena_reclaim(r, h, ai)) >= 0) {
+			if (rc > 0)
+				continue;
+			rc = -ENOMEM;
+		}
 		if (rc < 0)
 			return rc;
-		list_push(a, s);
+		if (!list_push(r, h, ai, s))
+			return arena_rebuild(r, h, ai);	/* which lists @s */
 		a->nempty[c]++;
-		*out = s;
 		return 0;
 	}
-}
-
-/* Is @cur a plausible partial-list member of arena @ai, class @c? */
-static bool listed_ok(struct rszshm *r, struct ctl *h, uint64_t cur, unsigned ai, unsigned c)
-{
-	uintptr_t base = (uintptr_t)r->hdr;
-	uint64_t off = cur - base;
-	struct seg *s = (struct seg *)(uintptr_t)cur;
-
-	return cur > base && !(off & (SEG - 1)) && off >> SEG_SHIFT < RD(h->top) &&
-	       s->magic == SEG_MAGIC && s->kind == K_SMALL && s->arena == ai && s->cls == c &&
-	       s->bsize == cls_size[c];
 }
 
 /* Under arena @ai's lock: a block of class @c, or 0 with *err set. */
@@ -781,74 +886,77 @@ static uintptr_t small_take(struct rszshm *r, struct ctl *h, unsigned ai, unsign
 	struct seg *s;
 	int rc;
 
+	/* Each pass returns, takes a head off the list for good (its listed
+	 * flag cleared), lists a new segment, or rebuilds the arena once. */
 	for (;;) {
 		uint64_t head = a->partial[c];
 
 		if (!head) {
-			if ((rc = small_new(r, h, ai, c, &s)) < 0) {
+			if ((rc = small_new(r, h, ai, c)) < 0) {
 				*err = rc;
 				return 0;
 			}
-		} else if (!listed_ok(r, h, head, ai, c)) {
-			/* A damaged list: rebuild the arena from its segments. */
-			if (repairs++ || (rc = arena_rebuild(r, h, ai)) < 0) {
-				*err = repairs > 1 ? -ENOTRECOVERABLE : rc;
-				return 0;
-			}
 			continue;
-		} else {
-			s = (struct seg *)(uintptr_t)head;
 		}
+		s = (struct seg *)(uintptr_t)head;
+		if (!listed_ok(r, h, head, ai, c) || s->prev != 0)
+			goto damaged;
 		if (s->used >= s->nblocks) {
-			list_unlink(a, s);	/* full: should not have been listed */
+			/* Full: should not have been listed. */
+			if (!list_unlink(r, h, ai, s))
+				goto damaged;
 			continue;
 		}
 		if (!seg_find(s, &idx)) {
 			/* The count was wrong: trust the bitmap. */
-			if (!seg_sane(s)) {
-				list_unlink(a, s);
-				continue;
-			}
 			seg_rebuild(s);
-			if (s->used >= s->nblocks)
-				list_unlink(a, s);
+			if (s->used >= s->nblocks && !list_unlink(r, h, ai, s))
+				goto damaged;
 			continue;
 		}
+		/* Off the list before the last block goes: a crash in between
+		 * leaves a segment with room unlisted, which is harmless. */
+		if (s->used + 1 >= s->nblocks && !list_unlink(r, h, ai, s))
+			goto damaged;
 		blk = (uintptr_t)s + s->first + (uintptr_t)idx * s->bsize;
 		bit_put(s, idx, true);
 		if (s->used++ == 0 && a->nempty[c])
 			a->nempty[c]--;
-		if (s->used == s->nblocks)
-			list_unlink(a, s);
 		return blk;
+damaged:
+		/* Rebuild the arena from its segments, leaving damaged ones
+		 * off the lists; damage that outlives a rebuild is final. */
+		if (repairs++ || (rc = arena_rebuild(r, h, ai)) < 0) {
+			*err = repairs > 1 ? -ENOTRECOVERABLE : rc;
+			return 0;
+		}
 	}
 }
 
 
-/* Under arena @ai's lock: segment @s has no live block left. */
-static void seg_emptied(struct rszshm *r, struct ctl *h, unsigned ai, struct seg *s)
+/* Under arena @ai's lock: listed segment @s (sane) has no live block left. */
+static int seg_emptied(struct rszshm *r, struct ctl *h, unsigned ai, struct seg *s)
 {
 	struct arena *a = &h->arenas[ai];
-	uint32_t w, words = (s->nblocks + 63) / 64;
+	bool unlinked;
 
 	if (a->nempty[s->cls] == 0) {
 		a->nempty[s->cls] = 1;
-		return;
+		return 0;
 	}
-	for (w = 0; w < words; w++) {
-		if (bitmap(s)[w]) {
-			/* The count was wrong: trust the bitmap. */
-			seg_rebuild(s);
-			return;
-		}
+	if (!seg_clear(s)) {
+		/* The count was wrong: trust the bitmap. */
+		seg_rebuild(s);
+		return 0;
 	}
 	if (global_lock(r, h) < 0) {
 		a->nempty[s->cls]++;
-		return;
+		return 0;
 	}
-	list_unlink(a, s);
-	run_release(h, s);
+	if ((unlinked = list_unlink(r, h, ai, s)))
+		run_release(h, s);
 	global_unlock(r, h);
+	return unlinked ? 0 : arena_rebuild(r, h, ai);
 }
 
 /* Under arena @ai's lock: free block @p of SMALL segment @s. */
@@ -857,8 +965,7 @@ static int small_put(struct rszshm *r, struct ctl *h, unsigned ai, struct seg *s
 	uintptr_t blk;
 	uint32_t idx;
 
-	if (s->cls >= NCLS || s->bsize != cls_size[s->cls] ||
-	    s->first < SEG_HDR || s->first + (uint64_t)s->nblocks * s->bsize > SEG)
+	if (s->cls >= NCLS || s->nsegs != 1 || !geom_ok(s, s->cls))
 		return -EINVAL;
 	if (!block_index(s, p, &idx)) {
 		/* Maybe an interior pointer from rszshm_alloc_aligned(). */
@@ -878,10 +985,10 @@ static int small_put(struct rszshm *r, struct ctl *h, unsigned ai, struct seg *s
 	}
 	bit_put(s, idx, false);
 	s->used = s->used ? s->used - 1 : 0;
-	if (!s->listed)
-		list_push(&h->arenas[ai], s);
+	if (!s->listed && !list_push(r, h, ai, s))
+		return arena_rebuild(r, h, ai);	/* which lists @s */
 	if (s->used == 0)
-		seg_emptied(r, h, ai, s);
+		return seg_emptied(r, h, ai, s);
 	return 0;
 }
 

@@ -10,7 +10,10 @@
  *
  * The walker tests are white-box: they corrupt a copy of a heap at places
  * that lib/heap.c's layout defines (run headers at every 64 KiB from the
- * base, each followed by its segment's allocation bitmap).
+ * base, each followed by its segment's allocation bitmap).  The writer
+ * tests corrupt one field of a live run header the same way and check that
+ * the next allocation neither crashes nor hangs (each test runs in a forked
+ * child, under a short timeout) nor hands out memory outside the region.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -1109,6 +1112,179 @@ START_TEST(test_walker_survives_random_damage)
 }
 END_TEST
 
+/* ------------------------------------------------- damaged run headers */
+
+/* Offsets in a run header (struct seg in lib/heap.c). */
+#define SEG_NBLOCKS 12
+#define SEG_FIRST 28
+#define SEG_NEXT 40
+#define SEG_PREV 48
+#define BIG 16384		/* a class of three blocks per segment */
+#define BIG_FILL 0x5a
+
+/* A heap with a LARGE block (filled) and a SMALL segment of class BIG with
+ * two of its three blocks live: the head of its arena's partial list. */
+struct damage {
+	struct rszshm r;
+	unsigned char *seg;	/* the run header of b[0] and b[1] */
+	void *b[2];
+	unsigned char *big;
+	size_t bigsz;
+};
+
+/* The run header of block @p: blocks never start at a segment's first byte. */
+static unsigned char *seg_of(struct rszshm *r, const void *p)
+{
+	uintptr_t base = (uintptr_t)r->hdr;
+
+	return (unsigned char *)(base + (((uintptr_t)p - 1 - base) & ~(uintptr_t)(SEG - 1)));
+}
+
+static void damage_setup(struct damage *d, const char *leaf)
+{
+	mk_heap(&d->r, leaf, 4096);
+	d->bigsz = 200000;
+	d->big = rszshm_alloc(&d->r, d->bigsz);
+	d->b[0] = rszshm_alloc(&d->r, BIG);
+	d->b[1] = rszshm_alloc(&d->r, BIG);
+	ck_assert(d->big && d->b[0] && d->b[1]);
+	memset(d->big, BIG_FILL, d->bigsz);
+	d->seg = seg_of(&d->r, d->b[0]);
+	ck_assert_ptr_eq(seg_of(&d->r, d->b[1]), d->seg);
+	ck_assert_ptr_ne(seg_of(&d->r, d->big), d->seg);
+	assert_consistent(&d->r);
+}
+
+static void put32(unsigned char *at, uint32_t v)
+{
+	memcpy(at, &v, sizeof(v));
+}
+
+static void put64(unsigned char *at, uint64_t v)
+{
+	memcpy(at, &v, sizeof(v));
+}
+
+/* Damage is reported by the walker. */
+static void assert_damaged(struct rszshm *r)
+{
+	char msg[256] = "";
+
+	ck_assert_int_eq(rszshm_check(r, msg, sizeof(msg)), 1);
+	ck_assert_msg(strncmp(msg, "heap: ", 6) == 0, "%s", msg);
+}
+
+/*
+ * Allocate BIG blocks @n times after damage: each either fails with
+ * EBADMSG/ENOTRECOVERABLE or is a live block inside the region, clear of
+ * the LARGE block, the live blocks and, if @avoid, the damaged segment.
+ * Returns how many succeeded.
+ */
+static unsigned alloc_after_damage(struct damage *d, unsigned n, bool avoid)
+{
+	uintptr_t base = (uintptr_t)d->r.hdr, s = (uintptr_t)d->seg, p;
+	unsigned i, ok = 0;
+	void *q;
+
+	for (i = 0; i < n; i++) {
+		errno = 0;
+		if (!(q = rszshm_alloc(&d->r, BIG))) {
+			ck_assert_msg(errno == EBADMSG || errno == ENOTRECOVERABLE,
+				      "alloc failed with %s", strerror(errno));
+			continue;
+		}
+		p = (uintptr_t)q;
+		ck_assert_msg(p > base + SEG && p + BIG <= base + d->r.hdr->flen,
+			      "block %p outside the region", q);
+		if (avoid)
+			ck_assert_msg(p + BIG <= s || p >= s + SEG,
+				      "block %p in the damaged segment", q);
+		ck_assert_msg(p + BIG <= (uintptr_t)d->big || p >= (uintptr_t)d->big + d->bigsz,
+			      "block %p inside the large block", q);
+		ck_assert_ptr_ne(q, d->b[0]);
+		ck_assert_ptr_ne(q, d->b[1]);
+		ck_assert_uint_ge(rszshm_usable_size(&d->r, q), BIG);
+		memset(q, 0xa5, BIG);
+		ok++;
+	}
+	for (i = 0; i < d->bigsz; i++)
+		ck_assert_msg(d->big[i] == BIG_FILL, "the large block was written at %u", i);
+	return ok;
+}
+
+START_TEST(test_alloc_skips_segment_with_huge_block_count)
+{
+	struct damage d;
+
+	damage_setup(&d, "nblocks");
+	put32(d.seg + SEG_NBLOCKS, 0x40000000u);
+	assert_damaged(&d.r);
+	ck_assert_uint_eq(alloc_after_damage(&d, 4, true), 4);
+	/* The segment stays damaged, and reported. */
+	assert_damaged(&d.r);
+	rszshm_dt(&d.r);
+}
+END_TEST
+
+START_TEST(test_alloc_skips_segment_with_huge_first_offset)
+{
+	struct damage d;
+
+	damage_setup(&d, "first");
+	put32(d.seg + SEG_FIRST, 0xfff00000u);
+	assert_damaged(&d.r);
+	ck_assert_uint_eq(alloc_after_damage(&d, 4, true), 4);
+	assert_damaged(&d.r);
+	rszshm_dt(&d.r);
+}
+END_TEST
+
+/* A stale prev on the list head: the segment fills up, and taking it off
+ * the list must neither write through prev nor leave it at the head. */
+START_TEST(test_alloc_repairs_list_head_with_stale_prev)
+{
+	struct damage d;
+
+	damage_setup(&d, "prev");
+	put64(d.seg + SEG_PREV, (uintptr_t)d.big);
+	assert_damaged(&d.r);
+	ck_assert_uint_eq(alloc_after_damage(&d, 4, false), 4);
+	/* The links are rebuilt from the runs: nothing is left damaged. */
+	assert_consistent(&d.r);
+	rszshm_dt(&d.r);
+}
+END_TEST
+
+/* A next link outside the region: taking the segment off the list when it
+ * fills up must not write through it. */
+START_TEST(test_alloc_repairs_next_link_outside_the_region)
+{
+	struct damage d;
+
+	damage_setup(&d, "next-out");
+	put64(d.seg + SEG_NEXT, 4096);
+	assert_damaged(&d.r);
+	ck_assert_uint_eq(alloc_after_damage(&d, 4, false), 4);
+	assert_consistent(&d.r);
+	rszshm_dt(&d.r);
+}
+END_TEST
+
+/* A next link into a live block, not a run header: the block must not be
+ * written. */
+START_TEST(test_alloc_repairs_next_link_to_a_block)
+{
+	struct damage d;
+
+	damage_setup(&d, "next-blk");
+	put64(d.seg + SEG_NEXT, (uintptr_t)d.big);
+	assert_damaged(&d.r);
+	ck_assert_uint_eq(alloc_after_damage(&d, 4, false), 4);
+	assert_consistent(&d.r);
+	rszshm_dt(&d.r);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("heap");
@@ -1134,6 +1310,11 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_walker_reports_damaged_run_headers);
 	TEST_ADD(s, test_walker_reports_damaged_bitmaps);
 	TEST_ADD(s, test_walker_survives_random_damage);
+	TEST_ADD_T(s, test_alloc_skips_segment_with_huge_block_count, 20);
+	TEST_ADD_T(s, test_alloc_skips_segment_with_huge_first_offset, 20);
+	TEST_ADD_T(s, test_alloc_repairs_list_head_with_stale_prev, 20);
+	TEST_ADD_T(s, test_alloc_repairs_next_link_outside_the_region, 20);
+	TEST_ADD_T(s, test_alloc_repairs_next_link_to_a_block, 20);
 	return s;
 }
 
