@@ -416,6 +416,22 @@ static void global_unlock(struct rszshm *r, struct ctl *h)
 	rszshm__unlock(heap_lock(r));
 }
 
+/* global_lock(), and the heap's top, checked: ENOTRECOVERABLE (unlocked)
+ * when it is outside the region. */
+static int global_lock_top(struct rszshm *r, struct ctl *h, uint64_t *top)
+{
+	int rc;
+
+	if ((rc = global_lock(r, h)) < 0)
+		return rc;
+	*top = RD(h->top);
+	if (!top_ok(r, *top)) {
+		global_unlock(r, h);
+		return -ENOTRECOVERABLE;
+	}
+	return 0;
+}
+
 /* Under the heap lock: put run @s on the free-run list. */
 static void run_release(struct ctl *h, struct seg *s)
 {
@@ -647,13 +663,8 @@ static int arena_rebuild(struct rszshm *r, struct ctl *h, unsigned ai)
 	unsigned c;
 	int rc;
 
-	if ((rc = global_lock(r, h)) < 0)
+	if ((rc = global_lock_top(r, h, &top)) < 0)
 		return rc;
-	top = RD(h->top);
-	if (!top_ok(r, top)) {
-		global_unlock(r, h);
-		return -ENOTRECOVERABLE;
-	}
 	/* Pending frees first: once their bits are clear the rebuild below
 	 * makes them free blocks. */
 	for (c = 0; c < NPENDING; c++) {
@@ -796,13 +807,8 @@ static int arena_reclaim(struct rszshm *r, struct ctl *h, unsigned ai)
 	struct seg *s;
 
 again:
-	if ((rc = global_lock(r, h)) < 0)
+	if ((rc = global_lock_top(r, h, &top)) < 0)
 		return rc;
-	top = RD(h->top);
-	if (!top_ok(r, top)) {
-		global_unlock(r, h);
-		return -ENOTRECOVERABLE;
-	}
 	for (c = 0; c < NCLS && !bad; c++) {
 		for (cur = a->partial[c], steps = 0; cur && a->nempty[c] && steps < top;
 		     cur = next, steps++) {
