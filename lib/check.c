@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <bsd/string.h>
+
 #include "internal.h"
 
 static void say(char *msg, size_t msglen, const char *text)

@@ -27,6 +27,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <bsd/string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
