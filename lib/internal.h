@@ -36,6 +36,8 @@ RSZSHM__INTERNAL void rszshm__fault_clear(void);
 RSZSHM__INTERNAL unsigned long rszshm__fault_calls(void);
 
 RSZSHM__INTERNAL size_t rszshm__page_size(void);
+/* Test knob: act as a file system without O_TMPFILE (EOPNOTSUPP). */
+RSZSHM__INTERNAL extern bool rszshm__sys_no_tmpfile;
 RSZSHM__INTERNAL int rszshm__sys_open(const char *path, int flags, mode_t mode);
 RSZSHM__INTERNAL int rszshm__sys_memfd(const char *name);
 RSZSHM__INTERNAL int rszshm__sys_close(int fd);
@@ -52,6 +54,9 @@ RSZSHM__INTERNAL int rszshm__sys_unlink(const char *path);
 RSZSHM__INTERNAL int rszshm__sys_rmdir(const char *path);
 RSZSHM__INTERNAL int rszshm__sys_fchmod(int fd, mode_t mode);
 RSZSHM__INTERNAL int rszshm__sys_chmod(const char *path, mode_t mode);
+RSZSHM__INTERNAL int rszshm__sys_flock(int fd, int op);
+/* 1 if @path names the file open as @fd, 0 if not (or @path is gone). */
+RSZSHM__INTERNAL int rszshm__sys_same_file(int fd, const char *path);
 RSZSHM__INTERNAL int rszshm__sys_link(const char *from, const char *to);
 RSZSHM__INTERNAL int rszshm__sys_mkstemp(char *tmpl);
 RSZSHM__INTERNAL ssize_t rszshm__sys_pwrite(int fd, const void *buf, size_t len, uint64_t off);

@@ -361,8 +361,17 @@ int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
 	if (!(flags & RSZSHM_HEAP) && flen < max)
 		flen += rszshm__page_size();
 
-	if ((rc = rszshm__span_probe(&scan, (size_t)max, &span)) < 0)
+	if ((rc = rszshm__span_probe(&scan, (size_t)max, &span)) < 0) {
+		char size[32];
+
+		human(size, sizeof(size), max);
+		if (rc == -ENOSPC)
+			rszshm__why(rc, "no free span of %s at any of the %u addresses of the scan "
+				    "from %p", size, scan.iter, scan.start);
+		else if (rc == -ENOMEM)
+			rszshm__why(rc, "a span of %s does not fit the address space", size);
 		return rc;
+	}
 	p->span = span;
 	p->max = max;
 	if ((fd = p->fd = rc = create_file(r, p)) < 0)

@@ -12,23 +12,27 @@
  * leaves no region under the name (an O_TMPFILE file vanishes with its last
  * descriptor).
  *
- * Open-or-create (RSZSHM_CREATE without RSZSHM_EXCL) is a loop: attach; if
- * the name does not exist, make a region and link it; if the link finds the
- * name taken (another process won the race), drop ours and attach theirs.
- * The link is the one atomic step that picks the winner, so among any
- * number of processes starting at once exactly one makes the region and
- * every one ends up on it.
+ * Open-or-create (RSZSHM_CREATE without RSZSHM_EXCL): attach; if the name
+ * does not exist, take the name's maker lock (flock on a lock file beside
+ * it, see lock_name()), attach again, and only if the name still does not
+ * exist make the region and link it.  So among any number of processes
+ * starting at once exactly one makes the region and runs the initializer,
+ * and every one ends up on it; a maker killed at any point drops the lock
+ * with its life, and leaves nothing under the name.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 
 #include <bsd/string.h>
 
 #include "internal.h"
 
-/* How often open-or-create goes round when the name keeps appearing and
- * vanishing under it (someone else unlinking it each time). */
+/* How often the maker lock is tried again when its file keeps vanishing
+ * under us (each holder removes it). */
 #define OPEN_TRIES 64
 
 #define MAKE_FLAGS (RSZSHM_ALLOCATE | RSZSHM_HEAP | RSZSHM_ANON)
@@ -87,27 +91,84 @@ static int attach(struct rszshm *r, const struct rszshm_opts *o)
 	return rc;
 }
 
+/*
+ * Take the maker's lock of r->fname: flock(2) on "<dir>/.<leaf>.rszshm-lock",
+ * created with the region's mode.  The kernel drops it when its holder dies,
+ * so a maker killed at any point never blocks the next.  The holder removes
+ * the file before unlocking; a waiter that then gets the lock of a removed
+ * file sees that it is no longer the one under the name and starts again.
+ * Returns the lock's descriptor, or a negative errno.
+ */
+static int lock_name(const struct rszshm *r, mode_t mode, char *lock, size_t len)
+{
+	const char *slash = strrchr(r->fname, '/');
+	int dlen = slash ? (int)(slash - r->fname + 1) : 0;
+	unsigned tries;
+	int fd, rc;
+
+	if ((size_t)snprintf(lock, len, "%.*s.%s.rszshm-lock", dlen, r->fname,
+			     r->fname + dlen) >= len)
+		return -ENAMETOOLONG;
+	for (tries = 0; tries < OPEN_TRIES; tries++) {
+		fd = rszshm__sys_open(lock, O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+		if (fd >= 0 && (rc = rszshm__sys_fchmod(fd, mode)) < 0)
+			goto fail;
+		if (fd == -EEXIST)
+			fd = rszshm__sys_open(lock, O_RDONLY | O_NOFOLLOW, 0);
+		if (fd == -ENOENT)
+			continue;	/* removed by its holder meanwhile */
+		if (fd < 0)
+			return fd;
+		if ((rc = rszshm__sys_flock(fd, LOCK_EX)) < 0 ||
+		    (rc = rszshm__sys_same_file(fd, lock)) < 0)
+			goto fail;
+		if (rc == 1)
+			return fd;
+		rszshm__sys_close(fd);
+	}
+	return -EAGAIN;
+fail:
+	rszshm__sys_close(fd);
+	return rc;
+}
+
+static void unlock_name(int fd, const char *lock)
+{
+	rszshm__sys_unlink(lock);
+	rszshm__sys_close(fd);	/* drops the flock */
+}
+
 static int open_or_make(struct rszshm *r, const struct rszshm_opts *o)
 {
 	bool unique = (o->flags & RSZSHM_ANON) || strstr(r->fname, "XXXXXX/");
-	unsigned tries;
-	int rc;
+	char lock[RSZSHM_PATH_MAX + 32];
+	int fd, rc;
 
 	if (!(o->flags & RSZSHM_CREATE))
 		return attach(r, o);
 	if ((o->flags & RSZSHM_EXCL) || unique)
 		return make(r, o);
-	for (tries = 0; tries < OPEN_TRIES; tries++) {
-		if ((rc = attach(r, o)) != -ENOENT)
-			return rc;
+	/* Most calls find the region: no lock. */
+	if ((rc = attach(r, o)) != -ENOENT)
+		return rc;
+	rszshm__why_clear();
+	/*
+	 * Under the maker's lock, so that one process makes the region (and
+	 * runs the initializer) while the others wait, then attach.  The link
+	 * is exclusive all the same: a region made meanwhile by a caller of
+	 * rszshm_mk() wins, and is attached.
+	 */
+	if ((fd = rc = lock_name(r, o->mode ? o->mode : 0600, lock, sizeof(lock))) < 0)
+		return rc;
+	if ((rc = attach(r, o)) == -ENOENT) {
 		rszshm__why_clear();
-		if ((rc = make(r, o)) != -EEXIST)
-			return rc;
-		rszshm__why_clear();
+		if ((rc = make(r, o)) == -EEXIST) {
+			rszshm__why_clear();
+			rc = attach(r, o);
+		}
 	}
-	rszshm__why(-EAGAIN, "%s kept appearing and vanishing: gave up after %d tries",
-		    r->fname, OPEN_TRIES);
-	return -EAGAIN;
+	unlock_name(fd, lock);
+	return rc;
 }
 
 void *rszshm_open(struct rszshm *r, const char *fname, const struct rszshm_opts *opts)

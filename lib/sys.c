@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,11 +81,15 @@ size_t rszshm__page_size(void)
 	return p;
 }
 
+bool rszshm__sys_no_tmpfile;
+
 int rszshm__sys_open(const char *path, int flags, mode_t mode)
 {
 	int fd;
 
 	FAULT();
+	if ((flags & O_TMPFILE) == O_TMPFILE && __atomic_load_n(&rszshm__sys_no_tmpfile, __ATOMIC_RELAXED))
+		return -EOPNOTSUPP;
 	fd = open(path, flags | O_CLOEXEC, mode);
 	return fd < 0 ? -errno : fd;
 }
@@ -208,6 +213,28 @@ int rszshm__sys_fchmod(int fd, mode_t mode)
 {
 	FAULT();
 	return fchmod(fd, mode) < 0 ? -errno : 0;
+}
+
+int rszshm__sys_flock(int fd, int op)
+{
+	FAULT();
+	while (flock(fd, op) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+int rszshm__sys_same_file(int fd, const char *path)
+{
+	struct stat a, b;
+
+	FAULT();
+	if (fstat(fd, &a) < 0)
+		return -errno;
+	if (lstat(path, &b) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 int rszshm__sys_chmod(const char *path, mode_t mode)
