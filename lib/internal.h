@@ -153,7 +153,8 @@ RSZSHM__INTERNAL void rszshm__map_abort(struct rszshm *r, struct rszshm__making 
  * it failed with rszshm__why(). */
 RSZSHM__INTERNAL int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags);
 /* Test hook: called at numbered points of making a file, so a test can kill
- * the maker there (1 file created, 2 mapped and laid out, 3 before link). */
+ * the maker there (1 file created, 2 mapped and laid out, 3 before link),
+ * and of attaching (4 header read, before mapping). */
 RSZSHM__INTERNAL extern void (*rszshm__map_hook)(int point);
 /* Reset a handle to detached. */
 RSZSHM__INTERNAL void rszshm__map_reset(struct rszshm *r);

@@ -464,6 +464,7 @@ int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags)
 			rszshm__why(rc, "%s: %s", fname, why);
 		goto fail_fd;
 	}
+	hook(4);
 	if ((rc = rszshm__span_claim(h.addr, (size_t)h.max)) < 0) {
 		if (rc == -ENOSPC)
 			why_span_busy(rc, (uintptr_t)h.addr, (size_t)h.max);

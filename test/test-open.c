@@ -712,6 +712,37 @@ START_TEST(test_sparse_mk_full_fs_enospc_leaves_nothing)
 }
 END_TEST
 
+/* ================================================ truncated while attaching */
+
+static const char *truncate_path;
+
+static void truncate_at_4(int point)
+{
+	if (point == 4)
+		CCHECK(truncate(truncate_path, 0) == 0);
+}
+
+/* A file truncated between the header's read and the mapping: attach fails
+ * with ENODATA, and never reads the header through the mapping (SIGBUS). */
+START_TEST(test_at_racing_truncation_enodata_not_sigbus)
+{
+	char path[RSZSHM_PATH_MAX];
+	struct rszshm r;
+
+	test_path(path, sizeof(path), "truncated");
+	ck_assert_ptr_nonnull(rszshm_mk(&r, 1, path, scan_at(48, 1 << 20, 64)));
+	test_track(path);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	truncate_path = path;
+	rszshm__map_hook = truncate_at_4;
+	ck_assert_ptr_null(rszshm_at(&r, path));
+	rszshm__map_hook = NULL;
+	ck_assert_int_eq(errno, ENODATA);
+	ck_assert_ptr_nonnull(strstr(rszshm_errmsg(), "truncated while attaching"));
+	ck_assert_int_eq(unlink(path), 0);
+}
+END_TEST
+
 /* ============================================================= error text */
 
 static void *errmsg_thread(void *arg)
@@ -819,6 +850,7 @@ Suite *test_suite(void)
 		fprintf(stderr, "test-open: cannot mount a tmpfs here (needs root and "
 			"unshare(CLONE_NEWNS)): test_sparse_mk_full_fs_enospc_leaves_nothing "
 			"not run\n");
+	TEST_ADD(s, test_at_racing_truncation_enodata_not_sigbus);
 	TEST_ADD(s, test_errmsg_names_the_cause);
 	return s;
 }
