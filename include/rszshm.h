@@ -361,6 +361,13 @@ struct rszshm_opts {
  * it; @opts->len, @opts->mode and @opts->scan are then unused (but an
  * existing raw region asked for with RSZSHM_HEAP is refused with EEXIST).
  *
+ * Makers of one name serialise on flock(2) of a lock file beside it,
+ * ".<leaf>.rszshm-lock" in the same directory (so that directory must be
+ * writable to make a region, as for any new file); its holder removes it,
+ * and the kernel drops the lock of a holder that dies.  The lock is taken
+ * only when the name was found missing: attaching an existing region takes
+ * no lock.
+ *
  * What other processes see: a made region appears under its name complete,
  * header, heap and initializer's work included, or not at all.  The file is
  * built unnamed (O_TMPFILE) and linked under its name last; on a file system
@@ -379,17 +386,18 @@ struct rszshm_opts {
  *            past 0777; when making: as rszshm_mk() (@opts->len 0, ...)
  *   EEXIST   RSZSHM_EXCL and @fname exists; or RSZSHM_HEAP and @fname is a
  *            raw region
- *   EAGAIN   RSZSHM_CREATE and @fname kept appearing and vanishing (being
- *            removed by someone else) through 64 tries
+ *   EAGAIN   RSZSHM_CREATE: the maker lock's file kept vanishing under
+ *            this call (removed by its holders) through 64 tries
  *   ECANCELED, or the errno @opts->init returned: the initializer failed
  *   EACCES   the file or its directory does not permit this user
- *   and the errors of rszshm_mk_flags() and rszshm_at_flags().
+ *   and the errors of rszshm_mk_flags(), rszshm_at_flags() and flock(2).
  * Example:
  *	static int setup(struct rszshm *r, void *arg)
  *	{
  *		struct counters *c = rszshm_zalloc(r, sizeof(*c));
  *
- *		return c && rszshm_rec_add(r, "counters", c) == 0 ? 0 : errno;
+ *		return c && rszshm_rec_add(r, "counters", 1, c, sizeof(*c)) == 0
+			? 0 : errno;
  *	}
  *	...
  *	struct rszshm_opts o = { .flags = RSZSHM_CREATE | RSZSHM_HEAP,
