@@ -161,6 +161,10 @@ RSZSHM__INTERNAL void rszshm__map_reset(struct rszshm *r);
 
 /* 0 if @r is an attached handle (and writable, with @write), else -EINVAL/-EPERM. */
 RSZSHM__INTERNAL int rszshm__map_usable(const struct rszshm *r, bool write);
+/* Allocate the file's blocks for its first @len bytes (at most its length),
+ * so that a layer about to write there through the mapping of a sparse file
+ * gets ENOSPC now instead of SIGBUS then; 0 or a negative errno. */
+RSZSHM__INTERNAL int rszshm__map_reserve(struct rszshm *r, uint64_t len);
 /* Grow the file to at least @flen (page-rounded); 0 or a negative errno. */
 RSZSHM__INTERNAL int rszshm__map_grow_to(struct rszshm *r, uint64_t flen);
 /* The region's current length, read atomically from the header. */

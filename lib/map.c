@@ -388,8 +388,11 @@ int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
 	 * is ENOSPC here instead of SIGBUS at the first store.
 	 */
 	rszshm__hdr_init(&h, span, max, flen, flags);
-	if ((n = rszshm__sys_pwrite(fd, &h, sizeof(h), 0)) < 0)
+	if ((n = rszshm__sys_pwrite(fd, &h, sizeof(h), 0)) < 0) {
+		rszshm__why((int)n, "%s: writing the header: %s",
+			    r->fname[0] ? r->fname : "anonymous region", strerror((int)-n));
 		return (int)n;
+	}
 	if ((rc = rszshm__sys_mmap(span, (size_t)max, PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_FIXED, fd, &span)) < 0)
 		return rc;
@@ -398,6 +401,20 @@ int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
 	fill(r, fd, span, max, flags);
 	hook(2);
 	return 0;
+}
+
+int rszshm__map_reserve(struct rszshm *r, uint64_t len)
+{
+	int rc;
+
+	if ((rc = rszshm__map_usable(r, true)) < 0)
+		return rc;
+	if (len > rszshm__map_len(r))
+		return -EINVAL;
+	if ((rc = rszshm__sys_fallocate(r->fd, 0, pgup(len))) < 0)
+		rszshm__why(rc, "%s: allocating the first %" PRIu64 " bytes: %s",
+			    r->fname[0] ? r->fname : "anonymous region", pgup(len), strerror(-rc));
+	return rc;
 }
 
 int rszshm__map_publish(struct rszshm *r, struct rszshm__making *p)

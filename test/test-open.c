@@ -674,8 +674,8 @@ static int small_tmpfs(const char *dir)
 	return 0;
 }
 
-/* A sparse mk on a full file system: ENOSPC, and nothing left behind (no
- * file, no temporary file, no directory). */
+/* A sparse mk on a full file system, raw or heap: ENOSPC, and nothing left
+ * behind (no file, no temporary file, no directory). */
 START_TEST(test_sparse_mk_full_fs_enospc_leaves_nothing)
 {
 	char dir[RSZSHM_PATH_MAX];
@@ -687,6 +687,7 @@ START_TEST(test_sparse_mk_full_fs_enospc_leaves_nothing)
 		char path[RSZSHM_PATH_MAX + 32], buf[4096];
 		struct rszshm r;
 		int fd, pass;
+		off_t full;
 
 		CCHECK(small_tmpfs(dir) == 0);
 		snprintf(path, sizeof(path), "%s/filler", dir);
@@ -696,15 +697,25 @@ START_TEST(test_sparse_mk_full_fs_enospc_leaves_nothing)
 		while (write(fd, buf, sizeof(buf)) > 0)
 			;
 		CCHECK(errno == ENOSPC);
-		close(fd);
-		for (pass = 0; pass < 4; pass++) {
+		full = lseek(fd, 0, SEEK_END);
+		for (pass = 0; pass < 8; pass++) {
+			bool heap = pass & 4;
+
+			/* A heap pass leaves room for the header page only: the
+			 * heap's control block past it must not be SIGBUS. */
+			if (heap)
+				CCHECK(ftruncate(fd, full - (off_t)pgsz()) == 0);
 			rszshm__sys_no_tmpfile = pass & 1;
 			snprintf(path, sizeof(path), pass & 2 ? "%s/r" : "%s/rszshm_XXXXXX/0", dir);
-			CCHECK(!rszshm_mk(&r, 1 << 20, path, scan_at(46, 64 << 20, 64)));
+			CCHECK(!rszshm_mk_flags(&r, 1 << 20, path, scan_at(46, 64 << 20, 64),
+						heap ? RSZSHM_HEAP : 0));
 			CCHECK(errno == ENOSPC);
 			CCHECK(dir_count(dir) == 1);
 			CCHECK(rszshm_errmsg() != NULL);
+			if (heap)
+				CCHECK(pwrite(fd, buf, pgsz(), full - (off_t)pgsz()) == (ssize_t)pgsz());
 		}
+		close(fd);
 		_exit(0);
 	}
 	ck_assert_int_eq(test_wait(pid), 0);
