@@ -107,7 +107,9 @@ RSZSHM__INTERNAL void rszshm__hdr_init(struct rszshm_hdr *h, void *addr, uint64_
  * -ENODATA/-EPROTO/-EPROTONOSUPPORT/-EBADMSG, with *why naming the field. */
 RSZSHM__INTERNAL int rszshm__hdr_validate(const struct rszshm_hdr *h, uint64_t file_size,
 					  const char **why);
-/* pread the header of @fd and validate it; *file_size gets the file's size. */
+/* pread the header of @fd, then fstat it, and validate (in that order: a
+ * grower extends the file before it publishes a length, so a region being
+ * grown never looks truncated); *file_size gets the file's size. */
 RSZSHM__INTERNAL int rszshm__hdr_read(int fd, struct rszshm_hdr *h, uint64_t *file_size,
 				      const char **why);
 

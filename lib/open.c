@@ -113,10 +113,11 @@ static int lock_name(const struct rszshm *r, mode_t mode, char *lock, size_t len
 		fd = rszshm__sys_open(lock, O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
 		if (fd >= 0 && (rc = rszshm__sys_fchmod(fd, mode)) < 0)
 			goto fail;
-		if (fd == -EEXIST)
+		if (fd == -EEXIST) {
 			fd = rszshm__sys_open(lock, O_RDONLY | O_NOFOLLOW, 0);
-		if (fd == -ENOENT)
-			continue;	/* removed by its holder meanwhile */
+			if (fd == -ENOENT)
+				continue;	/* removed by its holder meanwhile */
+		}
 		if (fd < 0)
 			return fd;
 		if ((rc = rszshm__sys_flock(fd, LOCK_EX)) < 0 ||
