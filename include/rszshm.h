@@ -60,6 +60,10 @@
  *   ENOSPC          the region's recorded address range is already in use in
  *                   this process (nothing is ever mapped over it)
  *
+ * rszshm_errmsg() gives the reason for the calling thread's last failure as
+ * text, naming the field or the conflict ("file is shorter than the length
+ * in its header", "span ... is in use in this process (by NAME)").
+ *
  * Caveats:
  *  - fork(): children inherit the mapping and the handle and may use both;
  *    they must not call rszshm_at() for a region they already map.
@@ -96,7 +100,7 @@ extern "C" {
 
 /** The library's version, also in rszshm.pc. */
 #define RSZSHM_VERSION_MAJOR 1
-#define RSZSHM_VERSION_MINOR 0
+#define RSZSHM_VERSION_MINOR 1
 #define RSZSHM_VERSION_PATCH 0
 
 /*
