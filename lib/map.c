@@ -270,10 +270,12 @@ static int create_file(struct rszshm *r, struct rszshm__making *p)
 		tmpl += 6;
 		*tmpl = '\0';
 		rc = rszshm__sys_mkdtemp(r->fname);
-		if (rc == 0 && p->mode != 0600)
-			rc = rszshm__sys_chmod(r->fname, dir_mode(p->mode));
+		if (rc == 0) {
+			p->dir_end = (size_t)(tmpl - r->fname);
+			if (p->mode != 0600)
+				rc = rszshm__sys_chmod(r->fname, dir_mode(p->mode));
+		}
 		*tmpl = '/';
-		p->dir_end = (size_t)(tmpl - r->fname);
 		if (rc < 0)
 			return rc;
 	}
