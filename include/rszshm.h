@@ -60,6 +60,10 @@
  *   ENOSPC          the region's recorded address range is already in use in
  *                   this process (nothing is ever mapped over it)
  *
+ * rszshm_errmsg() gives the reason for the calling thread's last failure as
+ * text, naming the field or the conflict ("file is shorter than the length
+ * in its header", "span ... is in use in this process (by NAME)").
+ *
  * Caveats:
  *  - fork(): children inherit the mapping and the handle and may use both;
  *    they must not call rszshm_at() for a region they already map.
@@ -96,7 +100,7 @@ extern "C" {
 
 /** The library's version, also in rszshm.pc. */
 #define RSZSHM_VERSION_MAJOR 1
-#define RSZSHM_VERSION_MINOR 0
+#define RSZSHM_VERSION_MINOR 1
 #define RSZSHM_VERSION_PATCH 0
 
 /*
@@ -174,6 +178,10 @@ struct rszshm_scan {
 #define RSZSHM_ANON 0x4u
 /** Attach read-only: the mapping is PROT_READ and nothing is ever written. */
 #define RSZSHM_RDONLY 0x100u
+/** rszshm_open(): make the region if the name does not exist. */
+#define RSZSHM_CREATE 0x200u
+/** rszshm_open() with RSZSHM_CREATE: fail with EEXIST if the name exists. */
+#define RSZSHM_EXCL 0x400u
 
 /**
  * struct rszshm_hdr - the header at the start of every region file
@@ -252,7 +260,8 @@ struct rszshm {
  * spill page (see struct rszshm), so @r->cap is at least @flen.  If the
  * directory part of @fname ends in XXXXXX, mkdtemp(3) makes it unique.  The
  * file must not exist: it is created with O_CREAT | O_EXCL | O_NOFOLLOW |
- * O_CLOEXEC and mode 0600, whatever its name.  The span is claimed by the
+ * O_CLOEXEC and mode 0600 (exactly: the umask plays no part; rszshm_open()
+ * takes another mode), whatever its name.  The span is claimed by the
  * spiral search described at struct rszshm_scan; the file is then mapped over
  * it and its header written and flushed.  On failure nothing is left behind:
  * no mapping, no descriptor, no file, no directory.
@@ -303,6 +312,131 @@ RSZSHM_API void *rszshm_mk(struct rszshm *r, size_t flen, const char *fname,
  */
 RSZSHM_API void *rszshm_mk_flags(struct rszshm *r, size_t flen, const char *fname,
 				 struct rszshm_scan scan, unsigned flags);
+
+/**
+ * struct rszshm_opts - how rszshm_open() makes or attaches a region
+ * @flags: RSZSHM_CREATE, RSZSHM_EXCL, RSZSHM_RDONLY, and for a region it
+ *         makes RSZSHM_HEAP, RSZSHM_ALLOCATE, RSZSHM_ANON; or'd
+ * @mode: permission bits of a file it makes (at most 0777); 0 means 0600.
+ *        Applied exactly with fchmod(2): the umask plays no part.  A
+ *        directory it makes from a template (XXXXXX/) gets the same bits
+ *        for group and others, plus search (x) wherever they may read or
+ *        write, and always 0700 for the owner: 0600 -> 0700, 0660 -> 0770,
+ *        0644 -> 0755.  The file's group is the maker's (or the directory's
+ *        with a setgid directory), as for any file.
+ * @len: initial length of the raw area (of the heap, with RSZSHM_HEAP), at
+ *       least 1; as rszshm_mk()'s @flen.  Used only when it makes the region
+ * @scan: where to look for a free span; all zero means RSZSHM_DFLT_SCAN
+ * @init: (optional) initializer, called once by the process that makes the
+ *        region, with the region mapped and laid out (a heap is usable) but
+ *        before it appears under its name.  Returns 0, or a positive errno
+ *        value that rszshm_open() then fails with (ECANCELED for a negative
+ *        value); the region is then removed without ever having been seen
+ * @arg: passed to @init
+ *
+ * Zero-initialize it and set what you need: an all-zero struct attaches an
+ * existing region read-write, as rszshm_at() does.
+ */
+struct rszshm_opts {
+	unsigned flags;
+	mode_t mode;
+	size_t len;
+	struct rszshm_scan scan;
+	int (*init)(struct rszshm *r, void *arg);
+	void *arg;
+};
+
+/**
+ * rszshm_open - attach a region, or make it: one call for every case
+ * @r: handle to fill in
+ * @fname: path of the region's file; with RSZSHM_CREATE, NULL means
+ *         RSZSHM_DFLT_FNAME and a directory part ending in XXXXXX is made
+ *         unique as in rszshm_mk() (so that call always makes a new region);
+ *         ignored with RSZSHM_ANON
+ * @opts: what to do (see struct rszshm_opts); NULL attaches read-write
+ *
+ * Without RSZSHM_CREATE it attaches @fname as rszshm_at_flags() does.  With
+ * RSZSHM_CREATE | RSZSHM_EXCL it makes a new region as rszshm_mk_flags()
+ * does, and fails with EEXIST if @fname exists.  With RSZSHM_CREATE alone it
+ * attaches @fname if it exists and makes it otherwise, race-free: when any
+ * number of processes call it at once on one name, exactly one makes the
+ * region (and runs @opts->init) and every one ends up attached to that same
+ * region.  A region it attaches keeps the length and flags its maker gave
+ * it; @opts->len, @opts->mode and @opts->scan are then unused (but an
+ * existing raw region asked for with RSZSHM_HEAP is refused with EEXIST).
+ *
+ * Makers of one name serialise on flock(2) of a lock file beside it,
+ * ".<leaf>.rszshm-lock" in the same directory (so that directory must be
+ * writable to make a region, as for any new file); its holder removes it,
+ * and the kernel drops the lock of a holder that dies.  The lock is taken
+ * only when the name was found missing: attaching an existing region takes
+ * no lock.
+ *
+ * What other processes see: a made region appears under its name complete,
+ * header, heap and initializer's work included, or not at all.  The file is
+ * built unnamed (O_TMPFILE) and linked under its name last; on a file system
+ * without O_TMPFILE it is built under a temporary name ".rszshm-tmp-XXXXXX"
+ * in the same directory and linked under the real name last (link(2), which
+ * never replaces a file).  A maker killed before the link leaves nothing
+ * under the name (with the fallback, its temporary file may remain; on
+ * every failure that returns, it is removed).
+ *
+ * Safety: thread-safe; many threads and processes may call it at once on
+ * one name.  Not async-signal-safe.  @opts->init runs in the calling thread.
+ * Errors:
+ *   EINVAL   @r is NULL; @fname is NULL or "" without RSZSHM_CREATE, or too
+ *            long; an unknown flag; RSZSHM_RDONLY with RSZSHM_CREATE or a
+ *            making flag; RSZSHM_ANON without RSZSHM_CREATE; @opts->mode
+ *            past 0777; when making: as rszshm_mk() (@opts->len 0, ...)
+ *   EEXIST   RSZSHM_EXCL and @fname exists; or RSZSHM_HEAP and @fname is a
+ *            raw region
+ *   EAGAIN   RSZSHM_CREATE: the maker lock's file kept vanishing under
+ *            this call (removed by its holders) through 64 tries
+ *   ECANCELED, or the errno @opts->init returned: the initializer failed
+ *   EACCES   the file or its directory does not permit this user
+ *   and the errors of rszshm_mk_flags(), rszshm_at_flags() and flock(2).
+ * Example:
+ *	static int setup(struct rszshm *r, void *arg)
+ *	{
+ *		struct counters *c = rszshm_zalloc(r, sizeof(*c));
+ *
+ *		return c && rszshm_rec_add(r, "counters", 1, c, sizeof(*c)) == 0
+			? 0 : errno;
+ *	}
+ *	...
+ *	struct rszshm_opts o = { .flags = RSZSHM_CREATE | RSZSHM_HEAP,
+ *				 .mode = 0660, .len = 1 * MiB, .init = setup };
+ *	struct rszshm r;
+ *
+ *	if (!rszshm_open(&r, "/dev/shm/myservice", &o))
+ *		errx(1, "%s", rszshm_errmsg());
+ *
+ * Returns: as rszshm_mk_flags() and rszshm_at(): @r->dat, or @r->hdr for a
+ * heap region; NULL with errno set (and rszshm_errmsg()) on failure.
+ * See also: rszshm_mk_flags(), rszshm_at_flags(), rszshm_errmsg()
+ */
+RSZSHM_API void *rszshm_open(struct rszshm *r, const char *fname,
+			     const struct rszshm_opts *opts);
+
+/**
+ * rszshm_errmsg - why the last failed call of this thread failed, as text
+ *
+ * Like dlerror(3): a text for the last rszshm call of the calling thread
+ * that failed, naming the file, the field or the conflict where the library
+ * knows it ("/dev/shm/x: file is shorter than the length in its header
+ * (truncated)", "span 0x400000000000+4 GiB is in use in this process (by
+ * /dev/shm/rszshm_AbC123/0)"), and strerror(errno)'s text otherwise.
+ * Successful calls leave it as it is; errno is still set as documented.
+ *
+ * Safety: thread-safe (each thread has its own text); the text stays valid
+ * until the thread's next failing rszshm call.
+ * Example:
+ *	if (!rszshm_at(&r, name))
+ *		errx(1, "%s", rszshm_errmsg());
+ *
+ * Returns: the text, or NULL if no rszshm call of this thread has failed.
+ */
+RSZSHM_API const char *rszshm_errmsg(void);
 
 /**
  * rszshm_mkm - allocate a handle with malloc() and call rszshm_mk() on it

@@ -90,25 +90,44 @@ int rszshm__hdr_validate(const struct rszshm_hdr *h, uint64_t file_size, const c
 	return 0;
 }
 
+/*
+ * The header first, then the file's size: a grower extends the file before
+ * it publishes the new length in the header, so a length read before the
+ * size is never more than that size (a size read first could be older than
+ * the length, and a region being grown would look truncated).  A header
+ * that does not check out is read again while it keeps changing under us
+ * (a few times at most), so a read that raced a write is not taken for damage.
+ */
 int rszshm__hdr_read(int fd, struct rszshm_hdr *h, uint64_t *file_size, const char **why)
 {
+	struct rszshm_hdr prev;
 	const char *ignore;
 	bool regular;
+	unsigned tries;
 	ssize_t n;
-	int rc;
+	int rc = 0;
 
 	if (!why)
 		why = &ignore;
 	*why = NULL;
-	rc = rszshm__sys_fsize(fd, file_size, &regular);
-	if (rc < 0)
+	/* What kind of file, before reading it (a FIFO or directory refuses pread). */
+	if ((rc = rszshm__sys_fsize(fd, file_size, &regular)) < 0)
 		return rc;
 	if (!regular)
 		BAD(EPROTO, "not a regular file");
-	n = rszshm__sys_pread(fd, h, sizeof(*h), 0);
-	if (n < 0)
-		return (int)n;
-	if ((size_t)n < sizeof(*h))
-		BAD(ENODATA, "file is shorter than a header");
-	return rszshm__hdr_validate(h, *file_size, why);
+	for (tries = 0; tries < 8; tries++) {
+		*why = NULL;
+		n = rszshm__sys_pread(fd, h, sizeof(*h), 0);
+		if (n < 0)
+			return (int)n;
+		if ((rc = rszshm__sys_fsize(fd, file_size, NULL)) < 0)
+			return rc;
+		if ((size_t)n < sizeof(*h))
+			BAD(ENODATA, "file is shorter than a header");
+		rc = rszshm__hdr_validate(h, *file_size, why);
+		if (rc == 0 || (tries > 0 && memcmp(&prev, h, sizeof(*h)) == 0))
+			return rc;
+		prev = *h;
+	}
+	return rc;
 }

@@ -1227,6 +1227,9 @@ int rszshm__heap_init(struct rszshm *r)
 	if (rszshm__map_len(r) < HDR_SIZE + sizeof(*h) &&
 	    (rc = rszshm__map_grow_to(r, HDR_SIZE + sizeof(*h))) < 0)
 		return rc;
+	/* A full file system is ENOSPC here, not SIGBUS in the memset. */
+	if ((rc = rszshm__map_reserve(r, HDR_SIZE + sizeof(*h))) < 0)
+		return rc;
 	memset(h, 0, sizeof(*h));
 	h->version = HEAP_VERSION;
 	h->seg_shift = SEG_SHIFT;

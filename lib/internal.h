@@ -4,7 +4,7 @@
  *
  * One section per file, in layer order; data flows one way:
  *
- *   sys -> span -> hdr -> lock -> map -> heap -> rec -> check -> (tools)
+ *   sys -> span -> hdr -> lock -> map -> heap -> open -> rec -> check -> (tools)
  *
  * Conventions inside lib/: functions return 0 (or a count) on success and a
  * negative errno on failure; only the public functions (rszshm_*) set errno,
@@ -24,8 +24,9 @@
 
 #define RSZSHM__INTERNAL __attribute__((visibility("hidden")))
 
-/* Set errno from a negative errno and return @ret: the edge of the API. */
-#define RSZSHM__FAIL(rc, ret) ((errno = -(rc)), (ret))
+/* Set errno (and rszshm_errmsg()'s text) from a negative errno and return
+ * @ret: the edge of the API. */
+#define RSZSHM__FAIL(rc, ret) (rszshm__fail(rc), (ret))
 
 /* ---------------------------------------------------------------- sys.c
  * Every kernel call the library makes, and a fault injector for tests: the
@@ -35,6 +36,8 @@ RSZSHM__INTERNAL void rszshm__fault_clear(void);
 RSZSHM__INTERNAL unsigned long rszshm__fault_calls(void);
 
 RSZSHM__INTERNAL size_t rszshm__page_size(void);
+/* Test knob: act as a file system without O_TMPFILE (EOPNOTSUPP). */
+RSZSHM__INTERNAL extern bool rszshm__sys_no_tmpfile;
 RSZSHM__INTERNAL int rszshm__sys_open(const char *path, int flags, mode_t mode);
 RSZSHM__INTERNAL int rszshm__sys_memfd(const char *name);
 RSZSHM__INTERNAL int rszshm__sys_close(int fd);
@@ -49,6 +52,27 @@ RSZSHM__INTERNAL int rszshm__sys_msync(void *addr, size_t len);
 RSZSHM__INTERNAL int rszshm__sys_mkdtemp(char *tmpl);
 RSZSHM__INTERNAL int rszshm__sys_unlink(const char *path);
 RSZSHM__INTERNAL int rszshm__sys_rmdir(const char *path);
+RSZSHM__INTERNAL int rszshm__sys_fchmod(int fd, mode_t mode);
+RSZSHM__INTERNAL int rszshm__sys_chmod(const char *path, mode_t mode);
+RSZSHM__INTERNAL int rszshm__sys_flock(int fd, int op);
+/* 1 if @path names the file open as @fd, 0 if not (or @path is gone). */
+RSZSHM__INTERNAL int rszshm__sys_same_file(int fd, const char *path);
+RSZSHM__INTERNAL int rszshm__sys_link(const char *from, const char *to);
+RSZSHM__INTERNAL int rszshm__sys_mkstemp(char *tmpl);
+RSZSHM__INTERNAL ssize_t rszshm__sys_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+
+/*
+ * Error text (rszshm_errmsg()), per thread.  rszshm__why(rc, fmt, ...)
+ * words the failure @rc that the caller is about to return; the public edge
+ * (RSZSHM__FAIL -> rszshm__fail) keeps it if it fails with that same rc and
+ * words the bare errno otherwise.  rszshm__why_clear() drops a text whose
+ * failure was recovered from.
+ */
+#define RSZSHM__WHY_MAX 256
+RSZSHM__INTERNAL void rszshm__why(int rc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+RSZSHM__INTERNAL void rszshm__why_clear(void);
+RSZSHM__INTERNAL void rszshm__fail(int rc);
 
 /* --------------------------------------------------------------- span.c
  * Claiming address space: PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE,
@@ -83,7 +107,9 @@ RSZSHM__INTERNAL void rszshm__hdr_init(struct rszshm_hdr *h, void *addr, uint64_
  * -ENODATA/-EPROTO/-EPROTONOSUPPORT/-EBADMSG, with *why naming the field. */
 RSZSHM__INTERNAL int rszshm__hdr_validate(const struct rszshm_hdr *h, uint64_t file_size,
 					  const char **why);
-/* pread the header of @fd and validate it; *file_size gets the file's size. */
+/* pread the header of @fd, then fstat it, and validate (in that order: a
+ * grower extends the file before it publishes a length, so a region being
+ * grown never looks truncated); *file_size gets the file's size. */
 RSZSHM__INTERNAL int rszshm__hdr_read(int fd, struct rszshm_hdr *h, uint64_t *file_size,
 				      const char **why);
 
@@ -98,11 +124,49 @@ RSZSHM__INTERNAL int rszshm__lock_consistent(pthread_mutex_t *m);
 RSZSHM__INTERNAL int rszshm__unlock(pthread_mutex_t *m);
 
 /* ---------------------------------------------------------------- map.c
- * mk/at/grow/up/dt (public) and these helpers for the layers above. */
+ * Making, attaching, growing and detaching the mapping of one region; the
+ * public mk/at entry points compose these in open.c. */
 #define RSZSHM__F_ATTACHED 0x10000u	/* handle flag: mapped */
+
+/* A region being made, between rszshm__map_make() and publish/abort. */
+struct rszshm__making {
+	unsigned flags;			/* in: RSZSHM__HDR_FLAGS */
+	mode_t mode;			/* in: the file's mode (0777 bits) */
+	bool unnamed;			/* an O_TMPFILE file, to be linked */
+	char tmpname[RSZSHM_PATH_MAX + 32];	/* else its temporary name, or "" */
+	size_t dir_end;			/* where a mkdtemp()ed dir's name ends in fname */
+	int fd;
+	void *span;
+	uint64_t max;
+};
+/*
+ * Make the region named r->fname (a template's XXXXXX/ made unique in place)
+ * and map it, filling @r, but do not give it its name yet: no other process
+ * can see it.  Then exactly one of publish (link it under its name; -EEXIST
+ * if that name exists, which is left alone) or abort (undo everything: no
+ * mapping, descriptor, file, temporary name or made directory is left).
+ * A failed publish still needs the abort.
+ */
+RSZSHM__INTERNAL int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
+				      struct rszshm__making *p);
+RSZSHM__INTERNAL int rszshm__map_publish(struct rszshm *r, struct rszshm__making *p);
+RSZSHM__INTERNAL void rszshm__map_abort(struct rszshm *r, struct rszshm__making *p);
+/* Attach @fname (which may be r->fname) with RSZSHM_RDONLY or 0; says why
+ * it failed with rszshm__why(). */
+RSZSHM__INTERNAL int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags);
+/* Test hook: called at numbered points of making a file, so a test can kill
+ * the maker there (1 file created, 2 mapped and laid out, 3 before link),
+ * and of attaching (4 header read, before mapping). */
+RSZSHM__INTERNAL extern void (*rszshm__map_hook)(int point);
+/* Reset a handle to detached. */
+RSZSHM__INTERNAL void rszshm__map_reset(struct rszshm *r);
 
 /* 0 if @r is an attached handle (and writable, with @write), else -EINVAL/-EPERM. */
 RSZSHM__INTERNAL int rszshm__map_usable(const struct rszshm *r, bool write);
+/* Allocate the file's blocks for its first @len bytes (at most its length),
+ * so that a layer about to write there through the mapping of a sparse file
+ * gets ENOSPC now instead of SIGBUS then; 0 or a negative errno. */
+RSZSHM__INTERNAL int rszshm__map_reserve(struct rszshm *r, uint64_t len);
 /* Grow the file to at least @flen (page-rounded); 0 or a negative errno. */
 RSZSHM__INTERNAL int rszshm__map_grow_to(struct rszshm *r, uint64_t flen);
 /* The region's current length, read atomically from the header. */
@@ -159,6 +223,11 @@ RSZSHM__INTERNAL int rszshm__heap_free(struct rszshm *r, void *p);
 RSZSHM__INTERNAL uint64_t rszshm__heap_repairs(const struct rszshm *r);
 RSZSHM__INTERNAL int rszshm__heap_walk(const struct rszshm__view *v, struct rszshm_stats *st,
 				       char *msg, size_t msglen);
+
+/* --------------------------------------------------------------- open.c
+ * rszshm_open() and the mk/at wrappers (public only): composes map.c's
+ * make/publish/abort and attach with heap.c's layout and the caller's
+ * initializer.  Nothing below calls up into it. */
 
 /* ---------------------------------------------------------------- rec.c */
 /* As rszshm__heap_walk(), for the record index: counts records into @st. */

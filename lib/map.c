@@ -20,12 +20,17 @@
  *
  * New files appear in the file system complete: the region is built in an
  * unnamed O_TMPFILE and linked under its name last (where the file system
- * has no O_TMPFILE, the file is created O_EXCL directly).
+ * has no O_TMPFILE, under a temporary name in the same directory, linked
+ * under the real name last).  Making is three steps, so that the caller
+ * (open.c) can lay out the region's contents between them:
+ * rszshm__map_make(), then rszshm__map_publish() or rszshm__map_abort().
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <bsd/string.h>
@@ -82,7 +87,7 @@ static void fill(struct rszshm *r, int fd, struct rszshm_hdr *h, uint64_t max, u
 	refresh(r, __atomic_load_n(&h->flen, __ATOMIC_ACQUIRE));
 }
 
-static void reset(struct rszshm *r)
+void rszshm__map_reset(struct rszshm *r)
 {
 	r->fd = -1;
 	r->flen = 0;
@@ -91,12 +96,6 @@ static void reset(struct rszshm *r)
 	r->cap = 0;
 	r->flags = 0;
 	r->max = 0;
-}
-
-/* What mk and at return: the raw area, or the base of a heap region. */
-static void *result(const struct rszshm *r)
-{
-	return is_heap(r) ? (void *)r->hdr : r->dat;
 }
 
 int rszshm__map_usable(const struct rszshm *r, bool write)
@@ -108,54 +107,197 @@ int rszshm__map_usable(const struct rszshm *r, bool write)
 	return 0;
 }
 
-/* ------------------------------------------------------------------ make */
+/* ------------------------------------------------- attached spans (diag) */
 
 /*
- * Create the region's file, or an unnamed file to be linked as @fname by
- * publish().  *tmpdir_end is set where a mkdtemp()ed directory's name ends
- * in r->fname, so that cleanup can remove it.
+ * The spans this process has attached, with their names: only so that an
+ * attach refused because its span is in use can say by what.  A list under
+ * a process-private mutex (held for a few instructions; reset in a forked
+ * child, which inherits the list with the mappings).
  */
-static int create_file(struct rszshm *r, unsigned flags, bool *unnamed, char **tmpdir_end)
+struct live {
+	struct live *next;
+	uintptr_t addr;
+	size_t len;
+	char name[RSZSHM_PATH_MAX];
+};
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct live *live_head;
+static pthread_once_t live_once = PTHREAD_ONCE_INIT;
+
+static void live_prepare(void)
+{
+	pthread_mutex_lock(&live_lock);
+}
+
+static void live_parent(void)
+{
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void live_child(void)
+{
+	pthread_mutex_init(&live_lock, NULL);
+}
+
+static void live_setup(void)
+{
+	pthread_atfork(live_prepare, live_parent, live_child);
+}
+
+static void live_add(const struct rszshm *r)
+{
+	struct live *l = malloc(sizeof(*l));
+
+	if (!l)
+		return;		/* only a diagnostic is lost */
+	pthread_once(&live_once, live_setup);
+	l->addr = (uintptr_t)r->hdr;
+	l->len = r->max;
+	strlcpy(l->name, r->fname[0] ? r->fname : "an anonymous region", sizeof(l->name));
+	pthread_mutex_lock(&live_lock);
+	l->next = live_head;
+	live_head = l;
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void live_remove(const void *addr)
+{
+	struct live **pp, *l = NULL;
+
+	pthread_mutex_lock(&live_lock);
+	for (pp = &live_head; *pp; pp = &(*pp)->next) {
+		if ((*pp)->addr == (uintptr_t)addr) {
+			l = *pp;
+			*pp = l->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&live_lock);
+	free(l);
+}
+
+/* "4 GiB", "64 MiB", "12 KiB" or "4097 bytes" for @n. */
+static void human(char *buf, size_t len, uint64_t n)
+{
+	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	unsigned u = 0;
+
+	while (n && n % 1024 == 0 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		n /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%" PRIu64 " %s", n, unit[u]);
+}
+
+/* Word why the span @addr+@len could not be claimed in this process. */
+static void why_span_busy(int rc, uintptr_t addr, size_t len)
+{
+	char by[RSZSHM_PATH_MAX + 32] = "another mapping of this process";
+	char size[32];
+	struct live *l;
+
+	human(size, sizeof(size), len);
+	pthread_mutex_lock(&live_lock);
+	for (l = live_head; l; l = l->next) {
+		if (l->addr < addr + len && addr < l->addr + l->len) {
+			snprintf(by, sizeof(by), "%s", l->name);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&live_lock);
+	rszshm__why(rc, "span %#" PRIxPTR "+%s is in use in this process (by %s)", addr, size, by);
+}
+
+/* ------------------------------------------------------------------ make */
+
+/* Point hook: a test may kill the maker at numbered points (see internal.h). */
+void (*rszshm__map_hook)(int point);
+
+static void hook(int point)
+{
+	if (rszshm__map_hook)
+		rszshm__map_hook(point);
+}
+
+/* The directory part of @fname in @dir ("." if none). */
+static void dir_of(const char *fname, char *dir, size_t len)
+{
+	char *slash;
+
+	strlcpy(dir, fname, len);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		strlcpy(dir, ".", len);
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+}
+
+/*
+ * The mode of a directory made for files of mode @mode: the owner may do
+ * anything; the group and others get @mode's bits, and search (x) wherever
+ * they may read or write (0660 -> 0770, 0644 -> 0755, 0600 -> 0700).
+ */
+static mode_t dir_mode(mode_t mode)
+{
+	mode_t d = 0700 | (mode & 0077);
+
+	if (mode & 0060)
+		d |= 0010;
+	if (mode & 0006)
+		d |= 0001;
+	return d;
+}
+
+/*
+ * Create the region's file, not yet under its name: an unnamed O_TMPFILE
+ * file, or (where the file system has none) a file under a temporary name in
+ * the same directory, recorded in @p->tmpname.  A mkdtemp()ed directory is
+ * recorded in @p->dir_end, so that abort can remove it.
+ */
+static int create_file(struct rszshm *r, struct rszshm__making *p)
 {
 	char dir[RSZSHM_PATH_MAX];
-	char *slash, *tmpl;
+	char *tmpl;
 	int fd, rc;
 
-	*unnamed = false;
-	if (flags & RSZSHM_ANON)
+	if (p->flags & RSZSHM_ANON)
 		return rszshm__sys_memfd("rszshm");
 
 	if ((tmpl = strstr(r->fname, "XXXXXX/")) != NULL) {
 		tmpl += 6;
 		*tmpl = '\0';
 		rc = rszshm__sys_mkdtemp(r->fname);
+		if (rc == 0) {
+			p->dir_end = (size_t)(tmpl - r->fname);
+			if (p->mode != 0600)
+				rc = rszshm__sys_chmod(r->fname, dir_mode(p->mode));
+		}
 		*tmpl = '/';
 		if (rc < 0)
 			return rc;
-		*tmpdir_end = tmpl;
 	}
 
-	strcpy(dir, r->fname);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
-
+	dir_of(r->fname, dir, sizeof(dir));
 	fd = rszshm__sys_open(dir, O_TMPFILE | O_RDWR, 0600);
 	if (fd >= 0) {
-		*unnamed = true;
+		p->unnamed = true;
 		return fd;
 	}
 	if (fd != -EOPNOTSUPP && fd != -EISDIR && fd != -EINVAL)
 		return fd;
-	return rszshm__sys_open(r->fname, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW, 0600);
+	/* No O_TMPFILE: a temporary name beside the real one, linked last. */
+	snprintf(p->tmpname, sizeof(p->tmpname), "%s/.rszshm-tmp-XXXXXX", dir);
+	fd = rszshm__sys_mkstemp(p->tmpname);
+	if (fd < 0)
+		p->tmpname[0] = '\0';
+	return fd;
 }
 
 /* Give an O_TMPFILE file its name: never replaces an existing file. */
-static int publish(int fd, const char *fname)
+static int link_unnamed(int fd, const char *fname)
 {
 	char proc[64];
 
@@ -188,16 +330,24 @@ static int init_locks(struct rszshm_hdr *h)
 	return 0;
 }
 
-static int mk(struct rszshm *r, size_t dlen, struct rszshm_scan scan, unsigned flags)
+int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
+		     struct rszshm__making *p)
 {
-	char *tmpdir_end = NULL;
-	bool unnamed = false;
+	struct rszshm_hdr h;
 	void *span = NULL;
 	uint64_t flen, max;
+	unsigned flags = p->flags;
+	ssize_t n;
 	int fd = -1, rc;
 
+	p->unnamed = false;
+	p->tmpname[0] = '\0';
+	p->dir_end = 0;
+	p->fd = -1;
+	p->span = NULL;
+	p->max = 0;
 	if (dlen == 0 || !scan.start || scan.len == 0 || scan.hop == 0 || scan.iter == 0 ||
-	    (flags & ~(unsigned)RSZSHM__HDR_FLAGS))
+	    (flags & ~(unsigned)RSZSHM__HDR_FLAGS) || (p->mode & ~(mode_t)0777))
 		return -EINVAL;
 	if (dlen > UINT64_MAX - 2 * HDR_SIZE - 2 * rszshm__page_size() ||
 	    scan.len < dlen + HDR_SIZE)
@@ -213,106 +363,158 @@ static int mk(struct rszshm *r, size_t dlen, struct rszshm_scan scan, unsigned f
 	if (!(flags & RSZSHM_HEAP) && flen < max)
 		flen += rszshm__page_size();
 
-	if ((rc = rszshm__span_probe(&scan, (size_t)max, &span)) < 0)
+	if ((rc = rszshm__span_probe(&scan, (size_t)max, &span)) < 0) {
+		char size[32];
+
+		human(size, sizeof(size), max);
+		if (rc == -ENOSPC)
+			rszshm__why(rc, "no free span of %s at any of the %u addresses of the scan "
+				    "from %p", size, scan.iter, scan.start);
+		else if (rc == -ENOMEM)
+			rszshm__why(rc, "a span of %s does not fit the address space", size);
 		return rc;
-	if ((fd = rc = create_file(r, flags, &unnamed, &tmpdir_end)) < 0)
-		goto fail;
+	}
+	p->span = span;
+	p->max = max;
+	if ((fd = p->fd = rc = create_file(r, p)) < 0)
+		return rc;
+	hook(1);
+	/* fchmod: the mode is exactly @mode, whatever the umask. */
+	if (!(flags & RSZSHM_ANON) && (rc = rszshm__sys_fchmod(fd, p->mode)) < 0)
+		return rc;
 	if ((rc = extend(fd, 0, flen, flags & RSZSHM_ALLOCATE)) < 0)
-		goto fail;
+		return rc;
+	/*
+	 * The header is written with pwrite, not through the mapping: on a full
+	 * file system a sparse file's first page cannot be allocated, and that
+	 * is ENOSPC here instead of SIGBUS at the first store.
+	 */
+	rszshm__hdr_init(&h, span, max, flen, flags);
+	if ((n = rszshm__sys_pwrite(fd, &h, sizeof(h), 0)) < 0) {
+		rszshm__why((int)n, "%s: writing the header: %s",
+			    r->fname[0] ? r->fname : "anonymous region", strerror((int)-n));
+		return (int)n;
+	}
 	if ((rc = rszshm__sys_mmap(span, (size_t)max, PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_FIXED, fd, &span)) < 0)
-		goto fail;
-
-	rszshm__hdr_init(span, span, max, flen, flags);
+		return rc;
 	if ((rc = init_locks(span)) < 0)
-		goto fail;
+		return rc;
 	fill(r, fd, span, max, flags);
-	if ((flags & RSZSHM_HEAP) && (rc = rszshm__heap_init(r)) < 0)
-		goto fail;
-	if ((rc = rszshm__sys_msync(span, HDR_SIZE)) < 0)
-		goto fail;
-	if (unnamed && (rc = publish(fd, r->fname)) < 0)
-		goto fail;
+	hook(2);
 	return 0;
+}
 
-fail:
-	if (span)
-		rszshm__sys_munmap(span, (size_t)max);
-	if (fd >= 0)
-		rszshm__sys_close(fd);
-	if (fd >= 0 && !unnamed && !(flags & RSZSHM_ANON))
-		rszshm__sys_unlink(r->fname);
-	if (tmpdir_end) {
-		*tmpdir_end = '\0';
-		rszshm__sys_rmdir(r->fname);
-		*tmpdir_end = '/';
-	}
-	reset(r);
+int rszshm__map_reserve(struct rszshm *r, uint64_t len)
+{
+	int rc;
+
+	if ((rc = rszshm__map_usable(r, true)) < 0)
+		return rc;
+	if (len > rszshm__map_len(r))
+		return -EINVAL;
+	if ((rc = rszshm__sys_fallocate(r->fd, 0, pgup(len))) < 0)
+		rszshm__why(rc, "%s: allocating the first %" PRIu64 " bytes: %s",
+			    r->fname[0] ? r->fname : "anonymous region", pgup(len), strerror(-rc));
 	return rc;
 }
 
-void *rszshm_mk_flags(struct rszshm *r, size_t flen, const char *fname,
-		      struct rszshm_scan scan, unsigned flags)
+int rszshm__map_publish(struct rszshm *r, struct rszshm__making *p)
 {
-	char name[RSZSHM_PATH_MAX];
-	size_t n;
 	int rc;
 
-	if (!r)
-		return RSZSHM__FAIL(-EINVAL, NULL);
-	if (flags & RSZSHM_ANON)
-		fname = "";
-	else if (!fname)
-		fname = RSZSHM_DFLT_FNAME;
-	/* Copied before the handle is reset: @fname may be @r->fname. */
-	n = strlcpy(name, fname, sizeof(name));
-	reset(r);
-	r->fname[0] = '\0';
-	if ((n == 0 && !(flags & RSZSHM_ANON)) || n >= sizeof(name))
-		return RSZSHM__FAIL(-EINVAL, NULL);
-	memcpy(r->fname, name, n + 1);
-	if ((rc = mk(r, flen, scan, flags)) < 0)
-		return RSZSHM__FAIL(rc, NULL);
-	return result(r);
+	if ((rc = rszshm__sys_msync(r->hdr, HDR_SIZE)) < 0)
+		return rc;
+	hook(3);
+	if (p->unnamed) {
+		if ((rc = link_unnamed(p->fd, r->fname)) < 0)
+			return rc;
+	} else if (p->tmpname[0]) {
+		/* link, not rename: never replaces a file made meanwhile. */
+		if ((rc = rszshm__sys_link(p->tmpname, r->fname)) < 0)
+			return rc;
+		rszshm__sys_unlink(p->tmpname);
+		p->tmpname[0] = '\0';
+	}
+	p->unnamed = false;
+	live_add(r);
+	return 0;
 }
 
-#undef rszshm_mk
-void *rszshm_mk(struct rszshm *r, size_t flen, const char *fname, struct rszshm_scan scan)
+void rszshm__map_abort(struct rszshm *r, struct rszshm__making *p)
 {
-	return rszshm_mk_flags(r, flen, fname, scan, 0);
+	if (p->span)
+		rszshm__sys_munmap(p->span, (size_t)p->max);
+	if (p->fd >= 0)
+		rszshm__sys_close(p->fd);
+	if (p->tmpname[0])
+		rszshm__sys_unlink(p->tmpname);
+	if (p->dir_end) {
+		r->fname[p->dir_end] = '\0';
+		rszshm__sys_rmdir(r->fname);
+		r->fname[p->dir_end] = '/';
+	}
+	p->span = NULL;
+	p->fd = -1;
+	p->tmpname[0] = '\0';
+	p->dir_end = 0;
+	rszshm__map_reset(r);
 }
 
 /* ---------------------------------------------------------------- attach */
 
-static int at(struct rszshm *r, const char *fname, unsigned flags)
+int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags)
 {
 	bool rdonly = flags & RSZSHM_RDONLY;
 	struct rszshm_hdr h, *live;
 	uint64_t fsize, flen;
+	const char *why;
 	void *m;
 	int fd, rc;
 
 	/* O_NONBLOCK: a FIFO at @fname must not wait for a writer (it is then
 	 * refused as not a regular file); no effect on a regular file. */
-	if ((fd = rszshm__sys_open(fname, (rdonly ? O_RDONLY : O_RDWR) | O_NONBLOCK, 0)) < 0)
+	if ((fd = rszshm__sys_open(fname, (rdonly ? O_RDONLY : O_RDWR) | O_NONBLOCK, 0)) < 0) {
+		rszshm__why(fd, "%s: %s", fname, strerror(-fd));
 		return fd;
-	if ((rc = rszshm__hdr_read(fd, &h, &fsize, NULL)) < 0)
+	}
+	if ((rc = rszshm__hdr_read(fd, &h, &fsize, &why)) < 0) {
+		if (why)
+			rszshm__why(rc, "%s: %s", fname, why);
 		goto fail_fd;
-	if ((rc = rszshm__span_claim(h.addr, (size_t)h.max)) < 0)
+	}
+	hook(4);
+	if ((rc = rszshm__span_claim(h.addr, (size_t)h.max)) < 0) {
+		if (rc == -ENOSPC)
+			why_span_busy(rc, (uintptr_t)h.addr, (size_t)h.max);
 		goto fail_fd;
+	}
 	if ((rc = rszshm__sys_mmap(h.addr, (size_t)h.max, rdonly ? PROT_READ : PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_FIXED, fd, &m)) < 0)
 		goto fail_span;
 
-	/* The file may have changed since pread: trust only what checks out. */
+	/*
+	 * The file may have changed since pread: trust only what checks out.
+	 * Its real size first, so that a file truncated meanwhile is an error
+	 * here, not SIGBUS at the first read through the mapping.
+	 */
+	if ((rc = rszshm__sys_fsize(fd, &fsize, NULL)) < 0)
+		goto fail_span;
+	if (fsize < h.flen) {
+		rc = -ENODATA;
+		rszshm__why(rc, "%s: file was truncated while attaching", fname);
+		goto fail_span;
+	}
 	live = m;
 	flen = __atomic_load_n(&live->flen, __ATOMIC_ACQUIRE);
 	if (memcmp(live, &h, offsetof(struct rszshm_hdr, flen)) != 0 ||
 	    flen < h.flen || flen > h.max || flen % rszshm__page_size()) {
 		rc = -EBADMSG;
+		rszshm__why(rc, "%s: header changed while attaching", fname);
 		goto fail_span;
 	}
 	fill(r, fd, live, h.max, (unsigned)h.flags | (flags & RSZSHM_RDONLY));
+	live_add(r);
 	return 0;
 
 fail_span:
@@ -320,25 +522,6 @@ fail_span:
 fail_fd:
 	rszshm__sys_close(fd);
 	return rc;
-}
-
-void *rszshm_at_flags(struct rszshm *r, const char *fname, unsigned flags)
-{
-	int rc;
-
-	if (!r || !fname || !fname[0] || strnlen(fname, RSZSHM_PATH_MAX) == RSZSHM_PATH_MAX ||
-	    (flags & ~(unsigned)RSZSHM_RDONLY))
-		return RSZSHM__FAIL(-EINVAL, NULL);
-	reset(r);
-	memmove(r->fname, fname, strlen(fname) + 1);	/* @fname may be @r->fname */
-	if ((rc = at(r, fname, flags)) < 0)
-		return RSZSHM__FAIL(rc, NULL);
-	return result(r);
-}
-
-void *rszshm_at(struct rszshm *r, const char *fname)
-{
-	return rszshm_at_flags(r, fname, 0);
 }
 
 /* ---------------------------------------------------------------- detach */
@@ -353,11 +536,12 @@ int rszshm_dt(struct rszshm *r)
 		return 0;
 	if (!(r->flags & RSZSHM_RDONLY))
 		rc = rszshm__sys_msync(r->hdr, rszshm__map_len(r));
+	live_remove(r->hdr);
 	if ((rc2 = rszshm__sys_munmap(r->hdr, r->max)) < 0 && rc == 0)
 		rc = rc2;
 	if ((rc2 = rszshm__sys_close(r->fd)) < 0 && rc == 0)
 		rc = rc2;
-	reset(r);
+	rszshm__map_reset(r);
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
 }
 

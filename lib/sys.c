@@ -12,7 +12,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -77,11 +81,15 @@ size_t rszshm__page_size(void)
 	return p;
 }
 
+bool rszshm__sys_no_tmpfile;
+
 int rszshm__sys_open(const char *path, int flags, mode_t mode)
 {
 	int fd;
 
 	FAULT();
+	if ((flags & O_TMPFILE) == O_TMPFILE && __atomic_load_n(&rszshm__sys_no_tmpfile, __ATOMIC_RELAXED))
+		return -EOPNOTSUPP;
 	fd = open(path, flags | O_CLOEXEC, mode);
 	return fd < 0 ? -errno : fd;
 }
@@ -199,4 +207,117 @@ int rszshm__sys_rmdir(const char *path)
 {
 	FAULT();
 	return rmdir(path) < 0 ? -errno : 0;
+}
+
+int rszshm__sys_fchmod(int fd, mode_t mode)
+{
+	FAULT();
+	return fchmod(fd, mode) < 0 ? -errno : 0;
+}
+
+int rszshm__sys_flock(int fd, int op)
+{
+	FAULT();
+	while (flock(fd, op) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+int rszshm__sys_same_file(int fd, const char *path)
+{
+	struct stat a, b;
+
+	FAULT();
+	if (fstat(fd, &a) < 0)
+		return -errno;
+	if (lstat(path, &b) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+int rszshm__sys_chmod(const char *path, mode_t mode)
+{
+	FAULT();
+	return chmod(path, mode) < 0 ? -errno : 0;
+}
+
+int rszshm__sys_link(const char *from, const char *to)
+{
+	FAULT();
+	return link(from, to) < 0 ? -errno : 0;
+}
+
+int rszshm__sys_mkstemp(char *tmpl)
+{
+	int fd;
+
+	FAULT();
+	fd = mkostemp(tmpl, O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+ssize_t rszshm__sys_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t put = 0;
+
+	FAULT();
+	while (put < len) {
+		ssize_t n = pwrite(fd, (const char *)buf + put, len - put, (off_t)(off + put));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		put += (size_t)n;
+	}
+	return (ssize_t)put;
+}
+
+/* ---------------------------------------------------------------- errors
+ * The text of the last failure in each thread.  A layer that knows why it
+ * fails says so with rszshm__why(rc, ...) just before returning rc; the
+ * public edge (rszshm__fail(), through RSZSHM__FAIL) keeps that text when
+ * it fails with the same rc, and otherwise words the errno itself. */
+static __thread struct {
+	int pending;		/* rc the text below was written for, 0 if none */
+	bool set;		/* a failure happened in this thread */
+	char text[RSZSHM__WHY_MAX];
+} last;
+
+void rszshm__why(int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last.text, sizeof(last.text), fmt, ap);
+	va_end(ap);
+	last.pending = rc;
+}
+
+void rszshm__why_clear(void)
+{
+	last.pending = 0;
+}
+
+void rszshm__fail(int rc)
+{
+	int e = -rc;
+
+	if (last.pending != rc || rc >= 0) {
+		/* strerror_r (GNU) may return a static string instead of filling buf. */
+		char buf[RSZSHM__WHY_MAX];
+		const char *t = strerror_r(e, buf, sizeof(buf));
+
+		snprintf(last.text, sizeof(last.text), "%s", t);
+	}
+	last.pending = 0;
+	last.set = true;
+	errno = e;
+}
+
+const char *rszshm_errmsg(void)
+{
+	return last.set ? last.text : NULL;
 }

@@ -85,7 +85,7 @@ static int work(struct rszshm *r, unsigned w, uint64_t total)
 	while ((i = __atomic_fetch_add(&f->next, 1, __ATOMIC_RELAXED)) < total) {
 		while (offsetof(struct fill, bytes) + i >= r->cap) {
 			if (rszshm_grow(r) == -1) {
-				warn("%s: worker %c: rszshm_grow", r->fname, 'A' + w);
+				warnx("%s: worker %c: rszshm_grow: %s", r->fname, 'A' + w, rszshm_errmsg());
 				return 1;
 			}
 		}
@@ -241,7 +241,7 @@ int main(int argc, char **argv)
 	/* The smallest region to start with, as in ccan's example: the
 	 * workers grow it. */
 	if (!rszshm_mk(&r, 1, NULL, (scan))) {
-		warn("%s: rszshm_mk", RSZSHM_DFLT_FNAME);
+		warnx("%s: rszshm_mk: %s", RSZSHM_DFLT_FNAME, rszshm_errmsg());
 		return 2;
 	}
 	first = r.flen;
@@ -267,7 +267,7 @@ int main(int argc, char **argv)
 			sigprocmask(SIG_SETMASK, &old, NULL);
 			c = work(&r, w, total);
 			if (rszshm_dt(&r) == -1 && c == 0) {
-				warn("%s: worker %c: rszshm_dt", r.fname, 'A' + w);
+				warnx("%s: worker %c: rszshm_dt: %s", r.fname, 'A' + w, rszshm_errmsg());
 				c = 1;
 			}
 			_exit(c);
@@ -294,11 +294,11 @@ int main(int argc, char **argv)
 		       t1 - t0);
 
 	if (rszshm_dt(&r) == -1) {
-		warn("%s: rszshm_dt", r.fname);
+		warnx("%s: rszshm_dt: %s", r.fname, rszshm_errmsg());
 		ok = false;
 	}
 	if (!keep && rszshm_rm(&r) == -1) {
-		warn("%s: removing the region", r.fname);
+		warnx("%s: removing the region: %s", r.fname, rszshm_errmsg());
 		ok = false;
 	}
 	/* A held SIGINT/SIGTERM/SIGHUP ends the program here, files removed. */
