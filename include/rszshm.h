@@ -96,7 +96,7 @@ extern "C" {
 
 /** The library's version, also in rszshm.pc. */
 #define RSZSHM_VERSION_MAJOR 1
-#define RSZSHM_VERSION_MINOR 0
+#define RSZSHM_VERSION_MINOR 1
 #define RSZSHM_VERSION_PATCH 0
 
 /*
