@@ -23,7 +23,7 @@ quiet() { "$@" >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; fail "$*"; }; }
 # A copy of the source without build directories (they may be anywhere).
 copy_src() {
 	mkdir -p "$1"
-	for f in meson.build meson_options.txt include lib tools doc test LICENSE NEWS README.md; do
+	for f in meson.build meson_options.txt include lib tools doc test LICENSE NOTICE NEWS README.md; do
 		[ -e "$src/$f" ] && cp -R "$src/$f" "$1/"
 	done
 	rm -rf "$1/test/fuzz/corpus"

@@ -104,6 +104,7 @@ struct list {
 	struct out *o;
 	struct procmaps pm;
 	unsigned long shown;
+	unsigned long stale;	/* regions listed that no visible process maps */
 };
 
 static const char *size_str(char *buf, size_t len, uint64_t n)
@@ -140,12 +141,13 @@ static void list_json(struct list *l, const struct region *r, const pid_t *pids,
 	json_string(f, owner_str(owner, sizeof(owner), r->st.st_uid));
 	fprintf(f, ",\"mode\":\"%04o\"", (unsigned)(r->st.st_mode & 07777));
 	if (r->open_errno) {
-		fputs(",\"length_bytes\":null,\"span_bytes\":null,\"base\":null,\"heap\":null"
+		fputs(",\"length_bytes\":null,\"allocated_bytes\":null,\"span_bytes\":null,\"base\":null,\"heap\":null"
 		      ",\"records\":null,\"consistent\":null", f);
 	} else {
-		fprintf(f, ",\"length_bytes\":%" PRIu64 ",\"span_bytes\":%" PRIu64
-			",\"base\":\"0x%" PRIx64 "\",\"heap\":%s,\"records\":",
-			in->len, in->hdr.max, in->base, in->hdr.flags & RSZSHM_HEAP ? "true" : "false");
+		fprintf(f, ",\"length_bytes\":%" PRIu64 ",\"allocated_bytes\":%" PRIu64
+			",\"span_bytes\":%" PRIu64 ",\"base\":\"0x%" PRIx64 "\",\"heap\":%s"
+			",\"records\":", in->len, in->alloc_bytes, in->hdr.max, in->base,
+			in->hdr.flags & RSZSHM_HEAP ? "true" : "false");
 		if ((in->hdr.flags & RSZSHM_HEAP) && !in->damaged)
 			fprintf(f, "%" PRIu64, in->st.records);
 		else
@@ -230,6 +232,7 @@ static void list_one(const struct region *r, void *arg)
 		list_json(l, r, pids, n);
 	item_end(l->o);
 	l->shown++;
+	l->stale += n == 0;
 }
 
 static int list_main(struct out *o, char **dirs, int ndirs)
@@ -252,10 +255,11 @@ static int list_main(struct out *o, char **dirs, int ndirs)
 	out_end(o);
 	if (o->form == JSON_NONE && l.shown == 0)
 		fputs("no regions\n", o->f);
-	if (l.pm.unseen)
-		fprintf(stderr, TOOL ": the maps of %u processes could not be read: \"stale\" means"
-			" no process this user can see maps the file (root sees all)\n",
-			l.pm.unseen);
+	fflush(o->f);	/* the note comes after the list, in a terminal too */
+	if (l.pm.unseen && l.stale)
+		fprintf(stderr, TOOL ": the maps of %u process%s could not be read (another user's"
+			" or hidden): \"stale\" means that no process whose maps could be read maps"
+			" the file\n", l.pm.unseen, l.pm.unseen == 1 ? "" : "es");
 	procmaps_free(&l.pm);
 	return status;
 }
