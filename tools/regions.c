@@ -5,6 +5,7 @@
  * dump_probe() (read-only, bounded, SIGBUS caught).
  */
 #define _GNU_SOURCE
+#define LIBBSD_NETBSD_VIS
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+#include <vis.h>
 
 #include "regions.h"
 
@@ -146,6 +148,13 @@ void proc_comm(pid_t pid, char *buf, size_t max)
 	buf[strcspn(buf, "\n")] = '\0';
 }
 
+const char *vis_str(char *buf, size_t len, const char *s)
+{
+	if (strsnvis(buf, len, s, VIS_CSTYLE | VIS_OCTAL | VIS_TAB | VIS_NL, "") < 0)
+		buf[len - 1] = '\0';
+	return buf;
+}
+
 void json_string(FILE *f, const char *s)
 {
 	fputc('"', f);
@@ -193,8 +202,11 @@ static int walk_dir(const char *dir, int depth, region_fn *fn, void *arg, FILE *
 	int i, n, rc = 0;
 
 	if ((n = scandir(dir, &names, NULL, alphasort)) < 0) {
+		char vdir[4 * PATH_MAX + 1];
+		int e = errno;
+
 		/* A subdirectory (another user's, say) is noted, not an error. */
-		fprintf(err, "%s: %s: %s%s\n", tool, dir, strerror(errno),
+		fprintf(err, "%s: %s: %s%s\n", tool, vis_str(vdir, sizeof(vdir), dir), strerror(e),
 			depth ? " (not listed)" : "");
 		return depth ? 0 : -1;
 	}
@@ -225,7 +237,10 @@ int regions_walk(const char *dir, region_fn *fn, void *arg, FILE *err, const cha
 	struct stat st;
 
 	if (lstat(dir, &st) < 0) {
-		fprintf(err, "%s: %s: %s\n", tool, dir, strerror(errno));
+		char vdir[4 * PATH_MAX + 1];
+		int e = errno;
+
+		fprintf(err, "%s: %s: %s\n", tool, vis_str(vdir, sizeof(vdir), dir), strerror(e));
 		return -1;
 	}
 	if (S_ISREG(st.st_mode)) {

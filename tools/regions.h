@@ -64,6 +64,11 @@ int regions_walk(const char *dir, region_fn *fn, void *arg, FILE *err, const cha
 /* The first @max bytes of the command name of @pid ("?" if gone). */
 void proc_comm(pid_t pid, char *buf, size_t max);
 
+/* @s with vis(3) escapes (C style, octal, whitespace but spaces escaped), so
+ * that it prints as one line; @buf must hold 4 * strlen(@s) + 1 bytes, or
+ * the result is cut short. */
+const char *vis_str(char *buf, size_t len, const char *s);
+
 /* Write @s as a JSON string (any byte outside printable ASCII as \u00XX). */
 void json_string(FILE *f, const char *s);
 

@@ -94,11 +94,19 @@ static bool may_judge(const struct clean *c, const struct region *r)
 	return r->st.st_uid == geteuid() && (r->st.st_mode & 077) == 0;
 }
 
+/* Paths are printed with vis(3) escapes: one line each, whatever the bytes. */
+static const char *vp(const char *path)
+{
+	static char buf[4 * PATH_MAX + 1];
+
+	return vis_str(buf, sizeof(buf), path);
+}
+
 static void keep(struct clean *c, const struct region *r, const char *why)
 {
 	c->kept++;
 	if (c->verbose)
-		printf("kept %s: %s\n", r->path, why);
+		printf("kept %s: %s\n", vp(r->path), why);
 }
 
 /* Remove @r's directory if the library's template made it and it is empty. */
@@ -134,21 +142,21 @@ static void clean_one(const struct region *r, void *arg)
 		return;
 	}
 	if (c->dry_run) {
-		printf("would remove %s\n", r->path);
+		printf("would remove %s\n", vp(r->path));
 		return;
 	}
 	/* The tombstone: same directory, a name no attacher uses. */
 	snprintf(copy, sizeof(copy), "%s", r->path);
 	if ((size_t)snprintf(tomb, sizeof(tomb), "%s/.rszshm-clean.%d.%lu", dirname(copy),
 			     (int)getpid(), (unsigned long)r->st.st_ino) >= sizeof(tomb)) {
-		fprintf(stderr, TOOL ": %s: %s\n", r->path, strerror(ENAMETOOLONG));
+		fprintf(stderr, TOOL ": %s: %s\n", vp(r->path), strerror(ENAMETOOLONG));
 		c->status = 1;
 		return;
 	}
 	if (renameat2(AT_FDCWD, r->path, AT_FDCWD, tomb, RENAME_NOREPLACE) < 0) {
 		if (errno == ENOENT)
 			return;	/* someone else removed it */
-		fprintf(stderr, TOOL ": %s: %s\n", r->path, strerror(errno));
+		fprintf(stderr, TOOL ": %s: %s\n", vp(r->path), strerror(errno));
 		c->status = 1;
 		return;
 	}
@@ -157,19 +165,19 @@ static void clean_one(const struct region *r, void *arg)
 	if (n != 0) {
 		if (renameat2(AT_FDCWD, tomb, AT_FDCWD, r->path, RENAME_NOREPLACE) < 0) {
 			fprintf(stderr, TOOL ": %s: a process mapped it meanwhile, and putting it"
-				" back failed (%s): it is now %s\n", r->path, strerror(errno), tomb);
+				" back failed (%s): it is now %s\n", vp(r->path), strerror(errno), tomb);
 			c->status = 1;
 		}
 		keep(c, r, n == (size_t)-1 ? "cannot read /proc" : "a process mapped it meanwhile");
 		return;
 	}
 	if (unlink(tomb) < 0) {
-		fprintf(stderr, TOOL ": %s: %s\n", tomb, strerror(errno));
+		fprintf(stderr, TOOL ": %s: %s\n", vp(tomb), strerror(errno));
 		c->status = 1;
 		return;
 	}
 	c->removed++;
-	printf("removed %s\n", r->path);
+	printf("removed %s\n", vp(r->path));
 	remove_dir(r->path);
 }
 

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <libutil.h>
 #include <math.h>
 #include <pwd.h>
@@ -177,6 +178,7 @@ static void list_text(struct list *l, const struct region *r, const pid_t *pids,
 	FILE *f = l->o->f;
 	const struct dump_info *in = &r->info;
 	char len[16], span[16], base[24], recs[24], owner[64], comm[64];
+	char vpath[4 * PATH_MAX + 1], vcomm[4 * sizeof(comm) + 1];
 	const char *kind;
 	size_t i;
 
@@ -199,7 +201,8 @@ static void list_text(struct list *l, const struct region *r, const pid_t *pids,
 		else
 			snprintf(recs, sizeof(recs), "-");
 	}
-	fprintf(f, "%-32s %6s %6s %-14s %-4s %7s %-8s %04o  ", r->path, len, span, base, kind, recs,
+	fprintf(f, "%-32s %6s %6s %-14s %-4s %7s %-8s %04o  ",
+		vis_str(vpath, sizeof(vpath), r->path), len, span, base, kind, recs,
 		owner_str(owner, sizeof(owner), r->st.st_uid), (unsigned)(r->st.st_mode & 07777));
 	if (r->open_errno)
 		fprintf(f, "unreadable (%s), ", strerror(r->open_errno));
@@ -212,7 +215,8 @@ static void list_text(struct list *l, const struct region *r, const pid_t *pids,
 	fputs("mapped by", f);
 	for (i = 0; i < npids && i < MAX_PIDS; i++) {
 		proc_comm(pids[i], comm, sizeof(comm));
-		fprintf(f, "%s %d (%s)", i ? "," : "", (int)pids[i], comm);
+		fprintf(f, "%s %d (%s)", i ? "," : "", (int)pids[i],
+			vis_str(vcomm, sizeof(vcomm), comm));
 	}
 	if (npids > MAX_PIDS)
 		fprintf(f, " and %zu more", npids - MAX_PIDS);
