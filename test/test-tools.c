@@ -604,6 +604,41 @@ START_TEST(test_clean_never_removes_a_mapped_region)
 }
 END_TEST
 
+/*
+ * As a user who is not root, who cannot see root's processes: a stale
+ * region only its owner may open goes; one others may open (and so map,
+ * unseen) stays.
+ */
+START_TEST(test_clean_as_a_user_keeps_what_others_may_map)
+{
+	char dir[256], private[300], shared[300];
+	struct run t;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "%s: skipped: needs root to drop privileges\n", __func__);
+		return;
+	}
+	ck_assert_int_eq(chmod(test_dir(), 0711), 0);
+	fresh_dir(dir, sizeof(dir), "clean-user");
+	ck_assert_int_eq(chown(dir, NOBODY, NOBODY), 0);
+	snprintf(private, sizeof(private), "%s/private", dir);
+	snprintf(shared, sizeof(shared), "%s/shared", dir);
+	make_region(private, 0, 0);
+	make_region(shared, 0, 0);
+	ck_assert_int_eq(chmod(private, 0600), 0);
+	ck_assert_int_eq(chmod(shared, 0644), 0);
+	ck_assert_int_eq(chown(private, NOBODY, NOBODY), 0);
+	ck_assert_int_eq(chown(shared, NOBODY, NOBODY), 0);
+	run_as(&t, NOBODY, "RSZSHM_CLEAN", "-v", dir, NULL);
+	ck_assert_msg(t.status == 0, "status %d: %s", t.status, t.err.p);
+	ck_assert(!exists(private));
+	ck_assert_msg(exists(shared), "%s", t.out.p);
+	ck_assert_msg(strstr(t.out.p, "/shared: others may map it"), "%s", t.out.p);
+	run_free(&t);
+	ck_assert_int_eq(chmod(test_dir(), 0700), 0);
+}
+END_TEST
+
 START_TEST(test_clean_removes_the_template_directory)
 {
 	char dir[256], tmpl[320], sub[320];
@@ -676,6 +711,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_watch_stops_after_count);
 	TEST_ADD(s, test_watch_shows_a_change);
 	TEST_ADD(s, test_clean_never_removes_a_mapped_region);
+	TEST_ADD(s, test_clean_as_a_user_keeps_what_others_may_map);
 	TEST_ADD(s, test_clean_removes_the_template_directory);
 	TEST_ADD(s, test_every_program_takes_help_and_version);
 	return s;
