@@ -1,3 +1,7 @@
+// SPDX-License-Identifier: Apache-2.0
+// From ccan's rszshm module (https://ccodearchive.net/info/rszshm.html),
+// by Dan Good <dan@dancancode.com>, Apache-2.0: the module's documented
+// example, unchanged below this comment but for its include line.
 // fork x times, grow and fill shared memory cooperatively
 #include <assert.h>
 #include <err.h>

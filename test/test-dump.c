@@ -498,13 +498,20 @@ static bool jbool(const struct jv *o, const char *key)
 	return v->t == J_TRUE;
 }
 
-/* The tool's JSON output for one file: one line, one object. */
+/* The tool's JSON output for one file: one line, an array of one object. */
 static struct jv *json_of(const struct run *r)
 {
+	struct jv *a, *v;
+
 	ck_assert_msg(r->out.n > 0 && r->out.p[r->out.n - 1] == '\n' &&
 		      count_char(r->out.p, r->out.n, '\n') == 1,
 		      "JSON output is not one line: [%s]", r->out.p);
-	return jparse(r->out.p, r->out.n);
+	a = jparse(r->out.p, r->out.n);
+	ck_assert_msg(a->t == J_ARR && a->n == 1, "JSON output is not [ONE]: [%s]", r->out.p);
+	v = a->kids[0];
+	a->n = 0;
+	jfree(a);
+	return v;
 }
 
 /* ------------------------------------------------------------ regions */
@@ -1193,6 +1200,7 @@ START_TEST(test_several_files_give_the_worst_status)
 	unsigned char junk[64];
 	struct rszshm a, b;
 	struct run t;
+	struct jv *j;
 	uint64_t base, at;
 
 	test_path(good, sizeof(good), "good");
@@ -1221,11 +1229,22 @@ START_TEST(test_several_files_give_the_worst_status)
 	run_free(&t);
 	run_tool(&t, "--json", good, missing, good, NULL);
 	ck_assert_int_eq(t.status, 2);
-	/* One object per line, one line per file. */
+	/* One array, one element per file, on a line of its own. */
+	ck_assert_uint_eq(count_char(t.out.p, t.out.n, '\n'), 3);
+	j = jparse(t.out.p, t.out.n);
+	ck_assert_int_eq(j->t, J_ARR);
+	ck_assert_uint_eq(j->n, 3);
+	jfree(j);
+	run_free(&t);
+	/* --json-lines: the same elements, one object per line. */
+	run_tool(&t, "--json-lines", good, missing, good, NULL);
+	ck_assert_int_eq(t.status, 2);
 	ck_assert_uint_eq(count_char(t.out.p, t.out.n, '\n'), 3);
 	for (char *l = t.out.p, *e; *l; l = e + 1) {
 		e = strchr(l, '\n');
-		jfree(jparse(l, (size_t)(e - l)));
+		j = jparse(l, (size_t)(e - l));
+		ck_assert_int_eq(j->t, J_OBJ);
+		jfree(j);
 	}
 	run_free(&t);
 	ck_assert_int_eq(rszshm_dt(&a), 0);

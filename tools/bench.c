@@ -761,10 +761,15 @@ int bench_core_child(int argc, char **argv)
 
 /* -------------------------------------------------------------- main */
 
+#ifndef RSZSHM_TOOLS_VERSION
+#define RSZSHM_TOOLS_VERSION "unknown"
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: rszshm-bench [--quick] [--runs N] [--dir DIR] [--only NAME]\n"
+		"  -h, --help   print this help;  -V, --version  print the version\n"
 		"  --quick      smaller workloads, 3 runs: the whole program in < 30 s\n"
 		"  --runs N     runs per figure, the median is printed (default 5)\n"
 		"  --dir DIR    where to make region files (default /dev/shm)\n"
@@ -822,6 +827,7 @@ int main(int argc, char **argv)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char self[PATH_MAX];
@@ -846,7 +852,8 @@ int main(int argc, char **argv)
 		return rc;
 	}
 
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			o.quick = true;
@@ -871,21 +878,28 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			puts("rszshm-bench " RSZSHM_TOOLS_VERSION);
+			return 0;
 		default:
-			usage(stderr);
+			if (optopt)
+				fprintf(stderr, "rszshm-bench: unknown option or missing argument: -%c"
+					" (try --help)\n", optopt);
+			else
+				fprintf(stderr, "rszshm-bench: unknown option or missing argument: %s"
+					" (try --help)\n", argv[optind - 1]);
 			return 2;
 		}
 	}
 	if (optind != argc) {
-		usage(stderr);
+		fprintf(stderr, "rszshm-bench: unexpected argument %s (try --help)\n", argv[optind]);
 		return 2;
 	}
 	if (o.runs == 0)
 		o.runs = o.quick ? 3 : 5;
 	if (o.only && !in(o.only, core_names) && !in(o.only, heap_names) &&
 	    !in(o.only, rec_names)) {
-		fprintf(stderr, "rszshm-bench: --only %s: no such workload\n", o.only);
-		usage(stderr);
+		fprintf(stderr, "rszshm-bench: --only %s: no such workload (try --help)\n", o.only);
 		return 2;
 	}
 

@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #include <err.h>
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <libutil.h>
 #include <signal.h>
@@ -40,6 +41,10 @@
 
 #include <rszshm.h>
 
+#ifndef RSZSHM_TOOLS_VERSION
+#define RSZSHM_TOOLS_VERSION "unknown"
+#endif
+
 #define MAX_WORKERS 26	/* one letter each, 'A' to 'Z' */
 
 /* The region's raw area. */
@@ -52,9 +57,11 @@ struct fill {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: rszshm-demo [-w WORKERS] [-n BYTES] [-k]\n"
-		"  -w WORKERS  processes that grow and fill the region (1-%d, default 8)\n"
-		"  -n BYTES    bytes to fill, e.g. 4M, 64M, 5G (default 64M)\n"
-		"  -k          keep the region's file (it is removed otherwise)\n"
+		"  -w WORKERS     processes that grow and fill the region (1-%d, default 8)\n"
+		"  -n BYTES       bytes to fill, e.g. 4M, 64M, 5G (default 64M)\n"
+		"  -k             keep the region's file (it is removed otherwise)\n"
+		"  -h, --help     print this help\n"
+		"  -V, --version  print the version\n"
 		"Exit status: 0 fill correct, 1 fill failed, 2 usage or setup error.\n",
 		MAX_WORKERS);
 }
@@ -192,9 +199,15 @@ int main(int argc, char **argv)
 	char h1[8], h2[8], h3[8];
 	double t0, t1;
 	unsigned failed;
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 	int c;
 
-	while ((c = getopt(argc, argv, "w:n:kh")) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":w:n:khV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'w': {
 			char *end;
@@ -219,13 +232,22 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			puts("rszshm-demo " RSZSHM_TOOLS_VERSION);
+			return 0;
+		case ':':
+			warnx("-%c needs an argument (try --help)", optopt);
+			return 2;
 		default:
-			usage(stderr);
+			if (optopt)
+				warnx("unknown option -%c (try --help)", optopt);
+			else
+				warnx("unknown option %s (try --help)", argv[optind - 1]);
 			return 2;
 		}
 	}
 	if (optind != argc) {
-		usage(stderr);
+		warnx("unexpected argument %s (try --help)", argv[optind]);
 		return 2;
 	}
 

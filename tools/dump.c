@@ -72,6 +72,7 @@ struct dump {
 	char violation[256];
 	char error[512];		/* the first problem reported, "" if none */
 	int status;
+	bool probe;			/* dump_probe(): stop after the check, print nothing */
 	const char *closers[4];		/* JSON still open, innermost last */
 	int nclosers;
 };
@@ -150,6 +151,8 @@ static void complain(struct dump *d, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(d->error, sizeof(d->error), fmt, ap);
 	va_end(ap);
+	if (!d->err)
+		return;
 	strvis(vmsg, d->error, VIS_TEXT);
 	fprintf(d->err, TOOL ": %s: %s\n", d->vpath, vmsg);
 }
@@ -447,6 +450,8 @@ static void dump_view(struct dump *d)
 		d->index_ok = (d->h.flags & RSZSHM_HEAP) &&
 			      rszshm__rec_walk(&d->v, &ignore, msg, sizeof(msg)) == 0;
 	}
+	if (d->probe)
+		return;
 	if (o->check && !o->records && !o->hex && !o->json) {
 		print_verdict(d, true);
 		return;
@@ -553,8 +558,39 @@ int dump_file(const char *path, const struct dump_opts *o, FILE *out, FILE *err)
 			json_key(&d, "error");
 			json_str(out, d.error, strlen(d.error));
 		}
-		fputs("}\n", out);
+		fputc('}', out);
 	}
+	free(d.vpath);
+	return d.status;
+}
+
+int dump_probe(const char *path, struct dump_info *info)
+{
+	static const struct dump_opts none = { .json = false };
+	struct dump d;
+
+	memset(&d, 0, sizeof(d));
+	memset(info, 0, sizeof(*info));
+	d.path = path;
+	d.o = &none;
+	d.v.fd = -1;
+	d.probe = true;
+	if (!(d.vpath = malloc(4 * strlen(path) + 1))) {
+		snprintf(info->error, sizeof(info->error), "%s", strerror(ENOMEM));
+		return DUMP_UNUSABLE;
+	}
+	strvis(d.vpath, path, VIS_TEXT);
+	if (check_type(&d) == 0)
+		guarded(&d);
+	rszshm__view_close(&d.v);
+	info->region = d.checked;
+	info->hdr = d.h;
+	info->base = d.v.base;
+	info->len = d.h.flen;
+	info->alloc_bytes = d.alloc_bytes;
+	info->damaged = d.damaged;
+	info->st = d.st;
+	snprintf(info->error, sizeof(info->error), "%s", d.error);
 	free(d.vpath);
 	return d.status;
 }

@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <rszshm.h>
+
 /* Exit statuses of the tool, and results of dump_file(). */
 enum dump_status {
 	DUMP_OK = 0,		/* read and consistent */
@@ -25,7 +27,7 @@ enum dump_status {
 /* What to print for each file; all false/NULL prints the summary alone. */
 struct dump_opts {
 	bool records;		/* --records: the table of records */
-	bool json;		/* --json: one JSON object per file, one line each */
+	bool json;		/* --json, --json-lines: a JSON object per file */
 	bool check;		/* --check: print the verdict of the consistency check */
 	const char *hex;	/* --hex NAME: a hexdump of that record's value */
 };
@@ -43,8 +45,29 @@ struct dump_opts {
  * shrinks while being read (SIGBUS) is reported as unreadable.  Installs a
  * SIGBUS handler for the duration of the call: not thread-safe.
  *
+ * With @o->json, prints one JSON object on one line, without a newline: the
+ * caller puts the objects in an array or on lines of their own.
+ *
  * Returns: a enum dump_status.
  */
 int dump_file(const char *path, const struct dump_opts *o, FILE *out, FILE *err);
+
+/* What dump_probe() found in a file. */
+struct dump_info {
+	bool region;			/* the header validated and the check ran */
+	struct rszshm_hdr hdr;		/* the header, when @region */
+	uint64_t base;			/* the recorded base address */
+	uint64_t len;			/* the recorded length */
+	uint64_t alloc_bytes;		/* blocks the file has on storage */
+	bool damaged;			/* the check's verdict, when @region */
+	struct rszshm_stats st;		/* the heap's figures, when not @damaged */
+	char error[512];		/* the first problem found, "" if none */
+};
+
+/*
+ * dump_probe - as dump_file(), but print nothing: fill @info and return the
+ * status.  Same safety (and the same SIGBUS handler: not thread-safe).
+ */
+int dump_probe(const char *path, struct dump_info *info);
 
 #endif /* RSZSHM_DUMP_H */
