@@ -224,7 +224,7 @@ static int mk(struct rszshm *r, size_t dlen, struct rszshm_scan scan, unsigned f
 		goto fail;
 
 	rszshm__hdr_init(span, span, max, flen, flags);
-	if ((rc = init_locks(span)) < 0)
+	if ((rc = init_locks(span)) < 0 || (rc = rszshm__lock_attach(fd, span)) < 0)
 		goto fail;
 	fill(r, fd, span, max, flags);
 	if ((flags & RSZSHM_HEAP) && (rc = rszshm__heap_init(r)) < 0)
@@ -312,6 +312,9 @@ static int at(struct rszshm *r, const char *fname, unsigned flags)
 		rc = -EBADMSG;
 		goto fail_span;
 	}
+	/* Writers only: a read-only handle never takes a lock. */
+	if (!rdonly && (rc = rszshm__lock_attach(fd, live)) < 0)
+		goto fail_span;
 	fill(r, fd, live, h.max, (unsigned)h.flags | (flags & RSZSHM_RDONLY));
 	return 0;
 
