@@ -81,7 +81,7 @@ static void use_in_child(const char *path)
 		char msg[160] = "";
 		int rc;
 
-		alarm(30);	/* a hang is a failure */
+		alarm(20);	/* a hang is a failure */
 		CCHECK(rszshm_at(&r, path) != NULL);
 		rc = rszshm_lock(&r);
 		CCHECK(rc == 0 || rc == 1);
@@ -185,7 +185,7 @@ static void child_takes(struct rszshm *inherited, const char *path, enum which w
 		struct rszshm r;
 		char msg[160] = "";
 
-		alarm(30);
+		alarm(20);
 		if (inherited)
 			CCHECK(rszshm_dt(inherited) == 0);
 		CCHECK(rszshm_at(&r, path) != NULL);
@@ -376,7 +376,7 @@ START_TEST(test_garbage_lock_word_never_hangs)
 			struct rszshm c;
 			int rc;
 
-			alarm(30);
+			alarm(20);
 			CCHECK(rszshm_dt(&r) == 0);
 			CCHECK(rszshm_at(&c, path) != NULL);
 			rc = rszshm_lock(&c);
@@ -449,7 +449,7 @@ START_TEST(test_first_attacher_rewrites_lock_area)
 	if (pid == 0) {
 		struct rszshm c;
 
-		alarm(30);
+		alarm(20);
 		CCHECK(rszshm_at(&c, path) != NULL);
 		if (rszshm_check(&c, msg, sizeof(msg)) != 0) {
 			fprintf(stderr, "check: %s\n", msg);
