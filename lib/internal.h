@@ -56,7 +56,8 @@ RSZSHM__INTERNAL int rszshm__sys_ofd_lock(int fd, short type, bool wait);
 /* The inode of this process's PID namespace (/proc/self/ns/pid). */
 RSZSHM__INTERNAL int rszshm__sys_pidns(uint64_t *ino);
 RSZSHM__INTERNAL void rszshm__sys_futex_wake(void *word);
-RSZSHM__INTERNAL pid_t rszshm__sys_gettid(void);
+/* true only if no thread of id @tid exists in this PID namespace. */
+RSZSHM__INTERNAL bool rszshm__sys_thread_gone(pid_t tid);
 
 /* --------------------------------------------------------------- span.c
  * Claiming address space: PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE,

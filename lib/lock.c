@@ -104,31 +104,25 @@ static int init(pthread_mutex_t *m)
 	return -rc;
 }
 
-/* The __kind init() writes; learnt once from a mutex on the stack. */
-static int kind_expected(void)
-{
-	static int kind = -1;
-	int k = __atomic_load_n(&kind, __ATOMIC_RELAXED);
-	pthread_mutex_t t;
-
-	if (k == -1) {
-		if (init(&t) < 0)
-			return -2;	/* matches no mutex: every lock is refused */
-		k = t.__data.__kind;
-		pthread_mutex_destroy(&t);
-		__atomic_store_n(&kind, k, __ATOMIC_RELAXED);
-	}
-	return k;
-}
+/*
+ * The __kind init() writes: robust (16) | error-checking (2) | process-shared
+ * (128), glibc's ABI.  A constant, so that checking it costs one load and
+ * one compare; rszshm__lock_init() refuses to make a lock of any other kind.
+ */
+#define KIND (16 | PTHREAD_MUTEX_ERRORCHECK | 128)
 
 static bool kind_ok(const pthread_mutex_t *m)
 {
-	return __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == kind_expected();
+	return __builtin_expect(__atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == KIND, 1);
 }
 
 int rszshm__lock_init(pthread_mutex_t *m)
 {
-	return init(m);
+	int rc = init(m);
+
+	if (rc == 0 && !kind_ok(m))
+		rc = -ENOTSUP;	/* a glibc whose mutex kinds this file does not know */
+	return rc;
 }
 
 static int took(int rc)
@@ -250,8 +244,8 @@ static bool holder_may_live(unsigned tid, const pthread_mutex_t *m)
 		return true;
 	snprintf(path, sizeof(path), "/proc/%u/maps", tid);
 	rc = maps_find(path, (uintptr_t)m, &theirs);
-	if (rc == -ENOENT || rc == -ESRCH)
-		return false;	/* no such thread */
+	if (rc == -ENOENT || rc == -ESRCH)	/* no such thread, or hidden (hidepid) */
+		return !rszshm__sys_thread_gone((pid_t)tid);
 	if (rc < 0)
 		return true;	/* EACCES and the like: cannot tell */
 	return rc == 1 && theirs.major == mine.major && theirs.minor == mine.minor &&
