@@ -162,6 +162,64 @@ START_TEST(test_copy_while_rec_lock_held_is_usable)
 }
 END_TEST
 
+/*
+ * As above for a lock outside the header (the heap's arena locks are such):
+ * a robust lock in a heap block, held by a live process, the file copied.
+ * The new process's attach rewrites only the header's locks, so this one is
+ * recovered by the holder check: the holder does not map the copy.
+ */
+START_TEST(test_copy_while_heap_block_lock_held_is_usable)
+{
+	char path[RSZSHM_PATH_MAX], copy[RSZSHM_PATH_MAX + 8];
+	int up[2], down[2];
+	uint64_t addr;
+	pid_t holder, user;
+
+	ck_assert_int_eq(pipe(up), 0);
+	ck_assert_int_eq(pipe(down), 0);
+	test_path(path, sizeof(path), "copy-block");
+	test_track(path);
+	holder = test_fork();
+	if (holder == 0) {
+		struct rszshm r;
+		pthread_mutex_t *m;
+
+		CCHECK(rszshm_mk_flags(&r, 1 << 20, path, RSZSHM_DFLT_SCAN, RSZSHM_HEAP) != NULL);
+		CCHECK((m = rszshm_alloc(&r, sizeof(*m))) != NULL);
+		CCHECK(rszshm__lock_init(m) == 0);
+		CCHECK(rszshm__lock(m) == 0);
+		addr = (uintptr_t)m;
+		CCHECK(write(up[1], &addr, sizeof(addr)) == sizeof(addr));
+		test_wait_byte(down[0]);
+		_exit(0);
+	}
+	ck_assert_int_eq(read(up[0], &addr, sizeof(addr)), sizeof(addr));
+	snprintf(copy, sizeof(copy), "%s.copy", path);
+	copy_file(path, copy);
+	user = test_fork();
+	if (user == 0) {
+		struct rszshm r;
+		pthread_mutex_t *m = (pthread_mutex_t *)(uintptr_t)addr;
+
+		alarm(20);
+		CCHECK(rszshm_at(&r, copy) != NULL);
+		CCHECK(rszshm__lock(m) == 1);
+		CCHECK(rszshm__lock_consistent(m) == 0);
+		CCHECK(rszshm__unlock(m) == 0);
+		CCHECK(rszshm__lock(m) == 0);
+		CCHECK(rszshm__unlock(m) == 0);
+		_exit(0);
+	}
+	ck_assert_int_eq(test_wait(user), 0);
+	test_post(down[1]);
+	ck_assert_int_eq(test_wait(holder), 0);
+	close(up[0]);
+	close(up[1]);
+	close(down[0]);
+	close(down[1]);
+}
+END_TEST
+
 /* ------------------------------------------- holders that cannot be alive */
 
 /* A pid that is free now: a child's, after it is reaped. */
@@ -625,6 +683,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_copy_while_user_lock_held_is_usable);
 	TEST_ADD(s, test_copy_while_heap_lock_held_is_usable);
 	TEST_ADD(s, test_copy_while_rec_lock_held_is_usable);
+	TEST_ADD(s, test_copy_while_heap_block_lock_held_is_usable);
 	TEST_ADD(s, test_holder_that_does_not_exist_is_recovered);
 	TEST_ADD(s, test_holder_that_detached_is_recovered);
 	TEST_ADD(s, test_live_holder_is_waited_for);
