@@ -33,21 +33,31 @@
  *     each step it asks whether the holder recorded in the futex word (glibc
  *     keeps the holder's thread id there) can be alive.  It cannot when the
  *     word is one no holder writes (thread id 0 with waiters, an id past
- *     PID_MAX_LIMIT, an id beside the died bit), when no such thread exists,
+ *     PID_MAX_LIMIT, an id beside the died bit), when no such thread exists
+ *     (kill(tid, 0) gives ESRCH: /proc may hide other users' threads),
  *     or when that thread does not map this region's file at this address
  *     (/proc/TID/maps against /proc/self/maps: a holder maps what it holds;
  *     a thread of another copy, another boot or a detached process does not).
  *     Then the word is swapped, from exactly the value read, to "holder died"
  *     and the waiters are woken: the next locker gets EOWNERDEAD and repairs.
  *     Where /proc cannot tell (another user's process, a /proc of another PID
- *     namespace) the holder is presumed alive and the wait goes on: never a
- *     wrong recovery.  This covers every lock of the region, the heap's arena
- *     locks included, not only the header's.
+ *     namespace) the holder is presumed alive and the wait goes on.  This
+ *     covers every lock of the region, the heap's arena locks included, not
+ *     only the header's.  What it cannot catch: a word naming a live thread
+ *     that maps the region but does not hold the lock (a co-writer's doing,
+ *     no worse than a co-writer holding the lock), waited on while that
+ *     thread lives; a word naming the caller's own thread, which glibc
+ *     answers with EDEADLK.  rszshm__trylock() never checks: EBUSY.
  *
  *  3. Type fields.  A mutex whose kind is not what rszshm__lock_init() wrote
  *     (it would send glibc down a priority-inheritance or non-robust path) is
  *     refused with EBADMSG before glibc reads it; rszshm__lock_validate()
  *     gives the check the same rules and those of rule 2 on the word.
+ *
+ * Why no epoch (boot id, dev and inode) in the header instead of rule 1:
+ * "no one has the file attached" is known from the kernel, not read from the
+ * file, so a copy, a reboot, a reused inode number and a forged epoch are all
+ * the same case, and no epoch has to be trusted.
  *
  * PID namespaces: the futex word holds a thread id of the holder's PID
  * namespace, and two namespaces can hand out the same id, which the robust
@@ -62,7 +72,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
