@@ -126,6 +126,9 @@ RSZSHM__INTERNAL int rszshm__lock_validate(const pthread_mutex_t *m, const char 
  * another PID namespace are attached.
  */
 RSZSHM__INTERNAL int rszshm__lock_attach(int fd, struct rszshm_hdr *h);
+/* Test hook: called inside rszshm__lock_attach() at point 1, when the grow
+ * lock is rewritten and the other header locks are not yet. */
+RSZSHM__INTERNAL extern void (*rszshm__lock_hook)(int point);
 
 /* ---------------------------------------------------------------- map.c
  * mk/at/grow/up/dt (public) and these helpers for the layers above. */

@@ -387,6 +387,8 @@ int rszshm__lock_validate(const pthread_mutex_t *m, const char **why)
 
 /* ----------------------------------------------------------- attach guard */
 
+void (*rszshm__lock_hook)(int point);
+
 /* Rewrite a header lock no attached process can hold: fresh type fields,
  * and "holder died" if it was held (or its word was anything but 0). */
 static int reset(pthread_mutex_t *m)
@@ -433,8 +435,12 @@ int rszshm__lock_attach(int fd, struct rszshm_hdr *h)
 	}
 	if (rc < 0)
 		return rc;
-	if ((rc = reset(&s->grow_lock)) < 0 || (rc = reset(&s->user_lock)) < 0 ||
-	    (rc = reset(&s->heap_lock)) < 0 || (rc = reset(&s->rec_lock)) < 0)
+	if ((rc = reset(&s->grow_lock)) < 0)
+		return rc;
+	if (__builtin_expect(rszshm__lock_hook != NULL, 0))
+		rszshm__lock_hook(1);
+	if ((rc = reset(&s->user_lock)) < 0 || (rc = reset(&s->heap_lock)) < 0 ||
+	    (rc = reset(&s->rec_lock)) < 0)
 		return rc;
 	__atomic_store_n(&s->pid_ns, ns, __ATOMIC_RELEASE);
 	/* Exclusive to shared is one atomic conversion: no one slips in. */

@@ -524,6 +524,132 @@ START_TEST(test_first_attacher_rewrites_lock_area)
 }
 END_TEST
 
+/* ------------------------------------------------------ first attachers */
+
+static void die_here(int point)
+{
+	(void)point;
+	raise(SIGKILL);
+}
+
+/*
+ * First attachers of a region no one has attached, whose lock area is
+ * damaged: one killed half-way through rewriting it, then eight at once.
+ * None is wedged; the user lock is handed on as "holder died" exactly once;
+ * the region checks consistent.
+ */
+START_TEST(test_first_attachers_race_and_die_midway)
+{
+	enum { N = 8 };
+	char path[RSZSHM_PATH_MAX], msg[160];
+	struct rszshm r;
+	int go[2], ready[2], go2[2], i, died = 0;
+	pid_t pids[N], pid;
+
+	mk_heap(&r, "first-race", path, sizeof(path));
+	lock_of(&r, GROW)->__data.__kind ^= 0x40;
+	__atomic_store_n(word_of(lock_of(&r, USER)), FUTEX_WAITERS, __ATOMIC_RELEASE);
+	__atomic_store_n(word_of(lock_of(&r, REC)), (unsigned)getpid(), __ATOMIC_RELEASE);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+
+	pid = test_fork();
+	if (pid == 0) {
+		struct rszshm c;
+
+		rszshm__lock_hook = die_here;
+		rszshm_at(&c, path);
+		_exit(3);	/* the hook did not run */
+	}
+	ck_assert_int_eq(test_wait(pid), 128 + SIGKILL);
+
+	ck_assert_int_eq(pipe(go), 0);
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(go2), 0);
+	for (i = 0; i < N; i++) {
+		pids[i] = test_fork();
+		if (pids[i] == 0) {
+			struct rszshm c;
+			char ch;
+			int rc;
+
+			alarm(20);
+			close(go[1]);
+			close(go2[1]);
+			CCHECK(read(go[0], &ch, 1) == 0);
+			CCHECK(rszshm_at(&c, path) != NULL);
+			/* All attached before any grows: an attach racing a
+			 * grow is the attach path's concern, not this test's. */
+			test_post(ready[1]);
+			CCHECK(read(go2[0], &ch, 1) == 0);
+			rc = rszshm_lock(&c);
+			CCHECK(rc == 0 || rc == 1);
+			CCHECK(rszshm_unlock(&c) == 0);
+			CCHECK(rszshm_rec_put(&c, "k", 1, "v", 2) == 0);
+			CCHECK(rszshm_grow(&c) == 1);
+			_exit(10 + rc);
+		}
+	}
+	close(go[0]);
+	close(go[1]);
+	for (i = 0; i < N; i++)
+		test_wait_byte(ready[0]);
+	close(go2[0]);
+	close(go2[1]);
+	close(ready[0]);
+	close(ready[1]);
+	for (i = 0; i < N; i++) {
+		int st = test_wait(pids[i]);
+
+		ck_assert_msg(st == 10 || st == 11, "attacher %d: status %d", i, st);
+		died += st == 11;
+	}
+	ck_assert_int_eq(died, 1);
+	ck_assert_ptr_nonnull(rszshm_at(&r, path));
+	ck_assert_msg(rszshm_check(&r, msg, sizeof(msg)) == 0, "check: %s", msg);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/* A writer that attaches while another is attached rewrites nothing: the
+ * other's held lock stays held. */
+START_TEST(test_attach_while_attached_keeps_locks)
+{
+	char path[RSZSHM_PATH_MAX];
+	struct rszshm r;
+	int up[2], down[2];
+	pid_t holder, pid;
+
+	mk_heap(&r, "keep", path, sizeof(path));
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	ck_assert_int_eq(pipe(up), 0);
+	ck_assert_int_eq(pipe(down), 0);
+	holder = test_fork();
+	if (holder == 0) {
+		struct rszshm c;
+
+		CCHECK(rszshm_at(&c, path) != NULL);
+		CCHECK(rszshm_lock(&c) == 0);
+		test_post(up[1]);
+		test_wait_byte(down[0]);
+		CCHECK(rszshm_unlock(&c) == 0);
+		_exit(0);
+	}
+	test_wait_byte(up[0]);
+	pid = test_fork();
+	if (pid == 0) {
+		struct rszshm c;
+
+		alarm(20);
+		CCHECK(rszshm_at(&c, path) != NULL);
+		CCHECK(rszshm_trylock(&c) == -1 && errno == EBUSY);
+		_exit(0);
+	}
+	ck_assert_int_eq(test_wait(pid), 0);
+	test_post(down[1]);
+	ck_assert_int_eq(test_wait(holder), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------- PID namespaces */
 
 /*
@@ -690,6 +816,8 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_garbage_lock_word_never_hangs);
 	TEST_ADD(s, test_check_reports_damaged_lock_area);
 	TEST_ADD(s, test_first_attacher_rewrites_lock_area);
+	TEST_ADD(s, test_first_attachers_race_and_die_midway);
+	TEST_ADD(s, test_attach_while_attached_keeps_locks);
 	TEST_ADD(s, test_second_pid_namespace_is_refused);
 	TEST_ADD(s, test_same_pid_namespace_attaches);
 	return s;
