@@ -977,7 +977,9 @@ struct rszshm_stats {
  * @msg: (optional) where to put a one-line description of the first damage
  * @msglen: size of @msg
  *
- * Checks every header field, then, in a heap region, every segment and free
+ * Checks every header field and the header's four locks (type fields as
+ * made, a lock word and owner some holder could have written; a lock merely
+ * held is not damage), then, in a heap region, every segment and free
  * list of the heap and every chain and record of the index, following each
  * stored pointer only after checking it lies inside the region, and bounding
  * every walk (a loop is damage, not a hang).  Reports the first violation.

@@ -211,7 +211,8 @@ RSZSHM__INTERNAL int rszshm__rec_view_next(const struct rszshm__view *v, struct 
 RSZSHM__INTERNAL extern void (*rszshm__rec_hook)(int point);
 
 /* -------------------------------------------------------------- check.c */
-/* Header, heap and records of a view: 0 consistent, 1 damaged, or -errno. */
+/* Header (its locks by rszshm__lock_validate()), heap and records of a view:
+ * 0 consistent, 1 damaged, or -errno. */
 RSZSHM__INTERNAL int rszshm__check_view(const struct rszshm__view *v, struct rszshm_stats *st,
 					char *msg, size_t msglen);
 
