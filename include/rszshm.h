@@ -41,6 +41,39 @@
  * several threads at once for those calls; rszshm_dt() and rszshm_rm() must
  * not race with other calls on the same handle.
  *
+ * Locks: what a caller can rely on.  The lock words live in the file, so
+ * they are untrusted input like the rest of it: a file copied while a lock
+ * was held, a disk-backed region reopened after a power cut, or a word a
+ * co-writer scribbled on.  Whatever the file says:
+ *  - no lock call (rszshm_lock(), and the grow, heap and record calls that
+ *    lock inside) waits for ever on a holder that cannot be alive.  A locker
+ *    that finds the lock busy waits in bounded steps (1 ms, doubling to 1 s)
+ *    and after each one checks the holder the lock word names; when that
+ *    thread does not exist, or does not map this region's file at this
+ *    address (a copy, another boot, a process that detached), or the word is
+ *    one no holder writes, the lock is taken as if its holder had died: the
+ *    library repairs what it guards, and rszshm_lock() returns 1.
+ *  - a lock whose type fields are damaged is refused with EBADMSG, never
+ *    followed; rszshm_check() reports a damaged lock area.
+ *  - the first writer to attach a region that no process has attached (its
+ *    maker included) rewrites the header's locks: a held or damaged one
+ *    becomes "holder died", so its next user repairs.  "Attached" is an
+ *    open-file-description lock (fcntl F_OFD_SETLK, on one byte at offset
+ *    2^63 - 2) that every writable handle holds on its file until the last
+ *    copy of its descriptor (@fd) is closed.
+ *  - a live holder that maps the region keeps its lock for as long as it
+ *    likes; the check costs nothing until a locker has waited.  Where /proc
+ *    cannot tell (a holder of another user, a /proc mounted for another PID
+ *    namespace) the holder is presumed alive and the wait goes on.
+ *  - uncontended, a lock and an unlock cost one atomic operation each.
+ * PID namespaces: two processes of different PID namespaces can have the
+ * same thread id, which the robust locks cannot tell apart.  So writers of
+ * one region must share a PID namespace: rszshm_at() of a writable handle
+ * fails with EXDEV while writers of another namespace are attached (the
+ * region records the namespace of its writers; when none is attached, the
+ * next one's namespace replaces it).  Read-only handles take no lock and may
+ * attach from anywhere.
+ *
  * What may live in a region: plain data and pointers into the same region.
  * Never pointers to process-private memory (stack, malloc, globals), function
  * pointers or vtables (code is mapped at different addresses in different
@@ -59,6 +92,8 @@
  *                   or inconsistent with another)
  *   ENOSPC          the region's recorded address range is already in use in
  *                   this process (nothing is ever mapped over it)
+ *   EXDEV           writers of another PID namespace have the region attached
+ *                   (its locks cannot exclude across namespaces)
  *
  * rszshm_errmsg() gives the reason for the calling thread's last failure as
  * text, naming the field or the conflict ("file is shorter than the length
@@ -69,6 +104,13 @@
  *    they must not call rszshm_at() for a region they already map.
  *  - kill -9: a process killed at any point leaves the region usable; the
  *    next user of a lock it held repairs the structure the lock guards.
+ *  - Descriptors: a process that maps a region for writing must keep a copy
+ *    of its descriptor (@fd) open (do not close it, e.g. with closefrom() in
+ *    a forked child): when none is open, the next attacher takes the region
+ *    for unattached and rewrites the locks the process may hold.
+ *  - PID namespaces: see "Locks" above; a child moved into another PID
+ *    namespace (unshare(CLONE_NEWPID), then fork) must not use a mapping it
+ *    inherited for writing.
  *  - A full /dev/shm: pages of a sparse region get their memory when first
  *    touched; if the file system is full then, the toucher gets SIGBUS.  Make
  *    the region with RSZSHM_ALLOCATE to get ENOSPC from the grow instead.
@@ -164,7 +206,7 @@ struct rszshm_scan {
 /** First 8 bytes of every region file: "RSZSHM\x1a\n" read little-endian. */
 #define RSZSHM_MAGIC 0x0a1a4d48535a5352ULL
 /** Version of the on-file format this library reads and writes. */
-#define RSZSHM_FORMAT_VERSION 1u
+#define RSZSHM_FORMAT_VERSION 2u
 
 /*
  * Flags, for rszshm_mk_flags() (RSZSHM_ALLOCATE, RSZSHM_HEAP, RSZSHM_ANON,
@@ -473,13 +515,16 @@ RSZSHM_API const char *rszshm_errmsg(void);
  * the errno table at the top of this file); claims the recorded span with
  * MAP_FIXED_NOREPLACE, so that nothing already mapped in this process is ever
  * replaced; then maps the file over the span.  A forked child already has the
- * region and must not attach it again.
+ * region and must not attach it again.  The handle marks the file attached
+ * (see "Locks" at the top); if no writer had it attached, the header's locks
+ * are rewritten for this boot and namespace first.
  *
  * Safety: thread-safe.  Not async-signal-safe.
  * Errors:
  *   EINVAL   @r or @fname is NULL, @fname is "" or too long
  *   ENOENT, ENODATA, EPROTO, EPROTONOSUPPORT, EBADMSG, ENOSPC  see the table
- *   and the errors of open(2), fstat(2), pread(2), mmap(2).
+ *   EXDEV    writers of another PID namespace have the region attached
+ *   and the errors of open(2), fstat(2), pread(2), mmap(2), fcntl(2).
  * Example:
  *	struct rszshm r;
  *
@@ -665,11 +710,15 @@ RSZSHM_API int rszshm_rmdir(struct rszshm *r);
  * A process-shared, robust lock kept in the header.  If its holder died
  * while holding it, the lock is made consistent and handed to the caller,
  * which gets 1 instead of 0 and should check the data the lock guards.
- * Not recursive.
+ * The same happens for a holder that cannot be alive (the lock word came
+ * with a copied file, from another boot, or names no thread that maps the
+ * region): never a wait for ever (see "Locks" at the top).  Not recursive.
  *
  * Safety: any thread of any attached process.
  * Errors: EINVAL @r is NULL or detached; EPERM @r is read-only; EDEADLK the
- * caller already holds it.
+ * caller already holds it (or the lock word names the caller's thread id);
+ * EBADMSG the lock's type fields are damaged; ENOTRECOVERABLE a previous
+ * taker after a dead holder unlocked without repairing.
  * Returns: 0 when taken, 1 when taken after its previous holder died, -1 on
  * error.
  */
@@ -677,6 +726,9 @@ RSZSHM_API int rszshm_lock(struct rszshm *r);
 
 /**
  * rszshm_trylock - take the region's user lock if it is free
+ *
+ * Never checks the holder: a lock held by a holder that cannot be alive
+ * gives EBUSY until an rszshm_lock() (or the first attach) recovers it.
  *
  * Errors: as rszshm_lock(), and EBUSY when another holds it.
  * Returns: as rszshm_lock().
@@ -1059,7 +1111,9 @@ struct rszshm_stats {
  * @msg: (optional) where to put a one-line description of the first damage
  * @msglen: size of @msg
  *
- * Checks every header field, then, in a heap region, every segment and free
+ * Checks every header field and the header's four locks (type fields as
+ * made, a lock word and owner some holder could have written; a lock merely
+ * held is not damage), then, in a heap region, every segment and free
  * list of the heap and every chain and record of the index, following each
  * stored pointer only after checking it lies inside the region, and bounding
  * every walk (a loop is damage, not a hang).  Reports the first violation.

@@ -4,12 +4,15 @@
  *
  * Works on a view (internal.h), so the same walk serves a live handle
  * (rszshm_check(), rszshm_stats()) and a file mapped read-only at another
- * address (rszshm-dump).  The header is checked by hdr.c's rules, the heap
- * by heap.c's walker, the records by rec.c's; each is bounded and never
- * follows a stored pointer without rszshm__view_ptr().
+ * address (rszshm-dump).  The header is checked by hdr.c's rules, its lock
+ * area by lock.c's, the heap by heap.c's walker, the records by rec.c's;
+ * each is bounded and never follows a stored pointer without
+ * rszshm__view_ptr().
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <bsd/string.h>
@@ -20,6 +23,33 @@ static void say(char *msg, size_t msglen, const char *text)
 {
 	if (msg && msglen)
 		strlcpy(msg, text, msglen);
+}
+
+/* The header's four locks: each as rszshm__lock_init() and the lock
+ * functions can have left it (type fields, a word some holder could write). */
+static int check_locks(const struct rszshm_hdr *h, char *msg, size_t msglen)
+{
+	static const struct {
+		size_t off;
+		const char *name;
+	} locks[] = {
+		{ offsetof(struct rszshm__shared, grow_lock), "grow lock" },
+		{ offsetof(struct rszshm__shared, user_lock), "user lock" },
+		{ offsetof(struct rszshm__shared, heap_lock), "heap lock" },
+		{ offsetof(struct rszshm__shared, rec_lock), "record index lock" },
+	};
+	const unsigned char *s = (const unsigned char *)rszshm__shared(h);
+	const char *why;
+	char text[160];
+
+	for (size_t i = 0; i < sizeof(locks) / sizeof(locks[0]); i++) {
+		if (rszshm__lock_validate((const pthread_mutex_t *)(s + locks[i].off), &why) == 0)
+			continue;
+		snprintf(text, sizeof(text), "%s: %s", locks[i].name, why);
+		say(msg, msglen, text);
+		return 1;
+	}
+	return 0;
 }
 
 int rszshm__check_view(const struct rszshm__view *v, struct rszshm_stats *st, char *msg,
@@ -36,6 +66,8 @@ int rszshm__check_view(const struct rszshm__view *v, struct rszshm_stats *st, ch
 		say(msg, msglen, why ? why : "header length is past the mapped file");
 		return 1;
 	}
+	if ((rc = check_locks(h, msg, msglen)) != 0)
+		return rc;
 	st->region_bytes = h->flen;
 	st->span_bytes = h->max;
 	if (!(h->flags & RSZSHM_HEAP))

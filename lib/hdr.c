@@ -2,7 +2,7 @@
 /*
  * hdr.c - the on-file header, and the rules every header must pass.
  *
- * The format (version 1), at file offset 0, native byte order, 512 bytes:
+ * The format (version 2), at file offset 0, native byte order, 512 bytes:
  *
  *   offset size field      rule checked by rszshm__hdr_validate()
  *   0      8    magic      == RSZSHM_MAGIC ("RSZSHM\x1a\n")          EPROTO
@@ -15,7 +15,8 @@
  *   40     8    max        page aligned, at least one page           EBADMSG
  *   48     8    flen       page aligned, hdr_size < flen <= max      EBADMSG
  *   56     8    reserved   0                                         EBADMSG
- *   64     448  private    locks and roots of the heap and records (struct
+ *   64     448  private    locks, roots of the heap and records, and the PID
+ *                          namespace of the attached writers (struct
  *                          rszshm__shared); checked by their own layers
  *
  * and the file itself must be at least as long as the header, and at least

@@ -43,6 +43,7 @@ RSZSHM__INTERNAL int rszshm__sys_memfd(const char *name);
 RSZSHM__INTERNAL int rszshm__sys_close(int fd);
 RSZSHM__INTERNAL int rszshm__sys_fsize(int fd, uint64_t *size, bool *regular);
 RSZSHM__INTERNAL ssize_t rszshm__sys_pread(int fd, void *buf, size_t len, uint64_t off);
+RSZSHM__INTERNAL ssize_t rszshm__sys_read(int fd, void *buf, size_t len);
 RSZSHM__INTERNAL int rszshm__sys_ftruncate(int fd, uint64_t len);
 RSZSHM__INTERNAL int rszshm__sys_fallocate(int fd, uint64_t off, uint64_t len);
 RSZSHM__INTERNAL int rszshm__sys_mmap(void *addr, size_t len, int prot, int flags, int fd,
@@ -73,6 +74,14 @@ RSZSHM__INTERNAL void rszshm__why(int rc, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 RSZSHM__INTERNAL void rszshm__why_clear(void);
 RSZSHM__INTERNAL void rszshm__fail(int rc);
+/* An open-file-description lock (F_RDLCK/F_WRLCK/F_UNLCK) on one byte far past
+ * any region's end; -EAGAIN when held elsewhere and !@wait. */
+RSZSHM__INTERNAL int rszshm__sys_ofd_lock(int fd, short type, bool wait);
+/* The inode of this process's PID namespace (/proc/self/ns/pid). */
+RSZSHM__INTERNAL int rszshm__sys_pidns(uint64_t *ino);
+RSZSHM__INTERNAL void rszshm__sys_futex_wake(void *word);
+/* true only if no thread of id @tid exists in this PID namespace. */
+RSZSHM__INTERNAL bool rszshm__sys_thread_gone(pid_t tid);
 
 /* --------------------------------------------------------------- span.c
  * Claiming address space: PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE,
@@ -90,6 +99,7 @@ struct rszshm__shared {
 	pthread_mutex_t rec_lock;	/* rec.c: the record index */
 	uint64_t heap;			/* address of heap.c's control block, 0 if none */
 	uint64_t recs;			/* address of rec.c's index, 0 until made */
+	uint64_t pid_ns;		/* lock.c: PID namespace of the attached writers */
 };
 _Static_assert(sizeof(struct rszshm__shared) <= sizeof(((struct rszshm_hdr *)0)->private_),
 	       "shared state must fit the header's private area");
@@ -116,12 +126,35 @@ RSZSHM__INTERNAL int rszshm__hdr_read(int fd, struct rszshm_hdr *h, uint64_t *fi
 /* --------------------------------------------------------------- lock.c
  * Robust, process-shared mutexes.  rszshm__lock() returns 0 when taken,
  * 1 when taken after the holder died (the caller repairs what the lock
- * guards, then calls rszshm__lock_consistent()), or a negative errno. */
+ * guards, then calls rszshm__lock_consistent()), or a negative errno:
+ * -EBADMSG for a mutex whose type fields are not what rszshm__lock_init()
+ * wrote.  It never waits for ever on a holder that cannot be alive (see the
+ * top of lock.c): such a lock is taken as if its holder had died.
+ * Uncontended, a lock and an unlock are one atomic operation each. */
 RSZSHM__INTERNAL int rszshm__lock_init(pthread_mutex_t *m);
 RSZSHM__INTERNAL int rszshm__lock(pthread_mutex_t *m);
 RSZSHM__INTERNAL int rszshm__trylock(pthread_mutex_t *m);
 RSZSHM__INTERNAL int rszshm__lock_consistent(pthread_mutex_t *m);
 RSZSHM__INTERNAL int rszshm__unlock(pthread_mutex_t *m);
+/* Could rszshm__lock_init() and the lock functions have left @m so (read
+ * only, any copy)?  0, or -EBADMSG with *why naming what is wrong. */
+/* Bounded waits of rszshm__lock() that ended with the lock still busy and
+ * its holder's liveness checked, in this process (for tests). */
+RSZSHM__INTERNAL uint64_t rszshm__lock_waits(void);
+RSZSHM__INTERNAL int rszshm__lock_validate(const pthread_mutex_t *m, const char **why);
+/*
+ * At make and attach of a writable handle, with @fd the region's open file
+ * and @h its mapped header: mark @fd as attached (an open-file-description
+ * lock held until the descriptor's last copy is closed); when no other
+ * descriptor is attached, make the header's locks fit for this boot and
+ * namespace (a held or damaged lock becomes "holder died", so its next
+ * locker repairs) and record this PID namespace.  -EXDEV when writers from
+ * another PID namespace are attached.
+ */
+RSZSHM__INTERNAL int rszshm__lock_attach(int fd, struct rszshm_hdr *h);
+/* Test hook: called inside rszshm__lock_attach() at point 1, when the grow
+ * lock is rewritten and the other header locks are not yet. */
+RSZSHM__INTERNAL extern void (*rszshm__lock_hook)(int point);
 
 /* ---------------------------------------------------------------- map.c
  * Making, attaching, growing and detaching the mapping of one region; the
@@ -247,7 +280,8 @@ RSZSHM__INTERNAL int rszshm__rec_view_next(const struct rszshm__view *v, struct 
 RSZSHM__INTERNAL extern void (*rszshm__rec_hook)(int point);
 
 /* -------------------------------------------------------------- check.c */
-/* Header, heap and records of a view: 0 consistent, 1 damaged, or -errno. */
+/* Header (its locks by rszshm__lock_validate()), heap and records of a view:
+ * 0 consistent, 1 damaged, or -errno. */
 RSZSHM__INTERNAL int rszshm__check_view(const struct rszshm__view *v, struct rszshm_stats *st,
 					char *msg, size_t msglen);
 

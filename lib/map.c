@@ -398,7 +398,7 @@ int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
 	if ((rc = rszshm__sys_mmap(span, (size_t)max, PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_FIXED, fd, &span)) < 0)
 		return rc;
-	if ((rc = init_locks(span)) < 0)
+	if ((rc = init_locks(span)) < 0 || (rc = rszshm__lock_attach(fd, span)) < 0)
 		return rc;
 	fill(r, fd, span, max, flags);
 	hook(2);
@@ -511,6 +511,12 @@ int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags)
 	    flen < h.flen || flen > h.max || flen % rszshm__page_size()) {
 		rc = -EBADMSG;
 		rszshm__why(rc, "%s: header changed while attaching", fname);
+		goto fail_span;
+	}
+	/* Writers only: a read-only handle never takes a lock. */
+	if (!rdonly && (rc = rszshm__lock_attach(fd, live)) < 0) {
+		if (rc == -EXDEV)
+			rszshm__why(rc, "%s: writers in another PID namespace are attached", fname);
 		goto fail_span;
 	}
 	fill(r, fd, live, h.max, (unsigned)h.flags | (flags & RSZSHM_RDONLY));

@@ -12,6 +12,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -140,6 +144,16 @@ ssize_t rszshm__sys_pread(int fd, void *buf, size_t len, uint64_t off)
 		got += (size_t)n;
 	}
 	return (ssize_t)got;
+}
+
+ssize_t rszshm__sys_read(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+
+	FAULT();
+	while ((n = read(fd, buf, len)) < 0 && errno == EINTR)
+		;
+	return n < 0 ? -errno : n;
 }
 
 int rszshm__sys_ftruncate(int fd, uint64_t len)
@@ -320,4 +334,42 @@ void rszshm__fail(int rc)
 const char *rszshm_errmsg(void)
 {
 	return last.set ? last.text : NULL;
+}
+
+int rszshm__sys_ofd_lock(int fd, short type, bool wait)
+{
+	/* One byte far past any region's end: open-file-description locks there
+	 * conflict with no lock a user is likely to take on the file. */
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+			    .l_start = INT64_MAX - 1, .l_len = 1 };
+
+	FAULT();
+	while (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0) {
+		if (errno != EINTR)
+			return errno == EACCES ? -EAGAIN : -errno;
+	}
+	return 0;
+}
+
+int rszshm__sys_pidns(uint64_t *ino)
+{
+	struct stat st;
+
+	/* No fault hook: its caller treats a failure as "no namespace". */
+	if (stat("/proc/self/ns/pid", &st) < 0)
+		return -errno;
+	*ino = (uint64_t)st.st_ino;
+	return 0;
+}
+
+void rszshm__sys_futex_wake(void *word)
+{
+	/* Shared futex (no FUTEX_PRIVATE_FLAG): waiters may be other processes. */
+	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+bool rszshm__sys_thread_gone(pid_t tid)
+{
+	/* kill(2) finds a thread by its id too; EPERM means it exists. */
+	return kill(tid, 0) < 0 && errno == ESRCH;
 }

@@ -39,6 +39,10 @@
  *          of the full size made up front, filled the same way.  GiB/s, from
  *          fork to waitpid, on a fresh region and a fresh mapping each run
  *          (both fault every page in).
+ *  lock    uncontended rszshm_lock + rszshm_unlock pairs on one region;
+ *          against pthread_mutex_lock + unlock of a robust, process-shared
+ *          error-checking mutex in a MAP_SHARED page (the bare primitive the
+ *          region's locks are made of).  Nanoseconds per pair.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -48,6 +52,7 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -158,7 +163,7 @@ int bench_exec(const struct bench_opts *o, char *const args[])
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-static const char *const core_names[] = { "core", "attach", "grow", "fill", NULL };
+static const char *const core_names[] = { "core", "attach", "grow", "fill", "lock", NULL };
 static const char *const heap_names[] = { "heap", "alloc-free", "alloc-free-2proc", NULL };
 static const char *const rec_names[] = { "rec", "insert", "lookup", "attach-lookup", NULL };
 
@@ -738,6 +743,57 @@ static void bench_fill(const struct bench_opts *o)
 
 /* -------------------------------------------------------------- core */
 
+/* ------------------------------------------------------------------ lock */
+
+static void bench_lock(const struct bench_opts *o)
+{
+	unsigned long n = o->quick ? 1000000ul : 10000000ul, i;
+	double *a = calloc(o->runs, sizeof(double)), *b = calloc(o->runs, sizeof(double));
+	char tmpl[PATH_MAX];
+	pthread_mutexattr_t attr;
+	pthread_mutex_t *m;
+	struct rszshm r;
+	unsigned k;
+
+	if (!a || !b)
+		fail("lock", "out of memory");
+	bench_fname(o, tmpl, sizeof(tmpl));
+	if (!rszshm_mk(&r, 4096, tmpl))
+		fail("lock", "rszshm_mk: %s", strerror(errno));
+	m = mmap(NULL, page(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		fail("lock", "mmap: %s", strerror(errno));
+	if (pthread_mutexattr_init(&attr) || pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED) ||
+	    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST) ||
+	    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK) || pthread_mutex_init(m, &attr))
+		fail("lock", "pthread_mutex_init failed");
+	for (k = 0; k < o->runs; k++) {
+		double t = bench_now();
+
+		for (i = 0; i < n; i++)
+			if (rszshm_lock(&r) != 0 || rszshm_unlock(&r) != 0)
+				fail("lock", "rszshm_lock: %s", strerror(errno));
+		a[k] = (bench_now() - t) * 1e9 / (double)n;
+		t = bench_now();
+		for (i = 0; i < n; i++)
+			if (pthread_mutex_lock(m) != 0 || pthread_mutex_unlock(m) != 0)
+				fail("lock", "pthread_mutex_lock failed");
+		b[k] = (bench_now() - t) * 1e9 / (double)n;
+	}
+	double ma = bench_median(a, o->runs), mb = bench_median(b, o->runs);
+
+	bench_print("lock", "rszshm", ma, "ns");
+	bench_print("lock", "pthread-robust", mb, "ns");
+	bench_ratio("lock", ma, mb, false, "x-pthread-robust");
+	pthread_mutex_destroy(m);
+	pthread_mutexattr_destroy(&attr);
+	munmap(m, page());
+	if (rszshm_dt(&r) != 0 || rszshm_rm(&r) != 0)
+		fail("lock", "%s: rszshm_dt/rm: %s", r.fname, strerror(errno));
+	free(a);
+	free(b);
+}
+
 void bench_core(const struct bench_opts *o)
 {
 	if (bench_want(o, "core", "attach"))
@@ -746,6 +802,8 @@ void bench_core(const struct bench_opts *o)
 		bench_grow(o);
 	if (bench_want(o, "core", "fill"))
 		bench_fill(o);
+	if (bench_want(o, "core", "lock"))
+		bench_lock(o);
 }
 
 int bench_core_child(int argc, char **argv)
