@@ -194,7 +194,7 @@ static int mk(struct rszshm *r, size_t dlen, struct rszshm_scan scan, unsigned f
 	bool unnamed = false;
 	void *span = NULL;
 	uint64_t flen, max;
-	int fd = -1, rc;
+	int fd = -1, rc, slot = -1;
 
 	if (dlen == 0 || !scan.start || scan.len == 0 || scan.hop == 0 || scan.iter == 0 ||
 	    (flags & ~(unsigned)RSZSHM__HDR_FLAGS))
@@ -213,7 +213,8 @@ static int mk(struct rszshm *r, size_t dlen, struct rszshm_scan scan, unsigned f
 	if (!(flags & RSZSHM_HEAP) && flen < max)
 		flen += rszshm__page_size();
 
-	if ((rc = rszshm__span_probe(&scan, (size_t)max, &span)) < 0)
+	/* The address plan (plan.c) picks the span and records it. */
+	if ((rc = rszshm__plan_claim(&scan, (size_t)max, !(flags & RSZSHM_ANON), &span, &slot)) < 0)
 		return rc;
 	if ((fd = rc = create_file(r, flags, &unnamed, &tmpdir_end)) < 0)
 		goto fail;
@@ -233,9 +234,12 @@ static int mk(struct rszshm *r, size_t dlen, struct rszshm_scan scan, unsigned f
 		goto fail;
 	if (unnamed && (rc = publish(fd, r->fname)) < 0)
 		goto fail;
+	rszshm__plan_note(span, (size_t)max, slot, fd, r->fname);	/* plan: now live */
 	return 0;
 
 fail:
+	if (span)
+		rszshm__plan_forget(span, (size_t)max, slot);	/* plan: release */
 	if (span)
 		rszshm__sys_munmap(span, (size_t)max);
 	if (fd >= 0)
@@ -525,11 +529,15 @@ int rszshm_flush(struct rszshm *r, const void *addr, size_t len)
 
 int rszshm_unlink(struct rszshm *r)
 {
+	struct rszshm__plan_file pf;
 	int rc;
 
 	if (!r)
 		return RSZSHM__FAIL(-EINVAL, -1);
+	rszshm__plan_file_id(r->fname, &pf);
 	rc = rszshm__sys_unlink(r->fname);
+	if (rc == 0)
+		rszshm__plan_drop(&pf);		/* plan: the span is free again */
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
 }
 
