@@ -91,21 +91,26 @@ RSZSHM__INTERNAL int rszshm__span_claim(void *addr, size_t len);
  * @scan: RSZSHM_DFLT_SCAN's start/hop/iter ask for placement anywhere in the
  * plan's area; any other scan is searched as ccan documents, passing over
  * spans the plan says live regions hold.  With @record, the span is entered
- * in the plan as pending (held while this process lives) and *slot names the
- * entry (-1: not recorded).  Returns 0 or rszshm__span_probe()'s errors.
- * rszshm__plan_note() marks the entry live once the file has its name (held
- * while a file with the same device and inode is at @fname);
- * rszshm__plan_forget() drops it (mk failed).  rszshm__plan_file_id() and
+ * in the plan as pending (held while this process lives) and @t keeps the
+ * entry and an open descriptor of the table for one of: rszshm__plan_note(),
+ * which marks the entry live once the file has its name (held while a file
+ * with the same device and inode is at @fname), or rszshm__plan_forget(),
+ * which drops it (mk failed).  Either one releases @t; call exactly one after
+ * a successful claim.  Returns 0 or rszshm__span_probe()'s errors.  rszshm__plan_file_id() and
  * rszshm__plan_drop() drop a file's entries after it is unlinked. */
+struct rszshm__plan_ticket {
+	int fd;		/* the table, -1 when nothing was recorded */
+	int slot;
+};
 struct rszshm__plan_file {
 	uint64_t dev, ino;
 	bool known;
 };
 RSZSHM__INTERNAL int rszshm__plan_claim(const struct rszshm_scan *scan, size_t len, bool record,
-					void **out, int *slot);
-RSZSHM__INTERNAL void rszshm__plan_note(void *addr, size_t len, int slot, int fd,
-					const char *fname);
-RSZSHM__INTERNAL void rszshm__plan_forget(void *addr, size_t len, int slot);
+					void **out, struct rszshm__plan_ticket *t);
+RSZSHM__INTERNAL void rszshm__plan_note(void *addr, size_t len, struct rszshm__plan_ticket *t,
+					int fd, const char *fname);
+RSZSHM__INTERNAL void rszshm__plan_forget(void *addr, size_t len, struct rszshm__plan_ticket *t);
 RSZSHM__INTERNAL void rszshm__plan_file_id(const char *fname, struct rszshm__plan_file *f);
 RSZSHM__INTERNAL void rszshm__plan_drop(const struct rszshm__plan_file *f);
 

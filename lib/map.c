@@ -194,7 +194,8 @@ static int mk(struct rszshm *r, size_t dlen, struct rszshm_scan scan, unsigned f
 	bool unnamed = false;
 	void *span = NULL;
 	uint64_t flen, max;
-	int fd = -1, rc, slot = -1;
+	int fd = -1, rc;
+	struct rszshm__plan_ticket plan;
 
 	if (dlen == 0 || !scan.start || scan.len == 0 || scan.hop == 0 || scan.iter == 0 ||
 	    (flags & ~(unsigned)RSZSHM__HDR_FLAGS))
@@ -214,7 +215,7 @@ static int mk(struct rszshm *r, size_t dlen, struct rszshm_scan scan, unsigned f
 		flen += rszshm__page_size();
 
 	/* The address plan (plan.c) picks the span and records it. */
-	if ((rc = rszshm__plan_claim(&scan, (size_t)max, !(flags & RSZSHM_ANON), &span, &slot)) < 0)
+	if ((rc = rszshm__plan_claim(&scan, (size_t)max, !(flags & RSZSHM_ANON), &span, &plan)) < 0)
 		return rc;
 	if ((fd = rc = create_file(r, flags, &unnamed, &tmpdir_end)) < 0)
 		goto fail;
@@ -234,14 +235,14 @@ static int mk(struct rszshm *r, size_t dlen, struct rszshm_scan scan, unsigned f
 		goto fail;
 	if (unnamed && (rc = publish(fd, r->fname)) < 0)
 		goto fail;
-	rszshm__plan_note(span, (size_t)max, slot, fd, r->fname);	/* plan: now live */
+	rszshm__plan_note(span, (size_t)max, &plan, fd, r->fname);	/* plan: now live */
 	return 0;
 
 fail:
-	if (span)
-		rszshm__plan_forget(span, (size_t)max, slot);	/* plan: release */
-	if (span)
+	if (span) {
+		rszshm__plan_forget(span, (size_t)max, &plan);	/* plan: release */
 		rszshm__sys_munmap(span, (size_t)max);
+	}
 	if (fd >= 0)
 		rszshm__sys_close(fd);
 	if (fd >= 0 && !unnamed && !(flags & RSZSHM_ANON))

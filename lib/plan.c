@@ -51,8 +51,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,11 +108,13 @@ _Static_assert(sizeof(struct plan_meta) == 256, "plan meta is 256 bytes");
 #endif
 
 /* One use of the table: open, locked, header and hot part in memory. */
+#define SMALL 127u	/* entries read with the header, in one 4 KiB read */
 struct plan {
 	int fd;
 	bool dirty;		/* header changed */
 	struct plan_hdr h;
 	struct plan_span *s;	/* h.hwm entries, room for one more */
+	struct plan_span small[SMALL + 1];
 };
 
 /* The table's file name, or NULL when the plan is off. */
@@ -128,49 +128,47 @@ static const char *plan_path(char *buf, size_t len)
 	return buf;
 }
 
-/*
- * The table's descriptor is kept open between calls (one per process; a
- * forked child drops its copy, whose flock would be its parent's).  The
- * mutex makes the threads of a process take turns, since flock() excludes
- * open file descriptions, not threads.
- */
-static pthread_mutex_t plan_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t plan_once = PTHREAD_ONCE_INIT;
-static int plan_fd = -1;
-static char plan_name[PATH_MAX];
-static struct plan_span plan_buf[PLAN_CAP + 1];	/* the hot part, under plan_mu */
-
-/* The entries this process made live lately, so that dropping a file after
- * unlink reads one entry instead of the table (checked before use). */
-#define RECENT 64
-static struct { uint64_t dev, ino; int slot; } recent[RECENT];
-static unsigned recent_next;
-
-static void plan_atfork_child(void)
+/* The table's descriptor: its own open file description per call, so the
+ * flock excludes threads and processes alike. */
+static int plan_file(void)
 {
-	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+	char buf[64];
+	const char *path = plan_path(buf, sizeof(buf));
+	struct stat st;
+	int fd, rc;
 
-	if (plan_fd >= 0)
-		rszshm__sysq_close(plan_fd);
-	plan_fd = -1;
-	memcpy(&plan_mu, &fresh, sizeof(fresh));
+	if (!path)
+		return -ENOENT;
+	if ((fd = rszshm__sysq_open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600)) < 0)
+		return fd;
+	/* Only a regular file of this user that no one else may write. */
+	if ((rc = rszshm__sysq_stat(NULL, fd, &st)) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 022)) {
+		rszshm__sysq_close(fd);
+		return rc < 0 ? rc : -EPERM;
+	}
+	return fd;
 }
 
-static void plan_init(void)
+static void free_spans(struct plan *p)
 {
-	pthread_atfork(NULL, NULL, plan_atfork_child);
+	if (p->s != p->small)
+		free(p->s);
+	p->s = NULL;
 }
 
-static void plan_close(struct plan *p)
+/* Unlock; close the descriptor unless @keep (handed on in a ticket). */
+static void plan_close(struct plan *p, bool keep)
 {
 	if (p->fd >= 0) {
 		if (p->dirty)
 			rszshm__sysq_pwrite(p->fd, &p->h, sizeof(p->h), 0);
 		rszshm__sysq_unlock(p->fd);
-		pthread_mutex_unlock(&plan_mu);
+		if (!keep)
+			rszshm__sysq_close(p->fd);
 	}
+	free_spans(p);
 	p->fd = -1;
-	p->s = NULL;
 }
 
 static int reset_table(struct plan *p)
@@ -178,7 +176,7 @@ static int reset_table(struct plan *p)
 	uint64_t slots = (PLAN_HI - PLAN_LO) / (4ULL << 30);
 	int rc;
 
-	p->s = NULL;
+	free_spans(p);
 	if ((rc = rszshm__sysq_ftruncate(p->fd, 0)) < 0 ||
 	    (rc = rszshm__sysq_ftruncate(p->fd, PLAN_SIZE)) < 0)
 		return rc;
@@ -189,7 +187,7 @@ static int reset_table(struct plan *p)
 	p->h.origin = PLAN_LO + (rszshm__sysq_random() % slots) * (4ULL << 30);
 	p->h.cursor = p->h.origin;
 	p->dirty = true;
-	p->s = plan_buf;
+	p->s = p->small;
 	memset(p->s, 0, sizeof(*p->s));
 	return 0;
 }
@@ -201,12 +199,10 @@ static bool hdr_ok(const struct plan_hdr *h)
 	       h->cursor >= PLAN_LO && h->cursor <= PLAN_HI;
 }
 
-#define FIRST_READ 4096u	/* the header and the first spans, in one read */
-
 /* Under the lock: the header and the hot part, or a fresh table. */
 static int load(struct plan *p)
 {
-	unsigned char buf[FIRST_READ];
+	unsigned char buf[sizeof(struct plan_hdr) + SMALL * sizeof(struct plan_span)];
 	uint64_t first, n;
 
 	if (rszshm__sysq_pread(p->fd, buf, sizeof(buf), 0) < 0)
@@ -214,83 +210,71 @@ static int load(struct plan *p)
 	memcpy(&p->h, buf, sizeof(p->h));
 	if (!hdr_ok(&p->h))
 		return reset_table(p);
-	p->s = plan_buf;
+	p->s = p->small;
+	if (p->h.hwm > SMALL && !(p->s = calloc(p->h.hwm + 1u, sizeof(*p->s))))
+		return -ENOMEM;
 	n = (uint64_t)p->h.hwm * sizeof(*p->s);
-	first = n < sizeof(buf) - OFF_SPANS ? n : sizeof(buf) - OFF_SPANS;
+	first = n < SMALL * sizeof(*p->s) ? n : SMALL * sizeof(*p->s);
 	memcpy(p->s, buf + OFF_SPANS, first);
+	memset((char *)p->s + n, 0, sizeof(*p->s));
 	if (n > first &&
 	    rszshm__sysq_pread(p->fd, (char *)p->s + first, n - first, OFF_SPANS + first) < 0)
 		return reset_table(p);
 	return 0;
 }
 
-/* The cached descriptor, (re)opened when the name changed or the file was
- * removed; under plan_mu. */
-static int plan_file(void)
-{
-	char buf[64];
-	const char *path = plan_path(buf, sizeof(buf));
-	struct stat st;
-	int fd, rc;
-
-	if (!path || strlen(path) >= sizeof(plan_name))
-		return -ENOENT;
-	if (plan_fd >= 0 && strcmp(path, plan_name) == 0 &&
-	    rszshm__sysq_stat(NULL, plan_fd, &st) == 0 && st.st_nlink > 0)
-		return plan_fd;
-	if (plan_fd >= 0)
-		rszshm__sysq_close(plan_fd);
-	plan_fd = -1;
-	if ((fd = rszshm__sysq_open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600)) < 0)
-		return fd;
-	/* Only a regular file of this user that no one else may write. */
-	if ((rc = rszshm__sysq_stat(NULL, fd, &st)) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_uid != geteuid() || (st.st_mode & 022)) {
-		rszshm__sysq_close(fd);
-		return rc < 0 ? rc : -EPERM;
-	}
-	strcpy(plan_name, path);
-	return plan_fd = fd;
-}
-
-/* Lock the table and load its header and hot part (unless @light). */
-static int plan_open_(struct plan *p, bool light)
+/* Lock the table (on @fd, or a descriptor of its own when @fd < 0) and load
+ * its header and hot part (unless @light). */
+static int plan_open_(struct plan *p, bool light, int fd)
 {
 	unsigned waited = 0, pause = 20;
 	int rc;
 
-	p->fd = -1;
 	p->s = NULL;
 	p->dirty = false;
-	pthread_once(&plan_once, plan_init);
-	pthread_mutex_lock(&plan_mu);
-	if ((rc = plan_file()) < 0)
-		goto fail;
-	while ((rc = rszshm__sysq_trylock(plan_fd)) == -EWOULDBLOCK) {
+	if ((p->fd = fd) < 0 && (rc = p->fd = plan_file()) < 0)
+		return rc;
+	while ((rc = rszshm__sysq_trylock(p->fd)) == -EWOULDBLOCK) {
 		if (waited >= PLAN_LOCK_WAIT_US)
-			goto fail;
+			break;
 		rszshm__sysq_pause_us(pause);
 		waited += pause;
 		if (pause < 2000)
 			pause *= 2;
 	}
-	if (rc < 0)
-		goto fail;
-	p->fd = plan_fd;
-	if (!light && (rc = load(p)) < 0) {
+	if (rc < 0 || (!light && (rc = load(p)) < 0)) {
 		p->dirty = false;
-		plan_close(p);
+		if (rc == -EWOULDBLOCK && fd < 0)
+			rszshm__sysq_close(p->fd);
+		else
+			plan_close(p, fd >= 0);
+		p->fd = -1;
 		return rc;
 	}
 	return 0;
-fail:
-	pthread_mutex_unlock(&plan_mu);
-	return rc;
 }
 
 static int plan_open(struct plan *p)
 {
-	return plan_open_(p, false);
+	return plan_open_(p, false, -1);
+}
+
+/* The entries this process made live lately, so that dropping a file after
+ * unlink reads one entry instead of the table (checked before use).  Guarded
+ * by a try-only spin flag: a busy cache is skipped, never waited for. */
+#define RECENT 64
+static struct { uint64_t dev, ino; int slot; } recent[RECENT];
+static unsigned recent_next;
+static bool recent_busy;
+
+static bool recent_take(void)
+{
+	return !__atomic_test_and_set(&recent_busy, __ATOMIC_ACQUIRE);
+}
+
+static void recent_give(void)
+{
+	__atomic_clear(&recent_busy, __ATOMIC_RELEASE);
 }
 
 static int put_span(struct plan *p, unsigned i)
@@ -475,13 +459,14 @@ static int fallback(const struct rszshm_scan *scan, size_t len, bool dflt, void 
 }
 
 int rszshm__plan_claim(const struct rszshm_scan *scan, size_t len, bool rec, void **out,
-		       int *slot)
+		       struct rszshm__plan_ticket *t)
 {
 	bool dflt = false;
 	struct plan p;
 	int rc;
 
-	*slot = -1;
+	t->fd = -1;
+	t->slot = -1;
 #ifdef PLAN_LO
 	dflt = (uintptr_t)scan->start == DFLT_START && scan->hop == DFLT_HOP &&
 	       scan->iter == DFLT_ITER;
@@ -491,9 +476,9 @@ int rszshm__plan_claim(const struct rszshm_scan *scan, size_t len, bool rec, voi
 		rc = place(&p, len, out);
 	else
 		rc = rszshm__span_probe_skip(scan, len, held, &p, out);
-	if (rc == 0 && rec)
-		*slot = record(&p, (uintptr_t)*out, len);
-	plan_close(&p);
+	if (rc == 0 && rec && (t->slot = record(&p, (uintptr_t)*out, len)) >= 0)
+		t->fd = p.fd;	/* kept for note/forget */
+	plan_close(&p, t->fd >= 0);
 	if (rc == -ENOSPC || (dflt && rc == -ENOMEM))
 		return fallback(scan, len, dflt, out);
 	return rc;
@@ -505,66 +490,80 @@ int rszshm__plan_claim(const struct rszshm_scan *scan, size_t len, bool rec, voi
 #endif
 }
 
-/* Lock the table and find entry @slot if it is still [addr, +len); p->s
- * then holds that one entry at index 0. */
-static bool find_own(struct plan *p, void *addr, size_t len, int slot, struct plan_span *e)
+/* Lock the ticket's table and find its entry if it is still [addr, +len). */
+static bool find_own(struct plan *p, void *addr, size_t len, struct rszshm__plan_ticket *t,
+		     struct plan_span *e)
 {
-	if (slot < 0 || (unsigned)slot >= PLAN_CAP || plan_open_(p, true) < 0)
+	int fd = t->fd, slot = t->slot;
+
+	t->fd = -1;
+	if (fd < 0)
 		return false;
+	if (slot < 0 || (unsigned)slot >= PLAN_CAP || plan_open_(p, true, fd) < 0) {
+		rszshm__sysq_close(fd);
+		return false;
+	}
 	if (rszshm__sysq_pread(p->fd, e, sizeof(*e), OFF_SPANS + (uint64_t)slot * sizeof(*e)) < 0 ||
 	    e->addr != (uintptr_t)addr || e->len != len) {
-		plan_close(p);
+		plan_close(p, false);
 		return false;
 	}
 	return true;
 }
 
-void rszshm__plan_note(void *addr, size_t len, int slot, int fd, const char *fname)
+void rszshm__plan_note(void *addr, size_t len, struct rszshm__plan_ticket *t, int fd,
+		       const char *fname)
 {
+	int slot = t->slot, n = -1;
 	struct plan_span e;
 	struct plan_meta m;
 	struct stat st;
 	struct plan p;
 	char path[PLAN_PATH], cwd[PLAN_PATH];
-	int n;
 
-	if (slot < 0 || rszshm__sysq_stat(NULL, fd, &st) < 0)
+	if (rszshm__sysq_stat(NULL, fd, &st) == 0) {
+		if (fname[0] == '/')
+			n = snprintf(path, sizeof(path), "%s", fname);
+		else if (getcwd(cwd, sizeof(cwd)))
+			n = snprintf(path, sizeof(path), "%s/%s", cwd, fname);
+	}
+	if (!find_own(&p, addr, len, t, &e))
 		return;
-	if (fname[0] == '/')
-		n = snprintf(path, sizeof(path), "%s", fname);
-	else if (getcwd(cwd, sizeof(cwd)))
-		n = snprintf(path, sizeof(path), "%s/%s", cwd, fname);
-	else
-		n = -1;
 	/* A path that does not fit leaves the entry pending: held while we live. */
-	if (n <= 0 || (size_t)n >= sizeof(path) || !find_own(&p, addr, len, slot, &e))
-		return;
-	memset(&m, 0, sizeof(m));
-	m.pid = (int32_t)getpid();
-	m.state = ST_LIVE;
-	memcpy(m.path, path, (size_t)n + 1);
-	e.dev = (uint64_t)st.st_dev;
-	e.ino = (uint64_t)st.st_ino;
-	if (rszshm__sysq_pwrite(p.fd, &e, sizeof(e), OFF_SPANS + (uint64_t)slot * sizeof(e)) == 0)
-		rszshm__sysq_pwrite(p.fd, &m, sizeof(m), OFF_META + (uint64_t)slot * sizeof(m));
-	recent[recent_next % RECENT].dev = e.dev;
-	recent[recent_next % RECENT].ino = e.ino;
-	recent[recent_next % RECENT].slot = slot;
-	recent_next++;
-	plan_close(&p);
+	if (n > 0 && (size_t)n < sizeof(path)) {
+		memset(&m, 0, sizeof(m));
+		m.pid = (int32_t)getpid();
+		m.state = ST_LIVE;
+		memcpy(m.path, path, (size_t)n + 1);
+		e.dev = (uint64_t)st.st_dev;
+		e.ino = (uint64_t)st.st_ino;
+		if (rszshm__sysq_pwrite(p.fd, &e, sizeof(e),
+					OFF_SPANS + (uint64_t)slot * sizeof(e)) == 0)
+			rszshm__sysq_pwrite(p.fd, &m, sizeof(m),
+					    OFF_META + (uint64_t)slot * sizeof(m));
+		if (recent_take()) {
+			recent[recent_next % RECENT].dev = e.dev;
+			recent[recent_next % RECENT].ino = e.ino;
+			recent[recent_next % RECENT].slot = slot;
+			recent_next++;
+			recent_give();
+		}
+	}
+	plan_close(&p, false);
 }
 
-void rszshm__plan_forget(void *addr, size_t len, int slot)
+void rszshm__plan_forget(void *addr, size_t len, struct rszshm__plan_ticket *t)
 {
+	uint64_t off = OFF_SPANS + (uint64_t)t->slot * sizeof(struct plan_span);
 	struct plan_span e;
 	struct plan p;
 
-	if (!find_own(&p, addr, len, slot, &e))
+	if (!find_own(&p, addr, len, t, &e))
 		return;
 	/* The high-water mark shrinks at the next full use. */
 	memset(&e, 0, sizeof(e));
-	rszshm__sysq_pwrite(p.fd, &e, sizeof(e), OFF_SPANS + (uint64_t)slot * sizeof(e));
-	plan_close(&p);
+	rszshm__sysq_pwrite(p.fd, &e, sizeof(e), off);
+	plan_close(&p, false);
 }
 
 void rszshm__plan_file_id(const char *fname, struct rszshm__plan_file *f)
@@ -576,35 +575,48 @@ void rszshm__plan_file_id(const char *fname, struct rszshm__plan_file *f)
 	f->ino = f->known ? (uint64_t)st.st_ino : 0;
 }
 
-void rszshm__plan_drop(const struct rszshm__plan_file *f)
+/* The entry this process made for the file, from the recent cache: its
+ * index, or -1. */
+static int recent_slot(const struct rszshm__plan_file *f)
 {
-	struct plan_span e;
-	struct plan p;
+	int slot = -1;
 	unsigned i;
 
-	if (!f->known || plan_open_(&p, true) < 0)
-		return;
-	/* Made here lately: one entry to check. */
-	for (i = 0; i < RECENT; i++) {
-		uint64_t off = OFF_SPANS + (uint64_t)recent[i].slot * sizeof(e);
+	if (!recent_take())
+		return -1;
+	for (i = 0; i < RECENT && slot < 0; i++) {
+		if (recent[i].ino == f->ino && recent[i].dev == f->dev) {
+			slot = recent[i].slot;
+			recent[i].ino = 0;
+		}
+	}
+	recent_give();
+	return slot >= 0 && (unsigned)slot < PLAN_CAP ? slot : -1;
+}
 
-		if (recent[i].ino != f->ino || recent[i].dev != f->dev)
-			continue;
-		recent[i].ino = 0;
+void rszshm__plan_drop(const struct rszshm__plan_file *f)
+{
+	int slot = f->known ? recent_slot(f) : -1;
+	struct plan_span e;
+	struct plan p;
+	uint64_t off;
+	unsigned i;
+
+	if (!f->known || plan_open_(&p, true, -1) < 0)
+		return;
+	if (slot >= 0) {
+		off = OFF_SPANS + (uint64_t)slot * sizeof(e);
 		if (rszshm__sysq_pread(p.fd, &e, sizeof(e), off) == 0 && e.dev == f->dev &&
 		    e.ino == f->ino && e.len) {
 			memset(&e, 0, sizeof(e));
 			rszshm__sysq_pwrite(p.fd, &e, sizeof(e), off);
-			plan_close(&p);
+			plan_close(&p, false);
 			return;
 		}
 	}
-	if (load(&p) < 0) {
-		plan_close(&p);
-		return;
-	}
-	for (i = 0; i < p.h.hwm; i++)
-		if (p.s[i].len && p.s[i].dev == f->dev && p.s[i].ino == f->ino)
-			clear(&p, i);
-	plan_close(&p);
+	if (load(&p) == 0)
+		for (i = 0; i < p.h.hwm; i++)
+			if (p.s[i].len && p.s[i].dev == f->dev && p.s[i].ino == f->ino)
+				clear(&p, i);
+	plan_close(&p, false);
 }
