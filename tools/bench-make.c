@@ -29,11 +29,10 @@
 
 #define LIVE 1000
 
-static void die(const char *fmt, const char *what)
+/* One line naming the file and the failed call, then exit: main() sweeps. */
+static void die(const char *what, const char *call)
 {
-	fprintf(stderr, "rszshm-bench: make: ");
-	fprintf(stderr, fmt, what, strerror(errno));
-	fputc('\n', stderr);
+	fprintf(stderr, "rszshm-bench: make: %s: %s: %s\n", what, call, strerror(errno));
 	exit(1);
 }
 
@@ -47,11 +46,11 @@ static double cycles_rszshm(const struct bench_opts *o, unsigned n)
 	for (i = 0; i < n; i++) {
 		bench_fname(o, name, sizeof(name));
 		if (!rszshm_mk(&r, 4096, name))
-			die("%s: rszshm_mk: %s", name);
+			die(name, "rszshm_mk");
 		if (rszshm_dt(&r) == -1)
-			die("%s: rszshm_dt: %s", r.fname);
+			die(r.fname, "rszshm_dt");
 		if (rszshm_rm(&r) == -1)
-			die("%s: rszshm_rm: %s", r.fname);
+			die(r.fname, "rszshm_rm");
 	}
 	return (bench_now() - t0) * 1e6 / n;
 }
@@ -68,19 +67,19 @@ static double cycles_floor(const struct bench_opts *o, unsigned n)
 	for (i = 0; i < n; i++) {
 		snprintf(dir, sizeof(dir), "%s/floor-XXXXXX", o->dir);
 		if (!mkdtemp(dir))
-			die("%s: mkdtemp: %s", dir);
+			die(dir, "mkdtemp");
 		snprintf(file, sizeof(file), "%s/0", dir);
 		if ((fd = open(file, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600)) == -1)
-			die("%s: open: %s", file);
+			die(file, "open");
 		if (ftruncate(fd, 8192) == -1)
-			die("%s: ftruncate: %s", file);
+			die(file, "ftruncate");
 		m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
 		if (m == MAP_FAILED)
-			die("%s: mmap: %s", file);
+			die(file, "mmap");
 		munmap(m, span);
 		close(fd);
 		if (unlink(file) == -1 || rmdir(dir) == -1)
-			die("%s: unlink/rmdir: %s", dir);
+			die(dir, "unlink/rmdir");
 	}
 	return (bench_now() - t0) * 1e6 / n;
 }
@@ -95,7 +94,7 @@ static void bench_make_cycle(const struct bench_opts *o)
 	double f, r0, r1;
 
 	if (!fl || !rs || !lv || !live)
-		die("%s: %s", "calloc");
+		die("setup", "calloc");
 	cycles_floor(o, n / 10 + 1);	/* warm up */
 	cycles_rszshm(o, n / 10 + 1);
 	for (i = 0; i < runs; i++) {
@@ -105,9 +104,9 @@ static void bench_make_cycle(const struct bench_opts *o)
 	for (i = 0; i < LIVE; i++) {
 		bench_fname(o, name, sizeof(name));
 		if (!rszshm_mk(&live[i], 4096, name))
-			die("%s: rszshm_mk: %s", name);
+			die(name, "rszshm_mk");
 		if (rszshm_dt(&live[i]) == -1)
-			die("%s: rszshm_dt: %s", name);
+			die(name, "rszshm_dt");
 	}
 	for (i = 0; i < runs; i++) {
 		fl[runs + i] = cycles_floor(o, n);
@@ -115,7 +114,7 @@ static void bench_make_cycle(const struct bench_opts *o)
 	}
 	for (i = 0; i < LIVE; i++)
 		if (rszshm_rm(&live[i]) == -1)
-			die("%s: rszshm_rm: %s", live[i].fname);
+			die(live[i].fname, "rszshm_rm");
 
 	f = bench_median(fl, 2 * runs);
 	r0 = bench_median(rs, runs);
