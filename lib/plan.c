@@ -98,14 +98,15 @@ _Static_assert(sizeof(struct plan_meta) == 256, "plan meta is 256 bytes");
 #define OFF_META (OFF_SPANS + (uint64_t)PLAN_CAP * sizeof(struct plan_span))
 #define PLAN_SIZE (OFF_META + (uint64_t)PLAN_CAP * sizeof(struct plan_meta))
 
-#if UINTPTR_MAX > 0xffffffffu
+/* The area of the default placement: 64-bit builds only (a 32-bit address
+ * space has no room to spread regions over; there mk probes as ccan does). */
+#define PLAN_AREA (UINTPTR_MAX > 0xffffffffu)
 #define PLAN_LO (20ULL << 40)
 #define PLAN_HI (80ULL << 40)
 #define PLAN_ALIGN (2ULL << 20)
 #define DFLT_START (64ULL << 40)
 #define DFLT_HOP (1ULL << 40)
 #define DFLT_ITER 10u
-#endif
 
 /* One use of the table: open, locked, header and hot part in memory. */
 #define SMALL 127u	/* entries read with the header, in one 4 KiB read */
@@ -139,7 +140,11 @@ static int plan_file(void)
 
 	if (!path)
 		return -ENOENT;
-	if ((fd = rszshm__sysq_open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600)) < 0)
+	/* O_CREAT only when missing: it takes the directory's lock. */
+	fd = rszshm__sysq_open(path, O_RDWR | O_NOFOLLOW, 0);
+	if (fd == -ENOENT)
+		fd = rszshm__sysq_open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+	if (fd < 0)
 		return fd;
 	/* Only a regular file of this user that no one else may write. */
 	if ((rc = rszshm__sysq_stat(NULL, fd, &st)) < 0 || !S_ISREG(st.st_mode) ||
@@ -163,9 +168,10 @@ static void plan_close(struct plan *p, bool keep)
 	if (p->fd >= 0) {
 		if (p->dirty)
 			rszshm__sysq_pwrite(p->fd, &p->h, sizeof(p->h), 0);
-		rszshm__sysq_unlock(p->fd);
-		if (!keep)
-			rszshm__sysq_close(p->fd);
+		if (keep)
+			rszshm__sysq_unlock(p->fd);
+		else
+			rszshm__sysq_close(p->fd);	/* drops the flock too */
 	}
 	free_spans(p);
 	p->fd = -1;
@@ -435,7 +441,6 @@ static int record(struct plan *p, uint64_t a, uint64_t len)
 /* Placement without the plan. */
 static int fallback(const struct rszshm_scan *scan, size_t len, bool dflt, void **out)
 {
-#ifdef PLAN_LO
 	uint64_t room = PLAN_HI - PLAN_LO, cand;
 	unsigned i;
 	int rc;
@@ -452,9 +457,6 @@ static int fallback(const struct rszshm_scan *scan, size_t len, bool dflt, void 
 		if (rc != -EEXIST && rc != -ENOMEM)
 			return rc;
 	}
-#else
-	(void)dflt;
-#endif
 	return rszshm__span_probe(scan, len, out);
 }
 
@@ -467,7 +469,8 @@ int rszshm__plan_claim(const struct rszshm_scan *scan, size_t len, bool rec, voi
 
 	t->fd = -1;
 	t->slot = -1;
-#ifdef PLAN_LO
+	if (!PLAN_AREA)
+		return rszshm__span_probe(scan, len, out);
 	dflt = (uintptr_t)scan->start == DFLT_START && scan->hop == DFLT_HOP &&
 	       scan->iter == DFLT_ITER;
 	if (plan_open(&p) < 0)
@@ -482,12 +485,6 @@ int rszshm__plan_claim(const struct rszshm_scan *scan, size_t len, bool rec, voi
 	if (rc == -ENOSPC || (dflt && rc == -ENOMEM))
 		return fallback(scan, len, dflt, out);
 	return rc;
-#else
-	(void)p;
-	(void)rc;
-	(void)rec;
-	return fallback(scan, len, dflt, out);
-#endif
 }
 
 /* Lock the ticket's table and find its entry if it is still [addr, +len). */

@@ -10,9 +10,10 @@
  *        rmdir.  "rszshm" runs with no other region alive; "rszshm-1000-live"
  *        with 1,000 other regions alive (made, detached and left on file),
  *        so the address plan holds 1,000 entries that every make reads past.
- *        Each rszshm run alternates with a floor run; the floor printed is
- *        the median of all floor runs, each other figure the median over
- *        runs of a run's mean.
+ *        Each run interleaves rszshm and the floor in slices of 50 cycles,
+ *        so that the machine's load weighs on both alike; the floor printed
+ *        is the median of all floor runs (with and without the live
+ *        regions), each other figure the median over runs of a run's mean.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -84,6 +85,23 @@ static double cycles_floor(const struct bench_opts *o, unsigned n)
 	return (bench_now() - t0) * 1e6 / n;
 }
 
+/* One run: @n cycles of each, in interleaved slices of SLICE, so that a
+ * change in the machine's load weighs on both alike. */
+#define SLICE 50u
+
+static void run_pair(const struct bench_opts *o, unsigned n, double *floor_us, double *rszshm_us)
+{
+	double f = 0, r = 0;
+	unsigned done;
+
+	for (done = 0; done < n; done += SLICE) {
+		f += cycles_floor(o, SLICE) * SLICE;
+		r += cycles_rszshm(o, SLICE) * SLICE;
+	}
+	*floor_us = f / done;
+	*rszshm_us = r / done;
+}
+
 static void bench_make_cycle(const struct bench_opts *o)
 {
 	unsigned n = o->quick ? 300 : 2000, i, runs = o->runs;
@@ -95,12 +113,9 @@ static void bench_make_cycle(const struct bench_opts *o)
 
 	if (!fl || !rs || !lv || !live)
 		die("setup", "calloc");
-	cycles_floor(o, n / 10 + 1);	/* warm up */
-	cycles_rszshm(o, n / 10 + 1);
-	for (i = 0; i < runs; i++) {
-		fl[i] = cycles_floor(o, n);
-		rs[i] = cycles_rszshm(o, n);
-	}
+	run_pair(o, SLICE, &f, &r0);	/* warm up */
+	for (i = 0; i < runs; i++)
+		run_pair(o, n, &fl[i], &rs[i]);
 	for (i = 0; i < LIVE; i++) {
 		bench_fname(o, name, sizeof(name));
 		if (!rszshm_mk(&live[i], 4096, name))
@@ -108,10 +123,8 @@ static void bench_make_cycle(const struct bench_opts *o)
 		if (rszshm_dt(&live[i]) == -1)
 			die(name, "rszshm_dt");
 	}
-	for (i = 0; i < runs; i++) {
-		fl[runs + i] = cycles_floor(o, n);
-		lv[i] = cycles_rszshm(o, n);
-	}
+	for (i = 0; i < runs; i++)
+		run_pair(o, n, &fl[runs + i], &lv[i]);
 	for (i = 0; i < LIVE; i++)
 		if (rszshm_rm(&live[i]) == -1)
 			die(live[i].fname, "rszshm_rm");
