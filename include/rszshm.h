@@ -51,7 +51,7 @@
  * that the live regions of this user hold, /dev/shm/.rszshm-plan-<euid>, and
  * gives each new region a span no live region holds.  The default scan (any
  * scan with RSZSHM_DFLT_SCAN's start, hop and iter) is placed next to the
- * last region placed, anywhere from 20 to 80 TiB, from a random starting
+ * last region placed, anywhere from 24 to 72 TiB, from a random starting
  * point per table; any other scan is searched in ccan's documented order,
  * passing over spans live regions hold.  An entry lasts while its file (same
  * device and inode) exists, or while its maker lives until the file has its
@@ -66,7 +66,7 @@
  * mapping over memory in use.  Tables are per user, so another user can
  * neither fill nor damage yours; the regions of two users do not see each
  * other and meet only by chance (their tables start at random points: about
- * (n + m) / 15,000 for n and m regions of 4 GiB).  $RSZSHM_PLAN (read with
+ * (n + m) / 12,000 for n and m regions of 4 GiB).  $RSZSHM_PLAN (read with
  * secure_getenv) names another table file, or "off" turns the plan off.
  *
  * Errors: functions return NULL or -1 and set errno.  The errno values that
@@ -168,7 +168,7 @@ struct rszshm_scan {
 
 /**
  * RSZSHM_DFLT_SCAN - the default search: on 64-bit builds a 4 GiB span,
- * which the address plan places between 20 and 80 TiB, apart from the spans
+ * which the address plan places between 24 and 72 TiB, apart from the spans
  * of live regions (its fields still say ccan's 10 tries, 1 TiB apart, around
  * 64 TiB: the search used when the plan cannot be); on 32-bit builds 10
  * tries of 256 MiB around 1.5 GiB.

@@ -32,11 +32,12 @@
  *
  * Placement.  RSZSHM_DFLT_SCAN's start, hop and iter (any len) mean "anywhere
  * the plan likes": next fit from the cursor over [PLAN_LO, PLAN_HI), the free
- * middle of the 47-bit address space (above the sanitizers' shadow, below
- * where the kernel puts position-independent executables and mmap()s), then
- * round to PLAN_LO.  Each table starts from a random origin, so the tables of
+ * middle of the 47-bit address space (24 to 72 TiB: above the sanitizers'
+ * shadow, below where the kernel puts position-independent executables and
+ * mmap()s, and below the 72 to 108 TiB the test suites keep for regions at
+ * fixed addresses), then round to PLAN_LO.  Each table starts from a random origin, so the tables of
  * two users (which do not see each other) start far apart: with n and m
- * regions their spans meet with a probability of about (n + m) / 15,000 for
+ * regions their spans meet with a probability of about (n + m) / 12,000 for
  * 4 GiB spans.  Any other scan is ccan's spiral, passing over spans that live
  * regions hold.
  *
@@ -101,8 +102,8 @@ _Static_assert(sizeof(struct plan_meta) == 256, "plan meta is 256 bytes");
 /* The area of the default placement: 64-bit builds only (a 32-bit address
  * space has no room to spread regions over; there mk probes as ccan does). */
 #define PLAN_AREA (UINTPTR_MAX > 0xffffffffu)
-#define PLAN_LO (20ULL << 40)
-#define PLAN_HI (80ULL << 40)
+#define PLAN_LO (24ULL << 40)
+#define PLAN_HI (72ULL << 40)
 #define PLAN_ALIGN (2ULL << 20)
 #define DFLT_START (64ULL << 40)
 #define DFLT_HOP (1ULL << 40)

@@ -175,8 +175,8 @@ START_TEST(test_default_placement_skips_live_spans_and_reuses_freed_ones)
 	ck_assert_uint_ne(pa, 0);
 	pb = (uintptr_t)b.hdr;
 	ck_assert(pb + b.max <= (uintptr_t)a.hdr || (uintptr_t)a.hdr + a.max <= pb);
-	ck_assert_uint_ge((uintptr_t)a.hdr, 20 * TIB);
-	ck_assert_uint_le((uintptr_t)a.hdr + a.max, 80 * TIB);
+	ck_assert_uint_ge((uintptr_t)a.hdr, 24 * TIB);
+	ck_assert_uint_le((uintptr_t)a.hdr + a.max, 72 * TIB);
 	ck_assert_int_eq(rszshm_dt(&a), 0);
 	ck_assert_int_eq(rszshm_dt(&b), 0);
 	ck_assert_int_eq(rszshm_unlink(&a), 0);
@@ -188,7 +188,7 @@ END_TEST
 
 /* Explicit scans at X, then X - hop: where the second region goes tells
  * whether the plan holds X. */
-#define X_ADDR (70 * TIB)
+#define X_ADDR (88 * TIB)
 #define X_HOP (8 * GIB)
 
 static struct rszshm_scan scan_x(unsigned iter)
