@@ -29,6 +29,10 @@
  * checked, and dropped if stale: a maker killed or a file removed never holds
  * address space for longer than it takes the next maker to look.  Files whose
  * absolute path does not fit an entry stay pending: held while the maker lives.
+ * A maker's pid is checked with kill(pid, 0): a reused pid holds a pending
+ * span until that process ends; a maker in another pid namespace sharing
+ * this /dev/shm looks dead, and its pending span (only until its file is
+ * named) can be given again, which costs an ENOSPC at attach, nothing worse.
  *
  * Placement.  RSZSHM_DFLT_SCAN's start, hop and iter (any len) mean "anywhere
  * the plan likes": next fit from the cursor over [PLAN_LO, PLAN_HI), the free
