@@ -366,6 +366,57 @@ START_TEST(test_random_bytes_in_the_table_cost_a_reset)
 }
 END_TEST
 
+/*
+ * A well-formed table that says every span of the area is held, by an entry
+ * whose maker is alive (this process): the plan finds no room, and mk still
+ * makes the region (the placement falls back to trying without the plan).
+ * The layout is lib/plan.c's, repeated here on purpose: a change to it
+ * should be a change to this test too.
+ */
+struct t_hdr { uint64_t magic; uint32_t version, cap, hwm, pad; uint64_t origin, cursor, r[3]; };
+struct t_span { uint64_t addr, len, dev, ino; };
+struct t_meta { int32_t pid; uint32_t state; char path[240]; uint64_t r; };
+#define T_CAP 4096u
+
+START_TEST(test_table_that_holds_everything_costs_a_fallback)
+{
+	char plan[RSZSHM_PATH_MAX], n[RSZSHM_PATH_MAX];
+	struct rszshm_scan s = { (void *)(uintptr_t)(30 * TIB), 1 * GIB, 2 * GIB, 3 };
+	struct t_hdr h = { .magic = 0x4e414c504d48535aULL, .version = 1, .cap = T_CAP, .hwm = 16,
+			   .origin = 24 * TIB, .cursor = 24 * TIB };
+	struct t_span e;
+	struct t_meta m;
+	struct rszshm r;
+	unsigned i;
+	int fd;
+
+	use_plan(plan, sizeof(plan), "full");
+	fd = open(plan, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 64 + T_CAP * (off_t)(sizeof(e) + sizeof(m))), 0);
+	ck_assert_int_eq(pwrite(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	for (i = 0; i < h.hwm; i++) {
+		e = (struct t_span){ .addr = 24 * TIB + i * 3 * TIB, .len = 3 * TIB };
+		m = (struct t_meta){ .pid = getpid(), .state = 1 };	/* pending */
+		ck_assert_int_eq(pwrite(fd, &e, sizeof(e), 64 + i * sizeof(e)), (ssize_t)sizeof(e));
+		ck_assert_int_eq(pwrite(fd, &m, sizeof(m),
+					64 + T_CAP * sizeof(e) + i * sizeof(m)), (ssize_t)sizeof(m));
+	}
+	close(fd);
+
+	test_path(n, sizeof(n), "full");
+	ck_assert_ptr_nonnull(rszshm_mk(&r, 4096, n));
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	ck_assert_int_eq(rszshm_unlink(&r), 0);
+	/* An explicit scan whose every try the table says is held: ccan's
+	 * first try, since nothing is mapped there. */
+	ck_assert_ptr_nonnull(rszshm_mk(&r, 4096, n, s));
+	ck_assert_uint_eq((uintptr_t)r.hdr, 30 * TIB);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	ck_assert_int_eq(rszshm_unlink(&r), 0);
+}
+END_TEST
+
 START_TEST(test_truncated_and_empty_tables_cost_a_reset)
 {
 	char plan[RSZSHM_PATH_MAX];
@@ -463,6 +514,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_killed_maker_frees_its_span);
 	TEST_ADD(s, test_explicit_scan_keeps_ccan_order);
 	TEST_ADD_T(s, test_random_bytes_in_the_table_cost_a_reset, 240);
+	TEST_ADD(s, test_table_that_holds_everything_costs_a_fallback);
 	TEST_ADD(s, test_truncated_and_empty_tables_cost_a_reset);
 	TEST_ADD(s, test_foreign_table_is_not_used);
 	TEST_ADD(s, test_table_locked_forever_costs_a_fallback);
