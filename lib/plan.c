@@ -15,7 +15,9 @@
  * pread/pwrite (never mapped: a truncated file cannot fault) under flock(),
  * which the kernel drops when a holder dies.  The lock is only ever tried
  * (LOCK_NB) for a bounded time; a holder that keeps it longer costs a
- * fallback, never a hang.
+ * fallback, never a hang.  (A child forked by another thread while a call
+ * holds the lock shares the locked descriptor until it closes or execs it:
+ * that too costs at most a fallback.)
  *
  *   header   64 bytes: magic "ZSHMPLAN", version, capacity, high-water mark,
  *            origin and cursor of the default placement
