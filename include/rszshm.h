@@ -14,8 +14,8 @@
  *   |            MAP_SHARED view of the file, over the whole span      |
  *   '-- span claimed once, at one address, with a PROT_NONE probe -----'
  *
- * rszshm_mk() probes the middle of the address space for a free span of
- * scan.len bytes (the "spiral search"), creates the file, writes a header at
+ * rszshm_mk() finds a free span of scan.len bytes in the middle of the
+ * address space (see "The address plan" below), creates the file, writes a header at
  * file offset 0 that records the span's address and length, and maps the file
  * over the whole span.  rszshm_at() reads and validates the header of an
  * existing file and maps it at the recorded address, refusing if anything is
@@ -79,6 +79,29 @@
  * pointers or vtables (code is mapped at different addresses in different
  * processes), file descriptors, or process-private locks.
  *
+ * The address plan (64-bit builds): so that a process can attach any set of
+ * regions made by other processes, rszshm_mk() keeps a table of the spans
+ * that the live regions of this user hold, /dev/shm/.rszshm-plan-<euid>, and
+ * gives each new region a span no live region holds.  The default scan (any
+ * scan with RSZSHM_DFLT_SCAN's start, hop and iter) is placed next to the
+ * last region placed, anywhere from 24 to 72 TiB, from a random starting
+ * point per table; any other scan is searched in ccan's documented order,
+ * passing over spans live regions hold.  An entry lasts while its file (same
+ * device and inode) exists, or while its maker lives until the file has its
+ * name; entries of removed files and killed makers are dropped when next in
+ * the way.  Trust model: the table is advice.  It is used only if it is a
+ * regular file of this user that no one else may write (opened O_NOFOLLOW),
+ * it is read with pread and checked (a damaged one is reset), and its lock
+ * (flock) is waited for at most 0.2 s.  When it cannot be used or has no
+ * room, the span is placed as without it (random spans of the middle, then
+ * the spiral), and every span is claimed with MAP_FIXED_NOREPLACE: a bad
+ * table can cost a later attach ENOSPC, never a failed rszshm_mk() nor a
+ * mapping over memory in use.  Tables are per user, so another user can
+ * neither fill nor damage yours; the regions of two users do not see each
+ * other and meet only by chance (their tables start at random points: about
+ * (n + m) / 12,000 for n and m regions of 4 GiB).  $RSZSHM_PLAN (read with
+ * secure_getenv) names another table file, or "off" turns the plan off.
+ *
  * Errors: functions return NULL or -1 and set errno.  The errno values that
  * describe a file, used by every function that reads a header:
  *
@@ -119,6 +142,10 @@
  *    64-bit processes (the header records its build and is refused).
  *  - Limits: file names up to RSZSHM_PATH_MAX - 1 bytes; a region's length is
  *    at most its span (scan.len, fixed at creation).
+ *  - Several regions in one process: any set of regions made on the machine
+ *    by one user with the default scan can be attached at once.  A span is
+ *    given again once its file is removed, so a process that still maps a
+ *    removed region may get ENOSPC attaching the region that took its span.
  */
 #ifndef RSZSHM_H
 #define RSZSHM_H
@@ -186,9 +213,11 @@ struct rszshm_scan {
 };
 
 /**
- * RSZSHM_DFLT_SCAN - the default search: on 64-bit builds 10 tries of a
- * 4 GiB span, 1 TiB apart, around 64 TiB (the middle of the 47-bit user
- * address space); on 32-bit builds 10 tries of 256 MiB around 1.5 GiB.
+ * RSZSHM_DFLT_SCAN - the default search: on 64-bit builds a 4 GiB span,
+ * which the address plan places between 24 and 72 TiB, apart from the spans
+ * of live regions (its fields still say ccan's 10 tries, 1 TiB apart, around
+ * 64 TiB: the search used when the plan cannot be); on 32-bit builds 10
+ * tries of 256 MiB around 1.5 GiB.
  */
 #if defined(__SIZEOF_POINTER__) && __SIZEOF_POINTER__ == 8
 #define RSZSHM_DFLT_SCAN \
@@ -303,10 +332,13 @@ struct rszshm {
  * directory part of @fname ends in XXXXXX, mkdtemp(3) makes it unique.  The
  * file must not exist: it is created with O_CREAT | O_EXCL | O_NOFOLLOW |
  * O_CLOEXEC and mode 0600 (exactly: the umask plays no part; rszshm_open()
- * takes another mode), whatever its name.  The span is claimed by the
- * spiral search described at struct rszshm_scan; the file is then mapped over
- * it and its header written and flushed.  On failure nothing is left behind:
- * no mapping, no descriptor, no file, no directory.
+ * takes another mode), whatever its name.  The span is placed by the
+ * address plan (see the top of this file): RSZSHM_DFLT_SCAN anywhere in the
+ * middle of the address space apart from live regions' spans, any other scan
+ * by the spiral search described at struct rszshm_scan, passing over spans
+ * live regions hold; the file is then mapped over it and its header written
+ * and flushed, and the span is entered in the plan.  On failure nothing is
+ * left behind: no mapping, no descriptor, no file, no directory, no entry.
  *
  * Called with three arguments, it uses RSZSHM_DFLT_SCAN.  To pass a compound
  * literal as @scan, put parentheses around it.
@@ -316,7 +348,9 @@ struct rszshm {
  *   EINVAL   @r is NULL, @flen is 0, @fname is too long (RSZSHM_PATH_MAX),
  *            or @scan has a NULL start, zero len, hop or iter, or a len too
  *            small to hold @flen and the header
- *   ENOSPC   no try of the scan found the span free
+ *   ENOSPC   no try of the scan found the span free (the plan never adds
+ *            this error: when its own search fails, the scan is tried
+ *            again without it)
  *   ENOMEM   the span is larger than the address space
  *   EEXIST   the file exists
  *   and the errors of mkdtemp(3), open(2), ftruncate(2), mmap(2), msync(2).
@@ -659,6 +693,9 @@ RSZSHM_API int rszshm_flush(struct rszshm *r, const void *addr, size_t len);
  * @r: handle (attached or detached)
  *
  * Processes that have the region mapped keep it; no new process can attach.
+ * The address plan releases the region's span: a later rszshm_mk() may place
+ * a new region there (a file removed with plain unlink(2) is noticed too, by
+ * the next rszshm_mk() that finds its span in the way).
  * Returns: the result of unlink(2) on @r->fname.
  */
 RSZSHM_API int rszshm_unlink(struct rszshm *r);

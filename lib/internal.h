@@ -4,7 +4,7 @@
  *
  * One section per file, in layer order; data flows one way:
  *
- *   sys -> span -> hdr -> lock -> map -> heap -> open -> rec -> check -> (tools)
+ *   sys -> span -> plan -> hdr -> lock -> map -> heap -> open -> rec -> check -> (tools)
  *
  * Conventions inside lib/: functions return 0 (or a count) on success and a
  * negative errno on failure; only the public functions (rszshm_*) set errno,
@@ -83,11 +83,69 @@ RSZSHM__INTERNAL void rszshm__sys_futex_wake(void *word);
 /* true only if no thread of id @tid exists in this PID namespace. */
 RSZSHM__INTERNAL bool rszshm__sys_thread_gone(pid_t tid);
 
+/* The plan's calls (plan.c): not fault-injected, see sys.c. */
+struct stat;
+RSZSHM__INTERNAL int rszshm__sysq_open(const char *path, int flags, mode_t mode);
+RSZSHM__INTERNAL void rszshm__sysq_close(int fd);
+/* stat(@path), or fstat(@fd) when @path is NULL. */
+RSZSHM__INTERNAL int rszshm__sysq_stat(const char *path, int fd, struct stat *st);
+/* Exactly @len bytes or an error (-ENODATA: short read). */
+RSZSHM__INTERNAL int rszshm__sysq_pread(int fd, void *buf, size_t len, uint64_t off);
+RSZSHM__INTERNAL int rszshm__sysq_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+RSZSHM__INTERNAL int rszshm__sysq_ftruncate(int fd, uint64_t len);
+/* flock(LOCK_EX | LOCK_NB): 0, -EWOULDBLOCK, or another error. */
+RSZSHM__INTERNAL int rszshm__sysq_trylock(int fd);
+RSZSHM__INTERNAL void rszshm__sysq_unlock(int fd);
+RSZSHM__INTERNAL bool rszshm__sysq_pid_gone(pid_t pid);
+RSZSHM__INTERNAL void rszshm__sysq_pause_us(unsigned us);
+RSZSHM__INTERNAL uint64_t rszshm__sysq_random(void);
+
 /* --------------------------------------------------------------- span.c
  * Claiming address space: PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE,
  * never over anything already mapped. */
 RSZSHM__INTERNAL int rszshm__span_probe(const struct rszshm_scan *scan, size_t len, void **out);
+/* The same spiral, passing over the tries @skip refuses (counted as taken). */
+RSZSHM__INTERNAL int rszshm__span_probe_skip(const struct rszshm_scan *scan, size_t len,
+					     bool (*skip)(void *ctx, uintptr_t addr, size_t len),
+					     void *ctx, void **out);
+/* 0: @addr..+@len is now ours; -EEXIST: something is mapped there; -ENOMEM:
+ * it does not fit the address space; or another error of mmap. */
+RSZSHM__INTERNAL int rszshm__span_try(void *addr, size_t len);
 RSZSHM__INTERNAL int rszshm__span_claim(void *addr, size_t len);
+
+/* --------------------------------------------------------------- plan.c
+ * The address plan: a per-user table of the spans live regions hold, so that
+ * regions made by different processes get disjoint spans (see plan.c).  The
+ * plan is advice: when it is absent, busy, damaged or foreign, mk falls back
+ * to the plain probe; nothing here ever makes a call fail that would have
+ * succeeded without it.  None of these calls go through the fault injector.
+ *
+ * rszshm__plan_claim() finds and claims (span_try) a span of @len bytes for
+ * @scan: RSZSHM_DFLT_SCAN's start/hop/iter ask for placement anywhere in the
+ * plan's area; any other scan is searched as ccan documents, passing over
+ * spans the plan says live regions hold.  With @record, the span is entered
+ * in the plan as pending (held while this process lives) and @t keeps the
+ * entry and an open descriptor of the table for one of: rszshm__plan_note(),
+ * which marks the entry live once the file has its name (held while a file
+ * with the same device and inode is at @fname), or rszshm__plan_forget(),
+ * which drops it (mk failed).  Either one releases @t; call exactly one after
+ * a successful claim.  Returns 0 or rszshm__span_probe()'s errors.  rszshm__plan_file_id() and
+ * rszshm__plan_drop() drop a file's entries after it is unlinked. */
+struct rszshm__plan_ticket {
+	int fd;		/* the table, -1 when nothing was recorded */
+	int slot;
+};
+struct rszshm__plan_file {
+	uint64_t dev, ino;
+	bool known;
+};
+RSZSHM__INTERNAL int rszshm__plan_claim(const struct rszshm_scan *scan, size_t len, bool record,
+					void **out, struct rszshm__plan_ticket *t);
+RSZSHM__INTERNAL void rszshm__plan_note(void *addr, size_t len, struct rszshm__plan_ticket *t,
+					int fd, const char *fname);
+RSZSHM__INTERNAL void rszshm__plan_forget(void *addr, size_t len, struct rszshm__plan_ticket *t);
+RSZSHM__INTERNAL void rszshm__plan_file_id(const char *fname, struct rszshm__plan_file *f);
+RSZSHM__INTERNAL void rszshm__plan_drop(const struct rszshm__plan_file *f);
 
 /* ---------------------------------------------------------------- hdr.c
  * The on-file header: its layout is struct rszshm_hdr (public), the
@@ -171,6 +229,8 @@ struct rszshm__making {
 	int fd;
 	void *span;
 	uint64_t max;
+	bool planned;			/* @plan holds a claim: note or forget it */
+	struct rszshm__plan_ticket plan;
 };
 /*
  * Make the region named r->fname (a template's XXXXXX/ made unique in place)

@@ -346,6 +346,7 @@ int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
 	p->fd = -1;
 	p->span = NULL;
 	p->max = 0;
+	p->planned = false;
 	if (dlen == 0 || !scan.start || scan.len == 0 || scan.hop == 0 || scan.iter == 0 ||
 	    (flags & ~(unsigned)RSZSHM__HDR_FLAGS) || (p->mode & ~(mode_t)0777))
 		return -EINVAL;
@@ -363,7 +364,10 @@ int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
 	if (!(flags & RSZSHM_HEAP) && flen < max)
 		flen += rszshm__page_size();
 
-	if ((rc = rszshm__span_probe(&scan, (size_t)max, &span)) < 0) {
+	/* The address plan (plan.c) picks the span and records it as pending;
+	 * publish marks it live, abort releases it. */
+	if ((rc = rszshm__plan_claim(&scan, (size_t)max, !(flags & RSZSHM_ANON), &span,
+				     &p->plan)) < 0) {
 		char size[32];
 
 		human(size, sizeof(size), max);
@@ -376,6 +380,7 @@ int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
 	}
 	p->span = span;
 	p->max = max;
+	p->planned = true;
 	if ((fd = p->fd = rc = create_file(r, p)) < 0)
 		return rc;
 	hook(1);
@@ -437,12 +442,19 @@ int rszshm__map_publish(struct rszshm *r, struct rszshm__making *p)
 		p->tmpname[0] = '\0';
 	}
 	p->unnamed = false;
+	if (p->planned) {
+		rszshm__plan_note(p->span, (size_t)p->max, &p->plan, p->fd, r->fname);
+		p->planned = false;
+	}
 	live_add(r);
 	return 0;
 }
 
 void rszshm__map_abort(struct rszshm *r, struct rszshm__making *p)
 {
+	if (p->planned)
+		rszshm__plan_forget(p->span, (size_t)p->max, &p->plan);
+	p->planned = false;
 	if (p->span)
 		rszshm__sys_munmap(p->span, (size_t)p->max);
 	if (p->fd >= 0)
@@ -715,11 +727,15 @@ int rszshm_flush(struct rszshm *r, const void *addr, size_t len)
 
 int rszshm_unlink(struct rszshm *r)
 {
+	struct rszshm__plan_file pf;
 	int rc;
 
 	if (!r)
 		return RSZSHM__FAIL(-EINVAL, -1);
+	rszshm__plan_file_id(r->fname, &pf);
 	rc = rszshm__sys_unlink(r->fname);
+	if (rc == 0)
+		rszshm__plan_drop(&pf);		/* plan: the span is free again */
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
 }
 

@@ -9,8 +9,11 @@
  * a mapping that landed elsewhere is unmapped and counted as "taken".
  *
  * rszshm__span_probe() is the spiral search of struct rszshm_scan: start,
- * start - hop, start + hop, start - 2*hop, ...  rszshm__span_claim() wants
- * exactly one address (rszshm_at()).  The caller later maps the region's
+ * start - hop, start + hop, start - 2*hop, ...; rszshm__span_probe_skip() is
+ * the same search passing over the tries its caller refuses (plan.c: spans
+ * that live regions hold).  rszshm__span_try() claims one address and says
+ * why not (-EEXIST: something is there); rszshm__span_claim() wants exactly
+ * one address (rszshm_at()).  The caller later maps the region's
  * file over the span with MAP_FIXED, which is safe because the span is ours.
  */
 #define _GNU_SOURCE
@@ -41,7 +44,9 @@ static int claim(void *addr, size_t len)
 	return 0;
 }
 
-int rszshm__span_probe(const struct rszshm_scan *scan, size_t len, void **out)
+int rszshm__span_probe_skip(const struct rszshm_scan *scan, size_t len,
+			    bool (*skip)(void *ctx, uintptr_t addr, size_t len), void *ctx,
+			    void **out)
 {
 	uintptr_t tgt = (uintptr_t)scan->start;
 	bool taken = false;
@@ -51,9 +56,14 @@ int rszshm__span_probe(const struct rszshm_scan *scan, size_t len, void **out)
 		int rc = -EEXIST;
 
 		/* A try at NULL or misaligned is "taken"; one that would wrap
-		 * around the address space cannot hold the span (ENOMEM). */
-		if (tgt != 0 && tgt % rszshm__page_size() == 0)
-			rc = len <= UINTPTR_MAX - tgt ? claim((void *)tgt, len) : -ENOMEM;
+		 * around the address space cannot hold the span (ENOMEM); one
+		 * that @skip refuses (a live region holds it) is "taken". */
+		if (tgt != 0 && tgt % rszshm__page_size() == 0) {
+			if (len > UINTPTR_MAX - tgt)
+				rc = -ENOMEM;
+			else if (!skip || !skip(ctx, tgt, len))
+				rc = claim((void *)tgt, len);
+		}
 		if (rc == 0) {
 			*out = (void *)tgt;
 			return 0;
@@ -71,6 +81,16 @@ int rszshm__span_probe(const struct rszshm_scan *scan, size_t len, void **out)
 	}
 	/* Only ENOMEM everywhere: the span is larger than the address space. */
 	return taken ? -ENOSPC : -ENOMEM;
+}
+
+int rszshm__span_probe(const struct rszshm_scan *scan, size_t len, void **out)
+{
+	return rszshm__span_probe_skip(scan, len, NULL, NULL, out);
+}
+
+int rszshm__span_try(void *addr, size_t len)
+{
+	return claim(addr, len);
 }
 
 int rszshm__span_claim(void *addr, size_t len)

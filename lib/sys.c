@@ -21,8 +21,10 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -372,4 +374,99 @@ bool rszshm__sys_thread_gone(pid_t tid)
 {
 	/* kill(2) finds a thread by its id too; EPERM means it exists. */
 	return kill(tid, 0) < 0 && errno == ESRCH;
+}
+
+/*
+ * The address plan's calls (plan.c).  They skip the fault injector on
+ * purpose: every failure of the plan is a fallback, never an error of the
+ * call that consults it, so an injected fault there would only shift the
+ * faults the mk/at tests aim at.  The plan's own failures are tested by
+ * damaging its file instead (test-plan.c).
+ */
+int rszshm__sysq_open(const char *path, int flags, mode_t mode)
+{
+	int fd = open(path, flags | O_CLOEXEC, mode);
+
+	return fd < 0 ? -errno : fd;
+}
+
+void rszshm__sysq_close(int fd)
+{
+	close(fd);
+}
+
+int rszshm__sysq_stat(const char *path, int fd, struct stat *st)
+{
+	int rc = path ? stat(path, st) : fstat(fd, st);
+
+	return rc < 0 ? -errno : 0;
+}
+
+int rszshm__sysq_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n;
+
+	do
+		n = pread(fd, buf, len, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -ENODATA;
+}
+
+int rszshm__sysq_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+	ssize_t n;
+
+	do
+		n = pwrite(fd, buf, len, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+int rszshm__sysq_ftruncate(int fd, uint64_t len)
+{
+	while (ftruncate(fd, (off_t)len) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+int rszshm__sysq_trylock(int fd)
+{
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+void rszshm__sysq_unlock(int fd)
+{
+	flock(fd, LOCK_UN);
+}
+
+bool rszshm__sysq_pid_gone(pid_t pid)
+{
+	return pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH);
+}
+
+void rszshm__sysq_pause_us(unsigned us)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)us * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+uint64_t rszshm__sysq_random(void)
+{
+	uint64_t v = 0;
+	struct timespec ts;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))
+		return v;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)getpid() << 32) ^
+	       (uint64_t)ts.tv_sec;
 }

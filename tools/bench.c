@@ -166,6 +166,7 @@ int bench_exec(const struct bench_opts *o, char *const args[])
 static const char *const core_names[] = { "core", "attach", "grow", "fill", "lock", NULL };
 static const char *const heap_names[] = { "heap", "alloc-free", "alloc-free-2proc", NULL };
 static const char *const rec_names[] = { "rec", "insert", "lookup", "attach-lookup", NULL };
+static const char *const make_names[] = { "make", NULL };
 
 bool bench_want(const struct bench_opts *o, const char *group, const char *workload)
 {
@@ -835,6 +836,7 @@ static void usage(FILE *f)
 		"               core: attach grow fill\n"
 		"               heap: alloc-free alloc-free-2proc\n"
 		"               rec: insert lookup attach-lookup\n"
+		"               make: make\n"
 		"Output: one line per figure, tab-separated: WORKLOAD SYSTEM VALUE UNIT.\n"
 		"Exit status: 0 done, 1 a workload failed, 2 bad usage or setup.\n");
 }
@@ -870,6 +872,8 @@ static int run(const struct bench_opts *o)
 		bench_heap(o);
 	if (!o->only || in(o->only, rec_names))
 		bench_rec(o);
+	if (!o->only || in(o->only, make_names))
+		bench_make(o);
 	if (o->only && printed == 0) {
 		fprintf(stderr, "rszshm-bench: --only %s: printed nothing\n", o->only);
 		return 1;
@@ -956,7 +960,7 @@ int main(int argc, char **argv)
 	if (o.runs == 0)
 		o.runs = o.quick ? 3 : 5;
 	if (o.only && !in(o.only, core_names) && !in(o.only, heap_names) &&
-	    !in(o.only, rec_names)) {
+	    !in(o.only, rec_names) && !in(o.only, make_names)) {
 		fprintf(stderr, "rszshm-bench: --only %s: no such workload (try --help)\n", o.only);
 		return 2;
 	}

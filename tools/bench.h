@@ -53,6 +53,7 @@ bool bench_want(const struct bench_opts *o, const char *group, const char *workl
 void bench_core(const struct bench_opts *o);	/* bench.c: attach, grow, fill */
 void bench_heap(const struct bench_opts *o);	/* bench-heap.c: alloc-free, alloc-free-2proc */
 void bench_rec(const struct bench_opts *o);	/* bench-rec.c: insert, lookup, attach-lookup */
+void bench_make(const struct bench_opts *o);	/* bench-make.c: make */
 
 /* Children run by bench_exec() as `self --child NAME ARGS...`: each file's
  * dispatcher gets argv[0] = NAME and argv[1..argc-1] = ARGS, and returns an

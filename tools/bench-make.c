@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench-make.c - the make workload: what making a region costs.
+ *
+ *  make  rszshm_mk + rszshm_dt + rszshm_rm of a small region (4 KiB of data,
+ *        the default 4 GiB span, a fresh mkdtemp directory as the default
+ *        name has), in microseconds per cycle.  The floor is the same system
+ *        calls done bare in the same run: mkdtemp, open(O_CREAT | O_EXCL),
+ *        ftruncate, mmap of the same span length, munmap, close, unlink,
+ *        rmdir.  "rszshm" runs with no other region alive; "rszshm-1000-live"
+ *        with 1,000 other regions alive (made, detached and left on file),
+ *        so the address plan holds 1,000 entries that every make reads past.
+ *        Each run interleaves rszshm and the floor in slices of 50 cycles,
+ *        so that the machine's load weighs on both alike; the floor printed
+ *        is the median of all floor runs (with and without the live
+ *        regions), each other figure the median over runs of a run's mean.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <rszshm.h>
+
+#include "bench.h"
+
+#define LIVE 1000
+
+/* One line naming the file and the failed call, then exit: main() sweeps. */
+static void die(const char *what, const char *call)
+{
+	fprintf(stderr, "rszshm-bench: make: %s: %s: %s\n", what, call, strerror(errno));
+	exit(1);
+}
+
+static double cycles_rszshm(const struct bench_opts *o, unsigned n)
+{
+	struct rszshm r;
+	char name[RSZSHM_PATH_MAX];
+	double t0 = bench_now();
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		bench_fname(o, name, sizeof(name));
+		if (!rszshm_mk(&r, 4096, name))
+			die(name, "rszshm_mk");
+		if (rszshm_dt(&r) == -1)
+			die(r.fname, "rszshm_dt");
+		if (rszshm_rm(&r) == -1)
+			die(r.fname, "rszshm_rm");
+	}
+	return (bench_now() - t0) * 1e6 / n;
+}
+
+static double cycles_floor(const struct bench_opts *o, unsigned n)
+{
+	size_t span = RSZSHM_DFLT_SCAN.len;
+	char dir[RSZSHM_PATH_MAX], file[RSZSHM_PATH_MAX + 8];
+	double t0 = bench_now();
+	unsigned i;
+	void *m;
+	int fd;
+
+	for (i = 0; i < n; i++) {
+		snprintf(dir, sizeof(dir), "%s/floor-XXXXXX", o->dir);
+		if (!mkdtemp(dir))
+			die(dir, "mkdtemp");
+		snprintf(file, sizeof(file), "%s/0", dir);
+		if ((fd = open(file, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600)) == -1)
+			die(file, "open");
+		if (ftruncate(fd, 8192) == -1)
+			die(file, "ftruncate");
+		m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+		if (m == MAP_FAILED)
+			die(file, "mmap");
+		munmap(m, span);
+		close(fd);
+		if (unlink(file) == -1 || rmdir(dir) == -1)
+			die(dir, "unlink/rmdir");
+	}
+	return (bench_now() - t0) * 1e6 / n;
+}
+
+/* One run: @n cycles of each, in interleaved slices of SLICE, so that a
+ * change in the machine's load weighs on both alike. */
+#define SLICE 50u
+
+static void run_pair(const struct bench_opts *o, unsigned n, double *floor_us, double *rszshm_us)
+{
+	double f = 0, r = 0;
+	unsigned done;
+
+	for (done = 0; done < n; done += SLICE) {
+		f += cycles_floor(o, SLICE) * SLICE;
+		r += cycles_rszshm(o, SLICE) * SLICE;
+	}
+	*floor_us = f / done;
+	*rszshm_us = r / done;
+}
+
+static void bench_make_cycle(const struct bench_opts *o)
+{
+	unsigned n = o->quick ? 300 : 2000, i, runs = o->runs;
+	double *fl = calloc(2 * runs, sizeof(double)), *rs = calloc(runs, sizeof(double));
+	double *lv = calloc(runs, sizeof(double));
+	struct rszshm *live = calloc(LIVE, sizeof(*live));
+	char name[RSZSHM_PATH_MAX];
+	double f, r0, r1;
+
+	if (!fl || !rs || !lv || !live)
+		die("setup", "calloc");
+	run_pair(o, SLICE, &f, &r0);	/* warm up */
+	for (i = 0; i < runs; i++)
+		run_pair(o, n, &fl[i], &rs[i]);
+	for (i = 0; i < LIVE; i++) {
+		bench_fname(o, name, sizeof(name));
+		if (!rszshm_mk(&live[i], 4096, name))
+			die(name, "rszshm_mk");
+		if (rszshm_dt(&live[i]) == -1)
+			die(name, "rszshm_dt");
+	}
+	for (i = 0; i < runs; i++)
+		run_pair(o, n, &fl[runs + i], &lv[i]);
+	for (i = 0; i < LIVE; i++)
+		if (rszshm_rm(&live[i]) == -1)
+			die(live[i].fname, "rszshm_rm");
+
+	f = bench_median(fl, 2 * runs);
+	r0 = bench_median(rs, runs);
+	r1 = bench_median(lv, runs);
+	bench_print("make", "floor", f, "us");
+	bench_print("make", "rszshm", r0, "us");
+	bench_ratio("make", r0, f, false, "x-floor");
+	bench_print("make", "rszshm-1000-live", r1, "us");
+	bench_ratio("make", r1, f, false, "x-floor");
+	free(fl);
+	free(rs);
+	free(lv);
+	free(live);
+}
+
+void bench_make(const struct bench_opts *o)
+{
+	if (bench_want(o, "make", "make"))
+		bench_make_cycle(o);
+}
