@@ -83,6 +83,9 @@ RSZSHM__INTERNAL void rszshm__hdr_init(struct rszshm_hdr *h, void *addr, uint64_
  * -ENODATA/-EPROTO/-EPROTONOSUPPORT/-EBADMSG, with *why naming the field. */
 RSZSHM__INTERNAL int rszshm__hdr_validate(const struct rszshm_hdr *h, uint64_t file_size,
 					  const char **why);
+/* The first address past this machine's user address space (probed once:
+ * 47 or 56 bits on x86-64); no span may reach past it. */
+RSZSHM__INTERNAL uintptr_t rszshm__hdr_user_end(void);
 /* pread the header of @fd and validate it; *file_size gets the file's size. */
 RSZSHM__INTERNAL int rszshm__hdr_read(int fd, struct rszshm_hdr *h, uint64_t *file_size,
 				      const char **why);
@@ -105,7 +108,17 @@ RSZSHM__INTERNAL int rszshm__unlock(pthread_mutex_t *m);
 RSZSHM__INTERNAL int rszshm__map_usable(const struct rszshm *r, bool write);
 /* Grow the file to at least @flen (page-rounded); 0 or a negative errno. */
 RSZSHM__INTERNAL int rszshm__map_grow_to(struct rszshm *r, uint64_t flen);
-/* The region's current length, read atomically from the header. */
+/*
+ * The region's length that this process may touch: hdr->flen when it lies
+ * in the span and, if it is longer than the handle's r->flen, the file is
+ * really that long (fstat; then r->flen is refreshed); otherwise the
+ * handle's last checked length.  A co-writer that raises hdr->flen past the
+ * file therefore never makes the library touch pages past its end; a file
+ * truncated by someone else after the check still can (SIGBUS).
+ */
+RSZSHM__INTERNAL uint64_t rszshm__map_safe_len(struct rszshm *r);
+/* The region's current length, read atomically from the header: unchecked,
+ * only for comparisons, never as a bound to touch memory by. */
 static inline uint64_t rszshm__map_len(const struct rszshm *r)
 {
 	return __atomic_load_n(&r->hdr->flen, __ATOMIC_ACQUIRE);
@@ -141,8 +154,9 @@ static inline const struct rszshm_hdr *rszshm__view_hdr(const struct rszshm__vie
 RSZSHM__INTERNAL int rszshm__view_open(const char *path, struct rszshm__view *v,
 				       const char **why);
 RSZSHM__INTERNAL void rszshm__view_close(struct rszshm__view *v);
-/* A view of an attached handle's own mapping (no new mapping). */
-RSZSHM__INTERNAL void rszshm__view_of(const struct rszshm *r, struct rszshm__view *v);
+/* A view of an attached handle's own mapping (no new mapping), as long as
+ * rszshm__map_safe_len(). */
+RSZSHM__INTERNAL void rszshm__view_of(struct rszshm *r, struct rszshm__view *v);
 
 /* --------------------------------------------------------------- heap.c */
 /* Lay out an empty heap in a new RSZSHM_HEAP region; 0 or a negative errno. */
@@ -157,6 +171,9 @@ RSZSHM__INTERNAL int rszshm__heap_free(struct rszshm *r, void *p);
 /* How many times a lock of this heap was taken from a dead holder and its
  * structure repaired (for tests). */
 RSZSHM__INTERNAL uint64_t rszshm__heap_repairs(const struct rszshm *r);
+/* Where the arenas' lock words lie, as offsets from the region's base, in
+ * @off (up to @max); returns how many there are (for the writer fuzzer). */
+RSZSHM__INTERNAL unsigned rszshm__heap_lock_offsets(uint64_t *off, unsigned max);
 RSZSHM__INTERNAL int rszshm__heap_walk(const struct rszshm__view *v, struct rszshm_stats *st,
 				       char *msg, size_t msglen);
 
