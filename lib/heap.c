@@ -136,6 +136,7 @@ struct seg {
 	uint64_t spare_;
 };
 _Static_assert(sizeof(struct seg) == 64, "run headers are 64 bytes");
+_Static_assert(SEG == RSZSHM__HEAP_BLOCKS_FROM, "blocks start past segment 0");
 #define SEG_HDR ((uint64_t)sizeof(struct seg))
 
 struct arena {

@@ -159,6 +159,10 @@ RSZSHM__INTERNAL void rszshm__view_close(struct rszshm__view *v);
 RSZSHM__INTERNAL void rszshm__view_of(struct rszshm *r, struct rszshm__view *v);
 
 /* --------------------------------------------------------------- heap.c */
+/* No heap block starts before base + this: the first 64 KiB segment holds
+ * the header and the heap's control block, locks included.  Record
+ * structures, which writers write through, are refused below it. */
+#define RSZSHM__HEAP_BLOCKS_FROM ((uint64_t)1 << 16)
 /* Lay out an empty heap in a new RSZSHM_HEAP region; 0 or a negative errno. */
 RSZSHM__INTERNAL int rszshm__heap_init(struct rszshm *r);
 RSZSHM__INTERNAL void *rszshm__heap_alloc(struct rszshm *r, size_t size, int *err);

@@ -201,11 +201,23 @@ static uint64_t hash_name(uint64_t seed, const char *s, size_t n)
 
 /* ------------------------------------------------- reading the index */
 
+/*
+ * A structure of the index (the index, a bucket array, a record) at @a,
+ * checked: aligned, inside the region, and in a heap block, so never in the
+ * first segment, where the header and the heap's control block (and their
+ * locks) lie.  Writers write through these pointers: a damaged link must
+ * not make them write over a lock.
+ */
+static const void *blk_at(const struct rszshm__view *v, uint64_t a, uint64_t size)
+{
+	if ((a & 7) || a < v->base || a - v->base < RSZSHM__HEAP_BLOCKS_FROM)
+		return NULL;
+	return rszshm__view_ptr(v, a, size);
+}
+
 static const struct rec *rec_at(const struct rszshm__view *v, uint64_t a)
 {
-	if (a & 7)
-		return NULL;
-	return rszshm__view_ptr(v, a, sizeof(struct rec));
+	return blk_at(v, a, sizeof(struct rec));
 }
 
 /*
@@ -243,7 +255,7 @@ static int idx_of(const struct rszshm__view *v, const struct idx **x)
 	*x = NULL;
 	if (!a)
 		return 0;
-	p = (a & 7) ? NULL : rszshm__view_ptr(v, a, sizeof(*p));
+	p = blk_at(v, a, sizeof(*p));
 	if (!p || LD(p->magic) != IDX_MAGIC)
 		return -EBADMSG;
 	*x = p;
@@ -254,7 +266,7 @@ static int bkt_of(const struct rszshm__view *v, const struct idx *x, const uint6
 		  uint64_t *n)
 {
 	uint64_t a = LD(x->buckets), k;
-	const struct bkt *b = (a & 7) ? NULL : rszshm__view_ptr(v, a, sizeof(*b));
+	const struct bkt *b = blk_at(v, a, sizeof(*b));
 
 	if (!b || LD(b->magic) != BKT_MAGIC)
 		return -EBADMSG;

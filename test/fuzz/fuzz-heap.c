@@ -147,8 +147,11 @@ static void locks_free(void)
 
 	for (i = 0; i < nguard; i++) {
 		memcpy(&w, (char *)A.r.hdr + guard[i], sizeof(w));
-		if (w != 0)
+		if (w != 0) {
+			fprintf(stderr, "fuzz-heap: lock word at offset %" PRIu64 " is %#x\n",
+				guard[i], (unsigned)w);
 			die("a call returned with a lock held");
+		}
 	}
 }
 
@@ -318,6 +321,8 @@ static void run(uint64_t seed)
 				expected("check");
 			break;
 		}
+		if (getenv("FUZZ_HEAP_TRACE"))
+			fprintf(stderr, "op %u: %u errno %d\n", op, (unsigned)(v % 16), errno);
 		locks_free();
 	}
 }
