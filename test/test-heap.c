@@ -1503,6 +1503,36 @@ START_TEST(test_length_past_the_file_is_refused_not_a_sigbus)
 }
 END_TEST
 
+/*
+ * The file truncated under an attached handle, below the header's length
+ * and the heap's top: rszshm_check() and rszshm_stats() report it instead of
+ * raising SIGBUS in the walk.
+ */
+START_TEST(test_check_of_a_truncated_file_reports_it)
+{
+	struct rszshm_stats st;
+	struct rszshm r;
+	char msg[256] = "";
+	uint64_t flen;
+
+	mk_heap(&r, "truncated", 4096);
+	ck_assert(rszshm_alloc(&r, 64) != NULL);
+	ck_assert(rszshm_alloc(&r, 5 * SEG) != NULL);
+	assert_consistent(&r);
+	flen = r.hdr->flen;
+	ck_assert_int_eq(ftruncate(r.fd, 2 * SEG), 0);
+	ck_assert_int_eq(rszshm_check(&r, msg, sizeof(msg)), 1);
+	ck_assert_msg(strstr(msg, "truncated") != NULL, "check said \"%s\"", msg);
+	errno = 0;
+	ck_assert_int_eq(rszshm_stats(&r, &st), -1);
+	ck_assert_int_eq(errno, EBADMSG);
+	/* Lengthened again, the lost pages read as zeros: damage, still. */
+	ck_assert_int_eq(ftruncate(r.fd, (off_t)flen), 0);
+	ck_assert_int_eq(rszshm_check(&r, msg, sizeof(msg)), 1);
+	rszshm_dt(&r);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("heap");
@@ -1537,6 +1567,7 @@ Suite *test_suite(void)
 	TEST_ADD_T(s, test_usable_size_and_realloc_refuse_an_oversized_large_run, 20);
 	TEST_ADD_T(s, test_damage_in_one_region_never_touches_another, 20);
 	TEST_ADD_T(s, test_length_past_the_file_is_refused_not_a_sigbus, 20);
+	TEST_ADD_T(s, test_check_of_a_truncated_file_reports_it, 20);
 	return s;
 }
 
