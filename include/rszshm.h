@@ -446,7 +446,9 @@ RSZSHM_API int rszshm_dt(struct rszshm *r);
  *
  * Safety: any thread.  Lock-free.
  * Errors: EINVAL @r is NULL or detached; EBADMSG the header's length is
- * outside the span (the header was damaged).
+ * outside the span, or past the end of the file (the header was damaged:
+ * a longer length is compared with the file's size, fstat(2), before it is
+ * recorded); the errors of fstat(2).
  * Returns: 1 if the handle was updated, 0 if it was current, -1 on error.
  */
 RSZSHM_API int rszshm_up(struct rszshm *r);
@@ -469,8 +471,9 @@ RSZSHM_API int rszshm_up(struct rszshm *r);
  *   EPERM    @r is read-only
  *   ENOMEM   the region already fills its span
  *   ENOSPC   RSZSHM_ALLOCATE and the file system is full
- *   EBADMSG  the header's length is outside the span
- *   and the errors of ftruncate(2) and fallocate(2).
+ *   EBADMSG  the header's length is outside the span, or past the end of
+ *            the file
+ *   and the errors of fstat(2), ftruncate(2) and fallocate(2).
  * Example:
  *	if (i >= r->cap && rszshm_grow(r) == -1)
  *		err(1, "grow %s", r->fname);
