@@ -158,7 +158,11 @@ RSZSHM__INTERNAL void rszshm__view_close(struct rszshm__view *v);
  * rszshm__map_safe_len(). */
 RSZSHM__INTERNAL void rszshm__view_of(struct rszshm *r, struct rszshm__view *v);
 
-/* --------------------------------------------------------------- heap.c */
+/* --------------------------------------------------------------- heap.c
+ * Every segment address the writers read from the region (the top, list
+ * links, pending frees, blocks to free) is checked against the handle's
+ * span and rszshm__map_safe_len() before it is followed: damage never sends
+ * them outside the region, nor past the end of its file.  */
 /* No heap block starts before base + this: the first 64 KiB segment holds
  * the header and the heap's control block, locks included.  Record
  * structures, which writers write through, are refused below it. */
@@ -175,13 +179,16 @@ RSZSHM__INTERNAL int rszshm__heap_free(struct rszshm *r, void *p);
 /* How many times a lock of this heap was taken from a dead holder and its
  * structure repaired (for tests). */
 RSZSHM__INTERNAL uint64_t rszshm__heap_repairs(const struct rszshm *r);
+RSZSHM__INTERNAL int rszshm__heap_walk(const struct rszshm__view *v, struct rszshm_stats *st,
+				       char *msg, size_t msglen);
 /* Where the arenas' lock words lie, as offsets from the region's base, in
  * @off (up to @max); returns how many there are (for the writer fuzzer). */
 RSZSHM__INTERNAL unsigned rszshm__heap_lock_offsets(uint64_t *off, unsigned max);
-RSZSHM__INTERNAL int rszshm__heap_walk(const struct rszshm__view *v, struct rszshm_stats *st,
-				       char *msg, size_t msglen);
 
-/* ---------------------------------------------------------------- rec.c */
+/* ---------------------------------------------------------------- rec.c
+ * The index, bucket arrays and records are followed only inside the region
+ * and past its first segment (RSZSHM__HEAP_BLOCKS_FROM); a value only inside
+ * the region and past its header, by every reader and by the walker alike. */
 /* As rszshm__heap_walk(), for the record index: counts records into @st. */
 RSZSHM__INTERNAL int rszshm__rec_walk(const struct rszshm__view *v, struct rszshm_stats *st,
 				      char *msg, size_t msglen);
