@@ -116,12 +116,20 @@ RSZSHM__INTERNAL int rszshm__map_grow_to(struct rszshm *r, uint64_t flen);
  * file therefore never makes the library touch pages past its end; a file
  * truncated by someone else after the check still can (SIGBUS).
  */
-RSZSHM__INTERNAL uint64_t rszshm__map_safe_len(struct rszshm *r);
+RSZSHM__INTERNAL uint64_t rszshm__map_safe_len_slow(struct rszshm *r);
 /* The region's current length, read atomically from the header: unchecked,
  * only for comparisons, never as a bound to touch memory by. */
 static inline uint64_t rszshm__map_len(const struct rszshm *r)
 {
 	return __atomic_load_n(&r->hdr->flen, __ATOMIC_ACQUIRE);
+}
+/* The common case inline: the header's length is the one the handle last
+ * checked and recorded (in the span, not past the file). */
+static inline uint64_t rszshm__map_safe_len(struct rszshm *r)
+{
+	uint64_t n = rszshm__map_len(r);
+
+	return n == __atomic_load_n(&r->flen, __ATOMIC_RELAXED) ? n : rszshm__map_safe_len_slow(r);
 }
 
 /*

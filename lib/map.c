@@ -388,7 +388,7 @@ static int current_len(const struct rszshm *r, uint64_t *flen)
 	return 0;
 }
 
-uint64_t rszshm__map_safe_len(struct rszshm *r)
+uint64_t rszshm__map_safe_len_slow(struct rszshm *r)
 {
 	uint64_t n;
 
