@@ -1292,6 +1292,7 @@ END_TEST
  * one cache line in. */
 #define CTL_TOP (512 + 64)
 #define CTL_FREE_RUNS (512 + 72)
+#define ARENA_PENDING 512	/* from an arena's lock word to its pending slots */
 #define SEG_NSEGS 8
 
 static uint64_t *ctl_word(struct rszshm *r, size_t off)
@@ -1320,9 +1321,20 @@ START_TEST(test_alloc_refuses_a_damaged_top)
 	struct damage d;
 	uint64_t *top, *runs, good_top, good_runs, far;
 
+	uint64_t locks[16], *slot = NULL;
+	unsigned na, i, k;
+
 	damage_setup(&d, "top");
-	/* A freed small block: its arena's next holder drains it. */
+	/* A freed small block waits in a pending slot of its arena (the
+	 * slots are 512 bytes past the arena's lock word) for the arena's
+	 * next holder to drain it. */
 	ck_assert_int_eq(rszshm_dealloc(&d.r, d.b[1]), 0);
+	na = rszshm__heap_lock_offsets(locks, 16);
+	for (i = 0; i < na && i < 16; i++)
+		for (k = 0; k < 8; k++)
+			if (*ctl_word(&d.r, locks[i] + ARENA_PENDING + 8 * k) == (uintptr_t)d.b[1])
+				slot = ctl_word(&d.r, locks[i] + ARENA_PENDING + 8 * k);
+	ck_assert_msg(slot, "test's idea of the pending slots is stale");
 	top = ctl_word(&d.r, CTL_TOP);
 	runs = ctl_word(&d.r, CTL_FREE_RUNS);
 	good_top = heap_top(&d.r);
@@ -1330,12 +1342,16 @@ START_TEST(test_alloc_refuses_a_damaged_top)
 	far = (uintptr_t)d.r.hdr + ((uint64_t)1 << 40);
 	*top = (uint64_t)1 << 30;
 	*runs = far;
+	/* ... and a pending free far past the region, in every arena. */
+	*slot = far + 4096;
+	for (i = 0; i < na && i < 16; i++)
+		*ctl_word(&d.r, locks[i] + ARENA_PENDING + 8 * 7) = far + 8192;
 	assert_damaged(&d.r);
 	FAILS_WITH_DAMAGE(rszshm_alloc(&d.r, 3 * SEG));
 	FAILS_WITH_DAMAGE(rszshm_alloc(&d.r, 100000));
 	/* Small allocations either fit in a listed segment or need a new
 	 * one, which the damage refuses. */
-	for (int i = 0; i < 8; i++) {
+	for (i = 0; i < 8; i++) {
 		void *p = rszshm_alloc(&d.r, BIG);
 
 		if (!p) {
