@@ -352,7 +352,7 @@ int rszshm_dt(struct rszshm *r)
 	if (!(r->flags & RSZSHM__F_ATTACHED))
 		return 0;
 	if (!(r->flags & RSZSHM_RDONLY))
-		rc = rszshm__sys_msync(r->hdr, rszshm__map_len(r));
+		rc = rszshm__sys_msync(r->hdr, rszshm__map_safe_len(r));
 	if ((rc2 = rszshm__sys_munmap(r->hdr, r->max)) < 0 && rc == 0)
 		rc = rc2;
 	if ((rc2 = rszshm__sys_close(r->fd)) < 0 && rc == 0)
