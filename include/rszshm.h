@@ -74,6 +74,39 @@
  * next one's namespace replaces it).  Read-only handles take no lock and may
  * attach from anywhere.
  *
+ * Trust model.  Everything in a region's file is untrusted input to the
+ * library: the header, the heap's and the record index's bookkeeping, the
+ * lock words.  A co-writer (any process with write access to the file,
+ * whether it means harm or has a bug; or anything else that changes the
+ * file: a copy taken mid-update, a disk after a power cut) can change any
+ * byte of it at any time, and so can damage, forge or remove any data in
+ * the region: block contents, record values, names, which blocks are live.
+ * The library does not try to tell a co-writer's bytes from its own.  What
+ * it guarantees regardless, for every call on any bytes whatever:
+ *  - no crash, hang or stray access: no call raises a signal, loops for
+ *    ever, or reads, writes, frees or allocates outside the region it was
+ *    called on (not in another region attached to the same process, not in
+ *    the process's own memory), whatever it finds there.  Every address
+ *    read from a region is checked against that region's span, its header
+ *    and the file's real length (fstat) before it is followed, and every
+ *    walk is bounded;
+ *  - damage is reported: a damaged header is refused (the errnos below);
+ *    damage met by a heap or record call gives EBADMSG (nothing changed) or
+ *    ENOTRECOVERABLE (the repair after a dead holder met damage it cannot
+ *    repair; later writers get it too); rszshm_check() reports every kind
+ *    of damage that a call refuses;
+ *  - what the library hands out (blocks from rszshm_alloc() and
+ *    rszshm_realloc(), sizes from rszshm_usable_size(), values from
+ *    rszshm_rec_find(), rszshm_rec_get() and rszshm_rec_next()) lies inside
+ *    the region, past its header and inside its file.
+ * It cannot guarantee that data are right, that a block it hands out after
+ * damage is not also in use elsewhere, or that the caller's own accesses do
+ * not fault: a file truncated by another process below its header's length
+ * raises SIGBUS at the first touch of a page past the new end, by the
+ * caller (and, in the window between the library's fstat and its access,
+ * by the library).  What the locks guarantee against a lock word a
+ * co-writer set is said under "Locks", above.
+ *
  * What may live in a region: plain data and pointers into the same region.
  * Never pointers to process-private memory (stack, malloc, globals), function
  * pointers or vtables (code is mapped at different addresses in different
@@ -626,7 +659,9 @@ RSZSHM_API int rszshm_dt(struct rszshm *r);
  *
  * Safety: any thread.  Lock-free.
  * Errors: EINVAL @r is NULL or detached; EBADMSG the header's length is
- * outside the span (the header was damaged).
+ * outside the span, or past the end of the file (the header was damaged:
+ * a longer length is compared with the file's size, fstat(2), before it is
+ * recorded); the errors of fstat(2).
  * Returns: 1 if the handle was updated, 0 if it was current, -1 on error.
  */
 RSZSHM_API int rszshm_up(struct rszshm *r);
@@ -649,8 +684,9 @@ RSZSHM_API int rszshm_up(struct rszshm *r);
  *   EPERM    @r is read-only
  *   ENOMEM   the region already fills its span
  *   ENOSPC   RSZSHM_ALLOCATE and the file system is full
- *   EBADMSG  the header's length is outside the span
- *   and the errors of ftruncate(2) and fallocate(2).
+ *   EBADMSG  the header's length is outside the span, or past the end of
+ *            the file
+ *   and the errors of fstat(2), ftruncate(2) and fallocate(2).
  * Example:
  *	if (i >= r->cap && rszshm_grow(r) == -1)
  *		err(1, "grow %s", r->fname);
@@ -824,7 +860,8 @@ RSZSHM_API void *rszshm_alloc_aligned(struct rszshm *r, size_t align, size_t siz
  * @size: new size
  *
  * Keeps the first min(old, @size) bytes.  On failure @p is left as it was.
- * Errors: those of rszshm_alloc(), and EINVAL if @p is not a live block.
+ * Errors: those of rszshm_alloc(), EINVAL if @p is not a live block, and
+ * EBADMSG if its run header is damaged (its length past the heap's end).
  * Returns: the block (possibly moved), or NULL with errno set.
  */
 RSZSHM_API void *rszshm_realloc(struct rszshm *r, void *p, size_t size);
@@ -837,14 +874,19 @@ RSZSHM_API void *rszshm_realloc(struct rszshm *r, void *p, size_t size);
  * Errors: EINVAL @r is NULL, detached or not a heap region, or @p is not a
  * live block of this region (not allocated, or already freed: detected
  * where the heap's bookkeeping shows it); EPERM @r is read-only; EBADMSG the
- * heap's control block is damaged; ENOTRECOVERABLE as rszshm_alloc().
+ * heap's control block, or the run header of @p, is damaged;
+ * ENOTRECOVERABLE as rszshm_alloc().
  * Returns: 0 on success, -1 with errno set.
  */
 RSZSHM_API int rszshm_dealloc(struct rszshm *r, void *p);
 
 /**
  * rszshm_usable_size - bytes usable in a block (at least its requested size)
- * Returns: the size, or 0 with errno EINVAL if @p is not a block of the heap.
+ *
+ * The bytes from @p to the end of its block, which never reach past the
+ * region or its file.
+ * Returns: the size, or 0 with errno EINVAL if @p is not a block of the heap,
+ * EBADMSG if its run header is damaged.
  */
 RSZSHM_API size_t rszshm_usable_size(struct rszshm *r, const void *p);
 
@@ -1000,7 +1042,8 @@ RSZSHM_API int rszshm_rec_put(struct rszshm *r, const char *name, uint32_t type,
  *   EINVAL        @r is NULL, detached or not a heap region; @name is NULL or ""
  *   ENAMETOOLONG  @name is longer than RSZSHM_NAME_MAX
  *   ENOENT        no record has that name
- *   EBADMSG       the index is damaged
+ *   EBADMSG       the index is damaged, or the record's value does not lie
+ *                 inside the region past its header (never handed out)
  *   EAGAIN        read-only @r: the index stayed mid-update (a writer died
  *                 in it and no writer has repaired it yet)
  *   ENOTRECOVERABLE  writable @r fell back to the lock and the index could
@@ -1104,7 +1147,8 @@ RSZSHM_API int rszshm_rec_clear(struct rszshm *r);
  *
  * Safety: as rszshm_rec_find().
  * Errors: EINVAL @r is NULL, detached or not a heap region, or @it is NULL;
- * EBADMSG the index is damaged (a loop in the list included); EAGAIN,
+ * EBADMSG the index is damaged (a loop in the list included, or a value
+ * outside the region or in its header: as rszshm_rec_find()); EAGAIN,
  * ENOTRECOVERABLE as rszshm_rec_find().
  * Example:
  *	struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT;
@@ -1153,7 +1197,10 @@ struct rszshm_stats {
  * held is not damage), then, in a heap region, every segment and free
  * list of the heap and every chain and record of the index, following each
  * stored pointer only after checking it lies inside the region, and bounding
- * every walk (a loop is damage, not a hang).  Reports the first violation.
+ * every walk (a loop is damage, not a hang).  Reports the first violation:
+ * every kind of damage that a heap or record call refuses is reported.  On
+ * an attached handle the header's length is compared with the file's real
+ * size (a length past the end of the file is damage, not SIGBUS).
  * Meant for tests, for tools (rszshm-dump --check) and after a crash; the
  * walk reads without locks, so run it when no process is writing, or treat a
  * report as "look again".

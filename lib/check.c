@@ -77,14 +77,25 @@ int rszshm__check_view(const struct rszshm__view *v, struct rszshm_stats *st, ch
 	return rszshm__rec_walk(v, st, msg, msglen);
 }
 
+/*
+ * The walk reads the whole region: compare with the file's real size first,
+ * every time (one fstat against an O(length) walk), so that a file
+ * truncated below its header's length, or a length raised past the file, is
+ * reported as damage instead of raising SIGBUS in the walk.
+ */
 static int check_handle(struct rszshm *r, struct rszshm_stats *st, char *msg, size_t msglen)
 {
 	struct rszshm__view v;
+	uint64_t fsize;
 	int rc;
 
 	if ((rc = rszshm__map_usable(r, false)) < 0)
 		return rc;
 	rszshm__view_of(r, &v);
+	if ((rc = rszshm__sys_fsize(r->fd, &fsize, NULL)) < 0)
+		return rc;
+	if (fsize < v.len)
+		v.len = fsize;
 	return rszshm__check_view(&v, st, msg, msglen);
 }
 

@@ -11,7 +11,7 @@
  *   16     8    page_size  == this machine's page size               EPROTONOSUPPORT
  *   24     8    flags      only RSZSHM_ALLOCATE|HEAP|ANON            EPROTONOSUPPORT
  *   32     8    addr       non-zero, page aligned, addr + max fits   EBADMSG
- *                          the address space
+ *                          this machine's user address space
  *   40     8    max        page aligned, at least one page           EBADMSG
  *   48     8    flen       page aligned, hdr_size < flen <= max      EBADMSG
  *   56     8    reserved   0                                         EBADMSG
@@ -25,7 +25,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -46,6 +48,59 @@ void rszshm__hdr_init(struct rszshm_hdr *h, void *addr, uint64_t max, uint64_t f
 	h->addr_bits_ = (uintptr_t)addr;
 	h->max = max;
 	h->flen = flen;
+}
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+static uintptr_t user_end = UINTPTR_MAX;
+static pthread_once_t user_end_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Can a page at @a be mapped here (or is one there already)?  A raw mmap,
+ * not sys.c's wrapper: this looks at the machine, it makes no region, and
+ * must not count as a call for the fault injector.
+ */
+static bool page_fits(uintptr_t a, size_t pg)
+{
+	void *m = mmap((void *)a, pg, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (m == MAP_FAILED)
+		return errno == EEXIST;
+	munmap(m, pg);
+	/* Elsewhere: a kernel that ignores MAP_FIXED_NOREPLACE (before 4.17)
+	 * took it as a hint, which says nothing. */
+	return m == (void *)a;
+}
+
+/*
+ * The end of the user address space: x86-64 has 47 bits of it, or 56 with
+ * 5-level paging, arm64 48 or 52, and so on, decided by the kernel at boot.
+ * The highest 2^b - 2 pages that can be mapped tells which: the space ends
+ * at 2^b less a page (the kernel keeps the top page of x86-64's as a guard).
+ * If no probe answers (an old kernel), only the pointer width bounds it.
+ */
+static void find_user_end(void)
+{
+	size_t pg = rszshm__page_size();
+	unsigned b;
+
+	for (b = sizeof(uintptr_t) * 8 - 1; b >= 24; b--) {
+		uintptr_t top = (uintptr_t)1 << b;
+
+		if (page_fits(top - 2 * pg, pg)) {
+			user_end = top - pg;
+			return;
+		}
+	}
+}
+
+uintptr_t rszshm__hdr_user_end(void)
+{
+	pthread_once(&user_end_once, find_user_end);
+	return user_end;
 }
 
 #define BAD(err, text) do { *why = (text); return -(err); } while (0)
@@ -80,6 +135,8 @@ int rszshm__hdr_validate(const struct rszshm_hdr *h, uint64_t file_size, const c
 		BAD(EBADMSG, "span is misaligned or too small");
 	if (h->max > UINTPTR_MAX - h->addr_bits_ || h->max > SIZE_MAX)
 		BAD(EBADMSG, "span runs past the end of the address space");
+	if (h->addr_bits_ + h->max > rszshm__hdr_user_end())
+		BAD(EBADMSG, "span runs past this machine's user address space");
 	if (h->flen % pg)
 		BAD(EBADMSG, "length is not page aligned");
 	if (h->flen <= sizeof(*h) || h->flen > h->max)

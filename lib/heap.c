@@ -88,6 +88,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,7 @@ struct seg {
 	uint64_t spare_;
 };
 _Static_assert(sizeof(struct seg) == 64, "run headers are 64 bytes");
+_Static_assert(SEG == RSZSHM__HEAP_BLOCKS_FROM, "blocks start past segment 0");
 #define SEG_HDR ((uint64_t)sizeof(struct seg))
 
 struct arena {
@@ -278,10 +280,28 @@ static uint64_t span_segs(const struct rszshm *r)
 	return m >> SEG_SHIFT;
 }
 
-/* Does a @top of carved segments lie inside the span and the file? */
-static bool top_ok(const struct rszshm *r, uint64_t top)
+/*
+ * Does a @top of carved segments lie inside the span and the file?  The
+ * bound is rszshm__map_safe_len(): never past this handle's span (so never
+ * into another region mapped after it) nor past the file's real end.
+ */
+static bool top_ok(struct rszshm *r, uint64_t top)
 {
-	return top == 1 || (top > 1 && top <= span_segs(r) && top << SEG_SHIFT <= rszshm__map_len(r));
+	return top == 1 ||
+	       (top > 1 && top <= span_segs(r) && top << SEG_SHIFT <= rszshm__map_safe_len(r));
+}
+
+/*
+ * Is @addr the start of a segment in 1 .. @top-1, with @top checked?  Every
+ * segment address read from the region (list links, pending blocks, blocks
+ * to free) passes this before it is followed.
+ */
+static bool seg_addr_ok(struct rszshm *r, uint64_t addr, uint64_t top)
+{
+	uint64_t off = addr - (uintptr_t)r->hdr;
+
+	return addr > (uintptr_t)r->hdr && !(off & (SEG - 1)) && off >> SEG_SHIFT < top &&
+	       top_ok(r, top);
 }
 
 /* 0 and the control block if @r is a usable heap region. */
@@ -297,7 +317,8 @@ static int get_ctl(struct rszshm *r, bool write, struct ctl **out)
 	if (!(r->flags & RSZSHM_HEAP))
 		return -EINVAL;
 	h = ctl_of(r);
-	if (RD(rszshm__shared(r->hdr)->heap) != (uintptr_t)h || RD(h->magic) != HEAP_MAGIC)
+	if (RD(rszshm__shared(r->hdr)->heap) != (uintptr_t)h ||
+	    rszshm__map_safe_len(r) < HDR_SIZE + sizeof(*h) || RD(h->magic) != HEAP_MAGIC)
 		return -EBADMSG;
 	*out = h;
 	return 0;
@@ -313,7 +334,7 @@ static struct seg *locate(struct rszshm *r, struct ctl *h, uintptr_t p)
 	if (p & (RSZSHM_ALIGN - 1) || p <= base + SEG)
 		return NULL;
 	i = (p - 1 - base) >> SEG_SHIFT;
-	if (i >= GET(h->top))
+	if (!seg_addr_ok(r, base + (i << SEG_SHIFT), GET(h->top)))
 		return NULL;
 	s = seg_at(r, i);
 	return RD(s->magic) == SEG_MAGIC ? s : NULL;
@@ -432,6 +453,7 @@ static int global_lock_top(struct rszshm *r, struct ctl *h, uint64_t *top)
 	return 0;
 }
 
+
 /* Under the heap lock: put run @s on the free-run list. */
 static void run_release(struct ctl *h, struct seg *s)
 {
@@ -455,8 +477,7 @@ static int run_fit(struct rszshm *r, struct ctl *h, uint64_t n, struct seg **out
 
 	while ((cur = *link) != 0) {
 		off = cur - base;
-		if (cur < base || off & (SEG - 1) || off >> SEG_SHIFT < 1 || off >> SEG_SHIFT >= top ||
-		    ++steps > top)
+		if (!seg_addr_ok(r, cur, top) || ++steps > top)
 			return -EAGAIN;
 		s = (struct seg *)(uintptr_t)cur;
 		if (run_len(s, off >> SEG_SHIFT, top) == 0 || s->kind != K_FREE)
@@ -503,10 +524,14 @@ static int run_take(struct rszshm *r, struct ctl *h, uint64_t n, struct seg **ou
 			return rc;
 	}
 	top = RD(h->top);
+	if (!top_ok(r, top))
+		return -ENOTRECOVERABLE;
 	if (n > max || top > max - n)
 		return -ENOMEM;
+	/* Carving touches the pages from top on: the file must really reach
+	 * them (rszshm__map_grow_to() compares with its size). */
 	want = (top + n) << SEG_SHIFT;
-	if (want > rszshm__map_len(r) && (rc = rszshm__map_grow_to(r, want)) < 0)
+	if (want > rszshm__map_safe_len(r) && (rc = rszshm__map_grow_to(r, want)) < 0)
 		return rc;
 	s = seg_at(r, top);
 	s->magic = SEG_MAGIC;
@@ -527,12 +552,9 @@ static int run_take(struct rszshm *r, struct ctl *h, uint64_t n, struct seg **ou
  */
 static bool listed_ok(struct rszshm *r, struct ctl *h, uint64_t cur, unsigned ai, unsigned c)
 {
-	uintptr_t base = (uintptr_t)r->hdr;
-	uint64_t off = cur - base;
 	struct seg *s = (struct seg *)(uintptr_t)cur;
 
-	return cur > base && !(off & (SEG - 1)) && off >> SEG_SHIFT < RD(h->top) &&
-	       s->magic == SEG_MAGIC && s->kind == K_SMALL && s->arena == ai && s->cls == c &&
+	return seg_addr_ok(r, cur, RD(h->top)) && s->magic == SEG_MAGIC && s->kind == K_SMALL && s->arena == ai && s->cls == c &&
 	       s->nsegs == 1 && s->listed && geom_ok(s, c);
 }
 
@@ -1104,14 +1126,33 @@ static void *large_alloc(struct rszshm *r, struct ctl *h, size_t size, size_t al
 	return (char *)s + s->first;
 }
 
+/*
+ * A LARGE run header @s that may be trusted: its length tiles below @top
+ * (checked) and its block starts inside its first segment.  The number of
+ * usable bytes of its block, or 0 if it is damaged.
+ */
+static uint64_t large_room(struct rszshm *r, struct seg *s, uint64_t top)
+{
+	uint64_t i = ((uintptr_t)s - (uintptr_t)r->hdr) >> SEG_SHIFT, n;
+	uint32_t first = RD(s->first);
+
+	if (!top_ok(r, top) || i == 0 || i >= top || (n = run_len(s, i, top)) == 0 ||
+	    first < SEG_HDR || first > SEG || first % RSZSHM_ALIGN || first >= n << SEG_SHIFT)
+		return 0;
+	return (n << SEG_SHIFT) - first;
+}
+
 static int large_free(struct rszshm *r, struct ctl *h, struct seg *s, uintptr_t p)
 {
+	uint64_t top;
 	int rc;
 
-	if ((rc = global_lock(r, h)) < 0)
+	if ((rc = global_lock_top(r, h, &top)) < 0)
 		return rc;
 	if (s->kind != K_LARGE || p != (uintptr_t)s + s->first)
 		rc = -EINVAL;
+	else if (large_room(r, s, top) == 0)
+		rc = -EBADMSG;
 	else
 		run_release(h, s);
 	global_unlock(r, h);
@@ -1120,22 +1161,29 @@ static int large_free(struct rszshm *r, struct ctl *h, struct seg *s, uintptr_t 
 
 /* -------------------------------------------------------------- blocks */
 
-/* Bytes usable from @p to the end of its block, or 0 if @p is not live. */
-static size_t usable(struct rszshm *r, struct ctl *h, uintptr_t p)
+/*
+ * Bytes usable from @p to the end of its block, or 0 if @p is not live
+ * (*err = -EINVAL) or its run header is damaged (*err = -EBADMSG).
+ */
+static size_t usable(struct rszshm *r, struct ctl *h, uintptr_t p, int *err)
 {
 	struct seg *s = locate(r, h, p);
 	uintptr_t b0, blk;
+	uint64_t room;
 	uint32_t idx, bs;
 	uint8_t c;
 
+	*err = -EINVAL;
 	if (!s)
 		return 0;
 	switch (GET(s->kind)) {
 	case K_SMALL:
 		c = RD(s->cls);
 		bs = RD(s->bsize);
-		if (c >= NCLS || bs != cls_size[c] || RD(s->first) < SEG_HDR)
+		if (c >= NCLS || !geom_ok(s, c)) {
+			*err = -EBADMSG;
 			return 0;
+		}
 		b0 = (uintptr_t)s + RD(s->first);
 		if (p < b0 || p - b0 >= (uint64_t)RD(s->nblocks) * bs || RD(s->nblocks) > SEG / 16)
 			return 0;
@@ -1150,7 +1198,10 @@ static size_t usable(struct rszshm *r, struct ctl *h, uintptr_t p)
 	case K_LARGE:
 		if (p != (uintptr_t)s + RD(s->first))
 			return 0;
-		return (size_t)((uint64_t)RD(s->nsegs) << SEG_SHIFT) - RD(s->first);
+		/* Its length bounds what realloc copies: never past the run. */
+		if ((room = large_room(r, s, GET(h->top))) == 0)
+			*err = -EBADMSG;
+		return (size_t)room;
 	default:
 		return 0;
 	}
@@ -1272,6 +1323,17 @@ uint64_t rszshm__heap_repairs(const struct rszshm *r)
 	return RD(ctl_of(r)->repairs);
 }
 
+/* Test hook: offsets from the region's base of the arenas' lock words. */
+unsigned rszshm__heap_lock_offsets(uint64_t *off, unsigned max)
+{
+	unsigned i;
+
+	for (i = 0; i < NARENAS && i < max; i++)
+		off[i] = HDR_SIZE + offsetof(struct ctl, arenas) + i * sizeof(struct arena) +
+			 offsetof(struct arena, lock);
+	return NARENAS;
+}
+
 /* ---------------------------------------------------------- public API */
 
 void *rszshm_alloc(struct rszshm *r, size_t size)
@@ -1316,8 +1378,8 @@ void *rszshm_realloc(struct rszshm *r, void *p, size_t size)
 		return rszshm_alloc(r, size);
 	if ((err = get_ctl(r, true, &h)) < 0)
 		return RSZSHM__FAIL(err, NULL);
-	if ((have = usable(r, h, (uintptr_t)p)) == 0)
-		return RSZSHM__FAIL(-EINVAL, NULL);
+	if ((have = usable(r, h, (uintptr_t)p, &err)) == 0)
+		return RSZSHM__FAIL(err, NULL);
 	/* Shrink in place unless that would waste more than half the block. */
 	if (size <= have && (have <= 64 || size >= have / 2))
 		return p;
@@ -1346,8 +1408,10 @@ size_t rszshm_usable_size(struct rszshm *r, const void *p)
 
 	if ((rc = get_ctl(r, false, &h)) < 0)
 		return RSZSHM__FAIL(rc, 0);
-	if (!p || (n = usable(r, h, (uintptr_t)p)) == 0)
+	if (!p)
 		return RSZSHM__FAIL(-EINVAL, 0);
+	if ((n = usable(r, h, (uintptr_t)p, &rc)) == 0)
+		return RSZSHM__FAIL(rc, 0);
 	return n;
 }
 

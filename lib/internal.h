@@ -175,6 +175,9 @@ RSZSHM__INTERNAL void rszshm__hdr_init(struct rszshm_hdr *h, void *addr, uint64_
  * -ENODATA/-EPROTO/-EPROTONOSUPPORT/-EBADMSG, with *why naming the field. */
 RSZSHM__INTERNAL int rszshm__hdr_validate(const struct rszshm_hdr *h, uint64_t file_size,
 					  const char **why);
+/* The first address past this machine's user address space (probed once:
+ * 47 or 56 bits on x86-64); no span may reach past it. */
+RSZSHM__INTERNAL uintptr_t rszshm__hdr_user_end(void);
 /* pread the header of @fd, then fstat it, and validate (in that order: a
  * grower extends the file before it publishes a length, so a region being
  * grown never looks truncated); *file_size gets the file's size. */
@@ -262,10 +265,28 @@ RSZSHM__INTERNAL int rszshm__map_usable(const struct rszshm *r, bool write);
 RSZSHM__INTERNAL int rszshm__map_reserve(struct rszshm *r, uint64_t len);
 /* Grow the file to at least @flen (page-rounded); 0 or a negative errno. */
 RSZSHM__INTERNAL int rszshm__map_grow_to(struct rszshm *r, uint64_t flen);
-/* The region's current length, read atomically from the header. */
+/*
+ * The region's length that this process may touch: hdr->flen when it lies
+ * in the span and, if it is longer than the handle's r->flen, the file is
+ * really that long (fstat; then r->flen is refreshed); otherwise the
+ * handle's last checked length.  A co-writer that raises hdr->flen past the
+ * file therefore never makes the library touch pages past its end; a file
+ * truncated by someone else after the check still can (SIGBUS).
+ */
+RSZSHM__INTERNAL uint64_t rszshm__map_safe_len_slow(struct rszshm *r);
+/* The region's current length, read atomically from the header: unchecked,
+ * only for comparisons, never as a bound to touch memory by. */
 static inline uint64_t rszshm__map_len(const struct rszshm *r)
 {
 	return __atomic_load_n(&r->hdr->flen, __ATOMIC_ACQUIRE);
+}
+/* The common case inline: the header's length is the one the handle last
+ * checked and recorded (in the span, not past the file). */
+static inline uint64_t rszshm__map_safe_len(struct rszshm *r)
+{
+	uint64_t n = rszshm__map_len(r);
+
+	return n == __atomic_load_n(&r->flen, __ATOMIC_RELAXED) ? n : rszshm__map_safe_len_slow(r);
 }
 
 /*
@@ -298,10 +319,19 @@ static inline const struct rszshm_hdr *rszshm__view_hdr(const struct rszshm__vie
 RSZSHM__INTERNAL int rszshm__view_open(const char *path, struct rszshm__view *v,
 				       const char **why);
 RSZSHM__INTERNAL void rszshm__view_close(struct rszshm__view *v);
-/* A view of an attached handle's own mapping (no new mapping). */
-RSZSHM__INTERNAL void rszshm__view_of(const struct rszshm *r, struct rszshm__view *v);
+/* A view of an attached handle's own mapping (no new mapping), as long as
+ * rszshm__map_safe_len(). */
+RSZSHM__INTERNAL void rszshm__view_of(struct rszshm *r, struct rszshm__view *v);
 
-/* --------------------------------------------------------------- heap.c */
+/* --------------------------------------------------------------- heap.c
+ * Every segment address the writers read from the region (the top, list
+ * links, pending frees, blocks to free) is checked against the handle's
+ * span and rszshm__map_safe_len() before it is followed: damage never sends
+ * them outside the region, nor past the end of its file.  */
+/* No heap block starts before base + this: the first 64 KiB segment holds
+ * the header and the heap's control block, locks included.  Record
+ * structures, which writers write through, are refused below it. */
+#define RSZSHM__HEAP_BLOCKS_FROM ((uint64_t)1 << 16)
 /* Lay out an empty heap in a new RSZSHM_HEAP region; 0 or a negative errno. */
 RSZSHM__INTERNAL int rszshm__heap_init(struct rszshm *r);
 RSZSHM__INTERNAL void *rszshm__heap_alloc(struct rszshm *r, size_t size, int *err);
@@ -316,13 +346,19 @@ RSZSHM__INTERNAL int rszshm__heap_free(struct rszshm *r, void *p);
 RSZSHM__INTERNAL uint64_t rszshm__heap_repairs(const struct rszshm *r);
 RSZSHM__INTERNAL int rszshm__heap_walk(const struct rszshm__view *v, struct rszshm_stats *st,
 				       char *msg, size_t msglen);
+/* Where the arenas' lock words lie, as offsets from the region's base, in
+ * @off (up to @max); returns how many there are (for the writer fuzzer). */
+RSZSHM__INTERNAL unsigned rszshm__heap_lock_offsets(uint64_t *off, unsigned max);
 
 /* --------------------------------------------------------------- open.c
  * rszshm_open() and the mk/at wrappers (public only): composes map.c's
  * make/publish/abort and attach with heap.c's layout and the caller's
  * initializer.  Nothing below calls up into it. */
 
-/* ---------------------------------------------------------------- rec.c */
+/* ---------------------------------------------------------------- rec.c
+ * The index, bucket arrays and records are followed only inside the region
+ * and past its first segment (RSZSHM__HEAP_BLOCKS_FROM); a value only inside
+ * the region and past its header, by every reader and by the walker alike. */
 /* As rszshm__heap_walk(), for the record index: counts records into @st. */
 RSZSHM__INTERNAL int rszshm__rec_walk(const struct rszshm__view *v, struct rszshm_stats *st,
 				      char *msg, size_t msglen);

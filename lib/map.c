@@ -553,7 +553,7 @@ int rszshm_dt(struct rszshm *r)
 	if (!(r->flags & RSZSHM__F_ATTACHED))
 		return 0;
 	if (!(r->flags & RSZSHM_RDONLY))
-		rc = rszshm__sys_msync(r->hdr, rszshm__map_len(r));
+		rc = rszshm__sys_msync(r->hdr, rszshm__map_safe_len(r));
 	live_remove(r->hdr);
 	if ((rc2 = rszshm__sys_munmap(r->hdr, r->max)) < 0 && rc == 0)
 		rc = rc2;
@@ -565,15 +565,42 @@ int rszshm_dt(struct rszshm *r)
 
 /* ------------------------------------------------------------------ grow */
 
-/* The header's length, checked: a damaged header never sends us past the span. */
+/*
+ * The header's length, checked: a damaged header never sends us past the
+ * span, nor past the end of the file.  A length longer than the one this
+ * handle last recorded is compared with the file's real size (fstat): a
+ * co-writer that raised hdr->flen past the file must get EBADMSG here, not
+ * SIGBUS from the pages in between.  Lengths up to the recorded one were
+ * checked when they were recorded, and the library never shrinks a file.
+ */
 static int current_len(const struct rszshm *r, uint64_t *flen)
 {
-	uint64_t n = rszshm__map_len(r);
+	uint64_t n = rszshm__map_len(r), fsize;
+	int rc;
 
 	if (n <= HDR_SIZE || n > r->max || n % rszshm__page_size())
 		return -EBADMSG;
+	if (n > __atomic_load_n(&r->flen, __ATOMIC_RELAXED)) {
+		if ((rc = rszshm__sys_fsize(r->fd, &fsize, NULL)) < 0)
+			return rc;
+		if (fsize < n)
+			return -EBADMSG;
+	}
 	*flen = n;
 	return 0;
+}
+
+uint64_t rszshm__map_safe_len_slow(struct rszshm *r)
+{
+	uint64_t n;
+
+	if (current_len(r, &n) == 0) {
+		if (n != __atomic_load_n(&r->flen, __ATOMIC_RELAXED))
+			refresh(r, n);
+		return n;
+	}
+	n = __atomic_load_n(&r->flen, __ATOMIC_RELAXED);
+	return n < r->max ? n : r->max;
 }
 
 int rszshm_up(struct rszshm *r)
@@ -649,12 +676,14 @@ int rszshm__map_grow_to(struct rszshm *r, uint64_t want)
 	if (cur < want) {
 		if ((rc = lock_grow(r)) < 0)
 			return rc;
-		if ((rc = current_len(r, &cur)) == 0 && cur < want)
-			rc = extend_locked(r, cur, want);
+		/* The file is now at least @want long, or as long as what
+		 * current_len() checked: no need to look again. */
+		if ((rc = current_len(r, &cur)) == 0 && cur < want &&
+		    (rc = extend_locked(r, cur, want)) == 0)
+			cur = want;
 		unlock_grow(r);
 		if (rc < 0)
 			return rc;
-		current_len(r, &cur);
 	}
 	refresh(r, cur);
 	return 0;
@@ -829,12 +858,10 @@ void rszshm__view_close(struct rszshm__view *v)
 	v->map = NULL;
 }
 
-void rszshm__view_of(const struct rszshm *r, struct rszshm__view *v)
+void rszshm__view_of(struct rszshm *r, struct rszshm__view *v)
 {
 	v->map = (const unsigned char *)r->hdr;
 	v->base = (uintptr_t)r->hdr;
-	v->len = rszshm__map_len(r);
-	if (v->len > r->max)
-		v->len = r->max;
+	v->len = rszshm__map_safe_len(r);
 	v->fd = -1;
 }

@@ -201,11 +201,35 @@ static uint64_t hash_name(uint64_t seed, const char *s, size_t n)
 
 /* ------------------------------------------------- reading the index */
 
+/*
+ * A structure of the index (the index, a bucket array, a record) at @a,
+ * checked: aligned, inside the region, and in a heap block, so never in the
+ * first segment, where the header and the heap's control block (and their
+ * locks) lie.  Writers write through these pointers: a damaged link must
+ * not make them write over a lock.
+ */
+static const void *blk_at(const struct rszshm__view *v, uint64_t a, uint64_t size)
+{
+	if ((a & 7) || a < v->base || a - v->base < RSZSHM__HEAP_BLOCKS_FROM)
+		return NULL;
+	return rszshm__view_ptr(v, a, size);
+}
+
 static const struct rec *rec_at(const struct rszshm__view *v, uint64_t a)
 {
-	if (a & 7)
+	return blk_at(v, a, sizeof(struct rec));
+}
+
+/*
+ * A value's bytes, checked: [val, val + size) inside the region and past its
+ * header, where rszshm_rec_add() requires values to be.  NULL if not: every
+ * reader and the walker refuse such a record alike.
+ */
+static const void *val_at(const struct rszshm__view *v, uint64_t val, uint64_t size)
+{
+	if (val < v->base || val - v->base < sizeof(struct rszshm_hdr))
 		return NULL;
-	return rszshm__view_ptr(v, a, sizeof(struct rec));
+	return rszshm__view_ptr(v, val, size);
 }
 
 /* Most records a view of this length can hold: bounds every walk. */
@@ -231,7 +255,7 @@ static int idx_of(const struct rszshm__view *v, const struct idx **x)
 	*x = NULL;
 	if (!a)
 		return 0;
-	p = (a & 7) ? NULL : rszshm__view_ptr(v, a, sizeof(*p));
+	p = blk_at(v, a, sizeof(*p));
 	if (!p || LD(p->magic) != IDX_MAGIC)
 		return -EBADMSG;
 	*x = p;
@@ -242,7 +266,7 @@ static int bkt_of(const struct rszshm__view *v, const struct idx *x, const uint6
 		  uint64_t *n)
 {
 	uint64_t a = LD(x->buckets), k;
-	const struct bkt *b = (a & 7) ? NULL : rszshm__view_ptr(v, a, sizeof(*b));
+	const struct bkt *b = blk_at(v, a, sizeof(*b));
 
 	if (!b || LD(b->magic) != BKT_MAGIC)
 		return -EBADMSG;
@@ -383,6 +407,8 @@ static int next_in(const struct rszshm__view *v, const struct idx *x, struct rsz
 	if (!(r = rec_at(v, a)) || LD(r->magic) != REC_LIVE || LD(r->id) <= last)
 		return -EBADMSG;
 	snap_of(r, &s);
+	if (!val_at(v, s.val, s.size))
+		return -EBADMSG;
 	if (info && (rc = fill_info(v, a, r, &s, info)) < 0)
 		return rc;
 	it->pos_[0] = LD(r->id);
@@ -637,9 +663,7 @@ struct rd {
 
 static void rd_refresh(struct rd *c)
 {
-	uint64_t n = rszshm__map_len(c->r);
-
-	c->v.len = n < c->r->max ? n : c->r->max;
+	c->v.len = rszshm__map_safe_len(c->r);
 }
 
 static int rd_begin(struct rd *c)
@@ -1067,7 +1091,7 @@ static int publish(struct rszshm *r, const char *name, uint32_t type, const void
 		return -EINVAL;
 	if (!copy) {
 		uint64_t val = A(data), base = A(r->hdr) + sizeof(struct rszshm_hdr),
-			 end = A(r->hdr) + rszshm__map_len(r);
+			 end = A(r->hdr) + rszshm__map_safe_len(r);
 
 		if (!data || val < base || val > end || size > end - val)
 			return -EINVAL;
@@ -1176,14 +1200,10 @@ static int read_rec(struct rszshm *r, const char *name, void *buf, size_t len,
 		if (rc == 1) {
 			snap_of(p, s);
 			rc = 0;
-			if (buf && len) {
-				size_t n = s->size < len ? (size_t)s->size : len;
-
-				if ((src = rszshm__view_ptr(&c.v, s->val, n)) != NULL)
-					memcpy(buf, src, n);
-				else
-					rc = -EBADMSG;
-			}
+			if (!(src = val_at(&c.v, s->val, s->size)))
+				rc = -EBADMSG;
+			else if (buf && len)
+				memcpy(buf, src, s->size < len ? (size_t)s->size : len);
 			if (rc == 0 && info)
 				rc = fill_info(&c.v, at, p, s, info);
 		} else if (rc == 0) {
@@ -1445,9 +1465,9 @@ static int walk_once(const struct rszshm__view *v, const struct idx *x, uint64_t
 			return SAY("record \"%s\": unknown flags %#x", nm, (unsigned)LD(p->flags));
 		val = LD(p->val);
 		size = LD(p->size);
-		if (!val || !rszshm__view_ptr(v, val, size))
+		if (!val_at(v, val, size))
 			return SAY("record \"%s\": value [%#" PRIx64 ", +%" PRIu64
-				   ") is outside the region", nm, val, size);
+				   ") is outside the region or in its header", nm, val, size);
 		if ((rc = chain_has(v, slot, n, cnt + 1, a, LD(p->hash), nm, len, msg, msglen)))
 			return rc;
 	}

@@ -1130,6 +1130,50 @@ START_TEST(test_damaged_header_exits_2)
 }
 END_TEST
 
+/*
+ * A span that runs past this machine's user address space (47 bits on most
+ * x86-64, 56 with 5-level paging; probed by the library) is a damaged
+ * header: EBADMSG from rszshm_at(), status 2 from rszshm-dump, even with
+ * --check.  Never ENOMEM from a failed claim, never "ok".
+ */
+START_TEST(test_span_past_the_address_space_is_damage)
+{
+	uint64_t end = rszshm__hdr_user_end(), base, addr, max;
+	char path[256];
+	struct rszshm r, s;
+	struct run t;
+
+#if UINTPTR_MAX > 0xffffffffu
+	ck_assert_msg(end == (1ULL << 47) - 4096 || end == (1ULL << 48) - 4096 ||
+		      end == (1ULL << 52) - 4096 || end == (1ULL << 56) - 4096 ||
+		      end == (1ULL << 57) - 4096 || end == UINTPTR_MAX,
+		      "user address space ends at %#" PRIx64 "?", (uint64_t)end);
+#endif
+	test_path(path, sizeof(path), "past-space");
+	make_raw(&r, path, 0);
+	base = (uintptr_t)r.hdr;
+	max = r.max;
+	/* Half the span below the end of the space, half past it. */
+	addr = (end - max / 2) & ~(uint64_t)4095;
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	poke(path, base, base + offsetof(struct rszshm_hdr, addr_bits_), &addr, sizeof(addr));
+	errno = 0;
+	ck_assert_ptr_null(rszshm_at(&s, path));
+	ck_assert_int_eq(errno, EBADMSG);
+	run_tool(&t, "--check", path, NULL);
+	ck_assert_int_eq(t.status, 2);
+	assert_one_error(&t, path, "user address space");
+	run_free(&t);
+
+	/* Ending exactly at the end of the space is fine. */
+	addr = (end - max) & ~(uint64_t)4095;
+	poke(path, base, base + offsetof(struct rszshm_hdr, addr_bits_), &addr, sizeof(addr));
+	run_tool(&t, "--check", path, NULL);
+	ck_assert_msg(t.status == 0, "status %d: %s", t.status, t.err.p);
+	run_free(&t);
+}
+END_TEST
+
 START_TEST(test_fifo_exits_2_without_blocking)
 {
 	char path[256];
@@ -1467,6 +1511,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_random_bytes_exit_2);
 	TEST_ADD(s, test_truncated_region_exits_2);
 	TEST_ADD(s, test_damaged_header_exits_2);
+	TEST_ADD(s, test_span_past_the_address_space_is_damage);
 	TEST_ADD(s, test_fifo_exits_2_without_blocking);
 	TEST_ADD(s, test_bad_usage_exits_2);
 	TEST_ADD(s, test_help_and_version);

@@ -1285,6 +1285,270 @@ START_TEST(test_alloc_repairs_next_link_to_a_block)
 }
 END_TEST
 
+/* ------------------------------------------- damage the writers refuse */
+
+/* Where lib/heap.c's control block keeps the heap's top (in segments) and
+ * the head of its free-run list: right after the 512-byte file header,
+ * one cache line in. */
+#define CTL_TOP (512 + 64)
+#define CTL_FREE_RUNS (512 + 72)
+#define ARENA_PENDING 512	/* from an arena's lock word to its pending slots */
+#define SEG_NSEGS 8
+
+static uint64_t *ctl_word(struct rszshm *r, size_t off)
+{
+	return (uint64_t *)(void *)((char *)r->hdr + off);
+}
+
+static uint64_t heap_top(struct rszshm *r)
+{
+	uint64_t top = *ctl_word(r, CTL_TOP);
+
+	ck_assert_msg(top >= 1 && top <= r->hdr->flen / SEG, "test's idea of the top is stale");
+	return top;
+}
+
+#define FAILS_WITH_DAMAGE(call) do {								errno = 0;									ck_assert_msg(!(call), #call " succeeded on a damaged heap");			ck_assert_msg(errno == EBADMSG || errno == ENOTRECOVERABLE,				      #call ": errno %d (%s)", errno, strerror(errno));		} while (0)
+
+/*
+ * A top far past the region, with a free-run link and a pending free that
+ * lead far past it: the writers that follow them (the global part for a
+ * large block or a new segment, the arena's drain of its pending frees)
+ * refuse, and never read or write there.
+ */
+START_TEST(test_alloc_refuses_a_damaged_top)
+{
+	struct damage d;
+	uint64_t *top, *runs, good_top, good_runs, far;
+
+	uint64_t locks[16], *slot = NULL;
+	unsigned na, i, k;
+
+	damage_setup(&d, "top");
+	/* A freed small block waits in a pending slot of its arena (the
+	 * slots are 512 bytes past the arena's lock word) for the arena's
+	 * next holder to drain it. */
+	ck_assert_int_eq(rszshm_dealloc(&d.r, d.b[1]), 0);
+	na = rszshm__heap_lock_offsets(locks, 16);
+	for (i = 0; i < na && i < 16; i++)
+		for (k = 0; k < 8; k++)
+			if (*ctl_word(&d.r, locks[i] + ARENA_PENDING + 8 * k) == (uintptr_t)d.b[1])
+				slot = ctl_word(&d.r, locks[i] + ARENA_PENDING + 8 * k);
+	ck_assert_msg(slot, "test's idea of the pending slots is stale");
+	top = ctl_word(&d.r, CTL_TOP);
+	runs = ctl_word(&d.r, CTL_FREE_RUNS);
+	good_top = heap_top(&d.r);
+	good_runs = *runs;
+	far = (uintptr_t)d.r.hdr + ((uint64_t)1 << 40);
+	*top = (uint64_t)1 << 30;
+	*runs = far;
+	/* ... and a pending free far past the region, in every arena. */
+	*slot = far + 4096;
+	for (i = 0; i < na && i < 16; i++)
+		*ctl_word(&d.r, locks[i] + ARENA_PENDING + 8 * 7) = far + 8192;
+	assert_damaged(&d.r);
+	FAILS_WITH_DAMAGE(rszshm_alloc(&d.r, 3 * SEG));
+	FAILS_WITH_DAMAGE(rszshm_alloc(&d.r, 100000));
+	/* Small allocations either fit in a listed segment or need a new
+	 * one, which the damage refuses. */
+	for (i = 0; i < 8; i++) {
+		void *p = rszshm_alloc(&d.r, BIG);
+
+		if (!p) {
+			ck_assert(errno == EBADMSG || errno == ENOTRECOVERABLE);
+			continue;
+		}
+		ck_assert_msg((uintptr_t)p > (uintptr_t)d.r.hdr + SEG &&
+			      (uintptr_t)p + BIG <= (uintptr_t)d.r.hdr + good_top * SEG,
+			      "block %p outside the carved segments", p);
+	}
+	/* A block that would lie past the region is no block to free. */
+	errno = 0;
+	ck_assert_int_eq(rszshm_dealloc(&d.r, (void *)(uintptr_t)(far + 1024)), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	(void)good_runs;
+	rszshm_dt(&d.r);
+}
+END_TEST
+
+/*
+ * A large run's segment count past the top: its block's usable size would
+ * reach past the region, and realloc would copy that much.  Both refuse.
+ */
+START_TEST(test_usable_size_and_realloc_refuse_an_oversized_large_run)
+{
+	unsigned char *big_seg;
+	struct damage d;
+	uint32_t good;
+	size_t n;
+
+	damage_setup(&d, "nsegs");
+	big_seg = seg_of(&d.r, d.big);
+	memcpy(&good, big_seg + SEG_NSEGS, sizeof(good));
+	ck_assert_uint_ge(rszshm_usable_size(&d.r, d.big), d.bigsz);
+	for (unsigned k = 0; k < 2; k++) {
+		put32(big_seg + SEG_NSEGS, k ? 0x7fffffffu : (uint32_t)(heap_top(&d.r) + 1));
+		assert_damaged(&d.r);
+		errno = 0;
+		n = rszshm_usable_size(&d.r, d.big);
+		ck_assert_msg(n == 0 && errno == EBADMSG, "usable size %zu, errno %d", n, errno);
+		FAILS_WITH_DAMAGE(rszshm_realloc(&d.r, d.big, d.bigsz + 1));
+		FAILS_WITH_DAMAGE(rszshm_realloc(&d.r, d.big, 1 << 20));
+		errno = 0;
+		ck_assert_int_eq(rszshm_dealloc(&d.r, d.big), -1);
+		ck_assert_int_eq(errno, EBADMSG);
+	}
+	put32(big_seg + SEG_NSEGS, good);
+	assert_consistent(&d.r);
+	rszshm_dt(&d.r);
+}
+END_TEST
+
+/*
+ * Two heap regions in one process, B mapped above A.  Damage in A (its
+ * top reaching over B, its free-run list naming B's free run) must not make
+ * calls on A allocate, free or write in B: every address A's metadata holds
+ * is checked against A's own span and file.
+ */
+START_TEST(test_damage_in_one_region_never_touches_another)
+{
+	struct rszshm a, b;
+	struct rszshm_scan sa = RSZSHM_DFLT_SCAN, sb;
+	char pa[256], pb[256], msg[256];
+	unsigned char *saved, *bfree, *blive;
+	uintptr_t abase, bend;
+	size_t blen;
+	void *p, *q;
+
+	test_path(pa, sizeof(pa), "region-a");
+	test_path(pb, sizeof(pb), "region-b");
+	test_track(pa);
+	test_track(pb);
+	sa.len = 64 << 20;
+	ck_assert(rszshm_mk_flags(&a, 4096, pa, sa, RSZSHM_HEAP) != NULL);
+	sb = (struct rszshm_scan){ (char *)a.hdr + a.max + (1 << 30), 64 << 20, 1 << 30, 10 };
+	ck_assert(rszshm_mk_flags(&b, 4096, pb, sb, RSZSHM_HEAP) != NULL);
+	ck_assert((uintptr_t)b.hdr > (uintptr_t)a.hdr);
+	/* B: a live block, a small one, and a free run on its list. */
+	blive = rszshm_alloc(&b, 100000);
+	q = rszshm_alloc(&b, 64);
+	p = rszshm_alloc(&b, 3 * SEG);
+	ck_assert(blive && q && p);
+	bfree = seg_of(&b, p);
+	ck_assert_int_eq(rszshm_dealloc(&b, p), 0);
+	memset(blive, 0x42, 100000);
+	ck_assert(rszshm_alloc(&a, 64) != NULL);
+	blen = b.hdr->flen;
+	saved = malloc(blen);
+	ck_assert_ptr_nonnull(saved);
+	memcpy(saved, b.hdr, blen);
+
+	abase = (uintptr_t)a.hdr;
+	bend = (uintptr_t)b.hdr + b.max;
+	*ctl_word(&a, CTL_TOP) = (bend - abase) / SEG + 1;
+	*ctl_word(&a, CTL_FREE_RUNS) = (uintptr_t)bfree;
+	FAILS_WITH_DAMAGE(rszshm_alloc(&a, 2 * SEG));
+	for (int i = 0; i < 40; i++) {
+		void *x = rszshm_alloc(&a, BIG);
+
+		ck_assert_msg(!x || ((uintptr_t)x > abase && (uintptr_t)x < abase + a.max),
+			      "region A handed out %p, outside it", x);
+	}
+	errno = 0;
+	ck_assert_int_eq(rszshm_dealloc(&a, blive), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(rszshm_dealloc(&a, q), -1);
+	ck_assert_uint_eq(rszshm_usable_size(&a, blive), 0);
+	ck_assert_ptr_null(rszshm_realloc(&a, blive, 10));
+
+	ck_assert_msg(b.hdr->flen == blen && memcmp(saved, b.hdr, blen) == 0,
+		      "calls on region A changed region B");
+	ck_assert_msg(rszshm_check(&b, msg, sizeof(msg)) == 0, "B: %s", msg);
+	free(saved);
+	rszshm_dt(&a);
+	rszshm_dt(&b);
+}
+END_TEST
+
+/*
+ * A co-writer raised the header's length past the file's real size (and
+ * the top with it): the library compares with the file (fstat) before it
+ * touches those pages.  The check reports it, allocations that would carve
+ * there refuse, and nothing raises SIGBUS.
+ */
+START_TEST(test_length_past_the_file_is_refused_not_a_sigbus)
+{
+	uint64_t flen, top, *topw;
+	struct rszshm r;
+	char msg[256] = "";
+
+	mk_heap(&r, "flen-past", 4096);
+	ck_assert(rszshm_alloc(&r, 64) != NULL);
+	assert_consistent(&r);
+	flen = r.hdr->flen;
+	topw = ctl_word(&r, CTL_TOP);
+	top = heap_top(&r);
+
+	r.hdr->flen = r.hdr->max;
+	ck_assert_int_eq(rszshm_check(&r, msg, sizeof(msg)), 1);
+	FAILS_WITH_DAMAGE(rszshm_alloc(&r, 4 * SEG));
+	FAILS_WITH_DAMAGE(rszshm_alloc_aligned(&r, 4096, 2 * SEG));
+	errno = 0;
+	ck_assert_int_eq(rszshm_grow_to(&r, flen + 2 * SEG), -1);
+	ck_assert_int_eq(errno, EBADMSG);
+
+	/* The top too: the walker and the writers would read run headers in
+	 * pages past the end of the file. */
+	*topw = r.hdr->max / SEG;
+	ck_assert_int_eq(rszshm_check(&r, msg, sizeof(msg)), 1);
+	FAILS_WITH_DAMAGE(rszshm_alloc(&r, 4 * SEG));
+	for (int i = 0; i < 20; i++) {
+		void *p = rszshm_alloc(&r, 4000);
+
+		ck_assert_msg(p || errno == EBADMSG || errno == ENOTRECOVERABLE,
+			      "errno %d", errno);
+		ck_assert_msg(!p || (uintptr_t)p + 4000 <= (uintptr_t)r.hdr + flen,
+			      "block %p past the file", p);
+	}
+	*topw = top;
+	r.hdr->flen = flen;
+	assert_consistent(&r);
+	ck_assert(rszshm_alloc(&r, 4 * SEG) != NULL);
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+/*
+ * The file truncated under an attached handle, below the header's length
+ * and the heap's top: rszshm_check() and rszshm_stats() report it instead of
+ * raising SIGBUS in the walk.
+ */
+START_TEST(test_check_of_a_truncated_file_reports_it)
+{
+	struct rszshm_stats st;
+	struct rszshm r;
+	char msg[256] = "";
+	uint64_t flen;
+
+	mk_heap(&r, "truncated", 4096);
+	ck_assert(rszshm_alloc(&r, 64) != NULL);
+	ck_assert(rszshm_alloc(&r, 5 * SEG) != NULL);
+	assert_consistent(&r);
+	flen = r.hdr->flen;
+	ck_assert_int_eq(ftruncate(r.fd, 2 * SEG), 0);
+	ck_assert_int_eq(rszshm_check(&r, msg, sizeof(msg)), 1);
+	ck_assert_msg(strstr(msg, "truncated") != NULL, "check said \"%s\"", msg);
+	errno = 0;
+	ck_assert_int_eq(rszshm_stats(&r, &st), -1);
+	ck_assert_int_eq(errno, EBADMSG);
+	/* Lengthened again, the lost pages read as zeros: damage, still. */
+	ck_assert_int_eq(ftruncate(r.fd, (off_t)flen), 0);
+	ck_assert_int_eq(rszshm_check(&r, msg, sizeof(msg)), 1);
+	rszshm_dt(&r);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("heap");
@@ -1315,6 +1579,11 @@ Suite *test_suite(void)
 	TEST_ADD_T(s, test_alloc_repairs_list_head_with_stale_prev, 20);
 	TEST_ADD_T(s, test_alloc_repairs_next_link_outside_the_region, 20);
 	TEST_ADD_T(s, test_alloc_repairs_next_link_to_a_block, 20);
+	TEST_ADD_T(s, test_alloc_refuses_a_damaged_top, 20);
+	TEST_ADD_T(s, test_usable_size_and_realloc_refuse_an_oversized_large_run, 20);
+	TEST_ADD_T(s, test_damage_in_one_region_never_touches_another, 20);
+	TEST_ADD_T(s, test_length_past_the_file_is_refused_not_a_sigbus, 20);
+	TEST_ADD_T(s, test_check_of_a_truncated_file_reports_it, 20);
 	return s;
 }
 

@@ -1080,6 +1080,90 @@ START_TEST(test_rec_walker_reports_damage_without_crashing)
 }
 END_TEST
 
+/*
+ * A record whose value lies outside the region, or in its header, is
+ * refused by every reader alike (EBADMSG), never handed out: rec_get,
+ * rec_find (with and without info), rec_next; and the check reports it.
+ */
+static void value_refused(struct rszshm *r, struct m_rec *p, uint64_t val, uint64_t size)
+{
+	struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT;
+	struct rszshm_rec_info info;
+	uint64_t gval = p->val, gsize = p->size;
+	char buf[16], msg[256] = "";
+	int rc;
+
+	p->val = val;
+	p->size = size;
+	ERRNO_IS(rszshm_rec_get(r, "v", buf, sizeof(buf), NULL) == -1, EBADMSG);
+	ERRNO_IS(rszshm_rec_find(r, "v", &info) == NULL, EBADMSG);
+	ERRNO_IS(rszshm_rec_find(r, "v", NULL) == NULL, EBADMSG);
+	while ((rc = rszshm_rec_next(r, &it, &info)) == 1)
+		ck_assert_msg(strcmp(info.name, "v") != 0, "rec_next handed out %p",
+			      info.ptr);
+	ck_assert(rc == -1 && errno == EBADMSG);
+	ck_assert_int_eq(rszshm_check(r, msg, sizeof(msg)), 1);
+	ck_assert_msg(strstr(msg, "value") != NULL, "check said \"%s\"", msg);
+	p->val = gval;
+	p->size = gsize;
+	check_ok(r);
+}
+
+START_TEST(test_rec_readers_refuse_values_outside_the_region_or_in_its_header)
+{
+	char path[256];
+	struct m_idx *x;
+	struct m_rec *p;
+	struct rszshm r;
+	uint64_t base;
+
+	mk_heap(&r, path, "bad-value");
+	put_str(&r, "u", "before");
+	put_str(&r, "v", "value");
+	put_str(&r, "w", "after");
+	x = m_idx(&r);
+	p = m_rec(m_rec(x->head, "u")->next, "v");
+	base = (uintptr_t)r.hdr;
+
+	value_refused(&r, p, base + r.max + 4096, 6);		/* past the span */
+	value_refused(&r, p, base - 4096, 6);			/* before the region */
+	value_refused(&r, p, base + 64, 6);			/* the header's locks */
+	value_refused(&r, p, base + 500, 16);			/* ends past the header */
+	value_refused(&r, p, base + r.hdr->flen - 4, 8);	/* ends past the end */
+	expect_str(&r, "v", "value");
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/*
+ * Writers write through the index's links: a link into the first segment
+ * (the header and the heap's control block, with their locks) is damage,
+ * refused, never written through.
+ */
+START_TEST(test_rec_writers_never_write_through_a_link_into_the_header)
+{
+	char path[256], lock[64];
+	struct m_idx *x;
+	struct rszshm r;
+	uint64_t tail;
+
+	mk_heap(&r, path, "tail-hdr");
+	put_str(&r, "a", "a");
+	x = m_idx(&r);
+	memcpy(lock, r.hdr->private_, sizeof(lock));
+	tail = x->tail;
+	/* The tail's next field would fall on the first lock word. */
+	x->tail = (uintptr_t)r.hdr + 64 - offsetof(struct m_rec, next);
+	ERRNO_IS(rszshm_rec_put(&r, "b", 0, "b", 2) == -1, EBADMSG);
+	ck_assert_msg(memcmp(lock, r.hdr->private_, sizeof(lock)) == 0,
+		      "a record writer wrote over the header's locks");
+	x->tail = tail;
+	put_str(&r, "b", "b");
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
 /* Where damage goes: the index, its buckets, the records' headers and names. */
 struct targets {
 	uint64_t a[64];
@@ -1275,6 +1359,8 @@ Suite *test_suite(void)
 	TEST_ADD_T(s, test_rec_survives_writers_killed_in_the_index_lock, 240);
 	TEST_ADD(s, test_rec_readonly_attach_finds_gets_and_iterates);
 	TEST_ADD(s, test_rec_walker_reports_damage_without_crashing);
+	TEST_ADD(s, test_rec_readers_refuse_values_outside_the_region_or_in_its_header);
+	TEST_ADD(s, test_rec_writers_never_write_through_a_link_into_the_header);
 	TEST_ADD(s, test_rec_view_lists_records_at_another_address);
 	TEST_ADD_T(s, test_rec_walkers_survive_random_damage, 240);
 	return s;
