@@ -2,7 +2,7 @@
 /*
  * hdr.c - the on-file header, and the rules every header must pass.
  *
- * The format (version 1), at file offset 0, native byte order, 512 bytes:
+ * The format (version 2), at file offset 0, native byte order, 512 bytes:
  *
  *   offset size field      rule checked by rszshm__hdr_validate()
  *   0      8    magic      == RSZSHM_MAGIC ("RSZSHM\x1a\n")          EPROTO

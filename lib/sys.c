@@ -14,7 +14,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -199,4 +202,32 @@ int rszshm__sys_rmdir(const char *path)
 {
 	FAULT();
 	return rmdir(path) < 0 ? -errno : 0;
+}
+
+int rszshm__sys_same_file(int fd, int other)
+{
+	struct stat a, b;
+
+	FAULT();
+	if (fstat(fd, &a) < 0 || fstat(other, &b) < 0)
+		return -errno;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/*
+ * The futex calls are not fault-injected: the wake is on every writer's
+ * path when someone waits, and a failed wake or wait only ends a wait early
+ * or at its timeout.  Shared (not PRIVATE) futexes: the word is in a file
+ * mapping that other processes wait on.
+ */
+int rszshm__sys_futex_wait(const uint32_t *word, uint32_t val, const struct timespec *rel)
+{
+	if (syscall(SYS_futex, word, FUTEX_WAIT, val, rel, NULL, 0) == 0)
+		return 0;
+	return -errno;
+}
+
+void rszshm__sys_futex_wake(uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
