@@ -46,6 +46,12 @@
  *    copied into it before the lock is taken; under the lock only the
  *    record's (val, size, type, flags, gen) change.  Readers never wait for
  *    a writer's copy.
+ *  - Every change of a record (insert, replace, remove) gives it, in the
+ *    write section, the stamp wait.c's counter will take next, and after
+ *    the write section, still under the lock, calls rszshm__wait_changed()
+ *    to bump the counter and wake waiters.  A locker that finds the holder
+ *    dead wakes every waiter (rszshm__wait_all()): the dead one may have
+ *    changed a record without waking anyone.
  *
  * Words: a record is "live" (REC_LIVE magic, on the list), "dead" once
  * unlinked (REC_DEAD, about to be freed); "copied" when the library owns its

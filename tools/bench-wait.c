@@ -16,7 +16,8 @@
  *   put-nowait  NPUTS rszshm_rec_put() of a 64-byte value under one name
  *               with nobody waiting, ops/s; against the same puts with the
  *               waking path bypassed (an internal switch the library keeps
- *               for this: no counter, no lane, no fence), interleaved runs.
+ *               for this: no counter, no lane, no fence); the two
+ *               alternate in blocks of NPUTS/20 within each run.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -234,7 +235,8 @@ static void bench_wake(const struct bench_opts *o)
 
 /* ------------------------------------------------------------ put-nowait */
 
-static double put_rate(struct rszshm *r, unsigned n, bool bypass)
+/* Seconds for @n puts, the waking path bypassed or not. */
+static double put_time(struct rszshm *r, unsigned n, bool bypass)
 {
 	unsigned char v[64];
 	double t0;
@@ -249,7 +251,23 @@ static double put_rate(struct rszshm *r, unsigned n, bool bypass)
 	}
 	t0 = bench_now() - t0;
 	rszshm__wait_off = false;
-	return n / t0;
+	return t0;
+}
+
+/* One run: the two kinds alternate in BLOCKS blocks each, so that a change
+ * in the machine's load hits both alike; ops/s of each into rate[]. */
+#define BLOCKS 20u
+static void put_rates(struct rszshm *r, unsigned n, unsigned run, double rate[2])
+{
+	double t[2] = { 0, 0 };
+
+	for (unsigned b = 0; b < 2 * BLOCKS; b++) {
+		int s = (int)((b + run) % 2);
+
+		t[s] += put_time(r, n / BLOCKS, s == 1);
+	}
+	rate[0] = n / t[0];
+	rate[1] = n / t[1];
 }
 
 static void bench_put_nowait(const struct bench_opts *o)
@@ -266,13 +284,13 @@ static void bench_put_nowait(const struct bench_opts *o)
 	v[1] = calloc(o->runs, sizeof(double));
 	if (!v[0] || !v[1])
 		die("put-nowait: calloc");
-	put_rate(&r, n / 10, false);	/* warm the heap and the caches */
+	put_time(&r, n / 10, false);	/* warm the heap and the caches */
 	for (unsigned run = 0; run < o->runs; run++) {
-		for (int k = 0; k < 2; k++) {
-			int s = (int)((k + run) % 2);
+		double rate[2];
 
-			v[s][run] = put_rate(&r, n, s == 1);
-		}
+		put_rates(&r, n, run, rate);
+		v[0][run] = rate[0];
+		v[1][run] = rate[1];
 	}
 	m[0] = bench_median(v[0], o->runs);
 	m[1] = bench_median(v[1], o->runs);
