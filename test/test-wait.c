@@ -23,7 +23,16 @@
 
 #define REGION_LEN (1 * MiB)
 #define ROUNDS 100000
-#define LONG_MS 20000	/* "never" for a wait that must be woken */
+/*
+ * Waits that must be woken wait for ever: a wait that ends at its timeout
+ * looks once more and reports a change made meanwhile, which would hide a
+ * lost wake-up.  A waiter that hangs dies of SIGALRM after ALARM_S (its
+ * status then fails the test), and the test's own Check timeout fails a
+ * hang in the test process.
+ */
+#define FOREVER (-1)
+#define ALARM_S 60
+#define CASE_S 120
 
 static void mk_heap(struct rszshm *r, char path[256], const char *name)
 {
@@ -100,10 +109,11 @@ static int helper_pong(int argc, char **argv)
 	struct rszshm r;
 	uint64_t seen = 0, last = 0, v;
 
+	alarm(ALARM_S);
 	HCHECK(argc == 2);
 	HCHECK(rszshm_at(&r, argv[1]) != NULL);
 	while (last < ROUNDS) {
-		HCHECK(rszshm_rec_wait(&r, "val", &seen, LONG_MS) == 0);
+		HCHECK(rszshm_rec_wait(&r, "val", &seen, FOREVER) == 0);
 		if (!seen)
 			continue;
 		v = get_u64(&r, "val");
@@ -127,7 +137,7 @@ START_TEST(test_wait_loses_no_wakeup_in_100000_ping_pong_rounds)
 	for (n = 1; n <= ROUNDS; n++) {
 		put_u64(&r, "val", n);
 		for (;;) {
-			ck_assert_msg(rszshm_rec_wait(&r, "ack", &seen, LONG_MS) == 0,
+			ck_assert_msg(rszshm_rec_wait(&r, "ack", &seen, FOREVER) == 0,
 				      "round %" PRIu64 ": wait for the ack: %s", n, strerror(errno));
 			if (seen && get_u64(&r, "ack") == n)
 				break;
@@ -144,10 +154,11 @@ static int helper_follow(int argc, char **argv)
 	struct rszshm r;
 	uint64_t seen = 0, last = 0, v;
 
+	alarm(ALARM_S);
 	HCHECK(argc == 2);
 	HCHECK(rszshm_at_flags(&r, argv[1], RSZSHM_RDONLY) != NULL);
 	while (last < ROUNDS) {
-		HCHECK(rszshm_rec_wait(&r, "val", &seen, LONG_MS) == 0);
+		HCHECK(rszshm_rec_wait(&r, "val", &seen, FOREVER) == 0);
 		v = get_u64(&r, "val");
 		HCHECK(v != UINT64_MAX && v > last);
 		last = v;
@@ -236,6 +247,7 @@ START_TEST(test_wait_returns_eintr_on_a_signal)
 			sigemptyset(&sa.sa_mask);
 			sa.sa_flags = 0;
 			HCHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+			alarm(ALARM_S);
 			HCHECK(rszshm_rec_wait(&r, "x", &seen, 0) == 0);
 			seen = rszshm_rec_changes(&r);
 			errno = 0;
@@ -263,11 +275,12 @@ static int helper_ro_waiter(int argc, char **argv)
 	struct rszshm r;
 	uint64_t seen = 0, first;
 
+	alarm(ALARM_S);
 	HCHECK(argc == 2);
 	HCHECK(rszshm_at_flags(&r, argv[1], RSZSHM_RDONLY) != NULL);
 	HCHECK(rszshm_rec_wait(&r, "x", &seen, 0) == 0 && seen != 0);
 	first = seen;
-	HCHECK(rszshm_rec_wait(&r, "x", &seen, LONG_MS) == 0);
+	HCHECK(rszshm_rec_wait(&r, "x", &seen, FOREVER) == 0);
 	HCHECK(seen != first && get_u64(&r, "x") == 2);
 	rszshm_dt(&r);
 	return 0;
@@ -291,6 +304,55 @@ START_TEST(test_wait_works_on_a_read_only_attachment)
 }
 END_TEST
 
+/*
+ * Read-only, and not allowed to open the file for writing (every wrapped
+ * call fails from the wait on: the open of the header's writable view
+ * first): the waiter cannot count itself, writers make no wake-up call
+ * for it, and it still sees the change, looking again every slice.
+ */
+static int helper_ro_nowrite(int argc, char **argv)
+{
+	struct rszshm r;
+	uint64_t seen = 0, first;
+	char c = 'r';
+
+	alarm(ALARM_S);
+	HCHECK(argc == 3);
+	HCHECK(rszshm_at_flags(&r, argv[1], RSZSHM_RDONLY) != NULL);
+	HCHECK(rszshm_rec_wait(&r, "x", &seen, 0) == 0 && seen != 0);
+	first = seen;
+	HCHECK(write(atoi(argv[2]), &c, 1) == 1);
+	rszshm__fault_inject(1, true, EACCES);
+	HCHECK(rszshm_rec_wait(&r, "x", &seen, FOREVER) == 0);
+	rszshm__fault_clear();
+	HCHECK(seen != first && get_u64(&r, "x") == 2);
+	rszshm_dt(&r);
+	return 0;
+}
+
+START_TEST(test_wait_read_only_without_write_permission_still_sees_changes)
+{
+	char path[256], fd[16];
+	struct rszshm r;
+	pid_t pid;
+	int p[2];
+
+	mk_heap(&r, path, "ronowrite");
+	put_u64(&r, "x", 1);
+	ck_assert_int_eq(pipe(p), 0);
+	snprintf(fd, sizeof(fd), "%d", p[1]);
+	pid = test_exec_helper("ro-nowrite", path, fd, NULL);
+	test_wait_byte(p[0]);
+	until_asleep(pid);
+	ck_assert_uint_eq(waiters(&r), 0);	/* it could not count itself */
+	put_u64(&r, "x", 2);
+	ck_assert_int_eq(test_wait(pid), 0);
+	close(p[0]);
+	close(p[1]);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
 /* Seen 0 = "no such record": the wait ends when it is made, even in a
  * region that has no index yet; and again when it is removed. */
 START_TEST(test_wait_for_a_record_that_does_not_exist_yet)
@@ -306,10 +368,11 @@ START_TEST(test_wait_for_a_record_that_does_not_exist_yet)
 	if (pid == 0) {
 		uint64_t seen = 0;
 
-		HCHECK(rszshm_rec_wait(&r, "later", &seen, LONG_MS) == 0);
+		alarm(ALARM_S);
+		HCHECK(rszshm_rec_wait(&r, "later", &seen, FOREVER) == 0);
 		HCHECK(seen != 0 && get_u64(&r, "later") == 7);
 		test_post(p[1]);
-		HCHECK(rszshm_rec_wait(&r, "later", &seen, LONG_MS) == 0);
+		HCHECK(rszshm_rec_wait(&r, "later", &seen, FOREVER) == 0);
 		HCHECK(seen == 0 && get_u64(&r, "later") == UINT64_MAX);
 		_exit(0);
 	}
@@ -391,8 +454,9 @@ START_TEST(test_wait_any_ends_on_add_put_remove_and_clear)
 	if (pid == 0) {
 		uint64_t s = c;
 
+		alarm(ALARM_S);
 		for (int i = 0; i < 4; i++) {
-			HCHECK(rszshm_rec_wait_any(&r, &s, LONG_MS) == 0);
+			HCHECK(rszshm_rec_wait_any(&r, &s, FOREVER) == 0);
 			test_post(p[1]);
 		}
 		_exit(0);
@@ -425,9 +489,10 @@ static pid_t fork_waiter(struct rszshm *r, uint64_t want)
 	if (pid == 0) {
 		uint64_t seen = 0, first;
 
+		alarm(ALARM_S);
 		HCHECK(rszshm_rec_wait(r, "x", &seen, 0) == 0 && seen);
 		first = seen;
-		HCHECK(rszshm_rec_wait(r, "x", &seen, LONG_MS) == 0);
+		HCHECK(rszshm_rec_wait(r, "x", &seen, FOREVER) == 0);
 		HCHECK(seen != first && get_u64(r, "x") == want);
 		_exit(0);
 	}
@@ -489,7 +554,8 @@ START_TEST(test_wait_others_wake_after_a_writer_is_killed_before_its_wake)
 		b = fork_waiter(&r, 2);
 		any = test_fork();
 		if (any == 0) {
-			HCHECK(rszshm_rec_wait_any(&r, &c, LONG_MS) == 0);
+			alarm(ALARM_S);
+			HCHECK(rszshm_rec_wait_any(&r, &c, FOREVER) == 0);
 			_exit(0);
 		}
 		until_waiters(&r, 3);
@@ -577,18 +643,19 @@ Suite *test_suite(void)
 {
 	Suite *s = suite_create("wait");
 
-	TEST_ADD(s, test_wait_loses_no_wakeup_in_100000_ping_pong_rounds);
-	TEST_ADD(s, test_wait_sees_the_last_of_100000_free_running_puts);
-	TEST_ADD(s, test_wait_times_out_when_nothing_changes);
-	TEST_ADD(s, test_wait_returns_eintr_on_a_signal);
-	TEST_ADD(s, test_wait_works_on_a_read_only_attachment);
-	TEST_ADD(s, test_wait_for_a_record_that_does_not_exist_yet);
-	TEST_ADD(s, test_wait_sees_a_record_removed_and_made_again);
-	TEST_ADD(s, test_wait_any_ends_on_add_put_remove_and_clear);
-	TEST_ADD(s, test_wait_others_wake_after_a_waiter_is_killed_mid_wait);
-	TEST_ADD(s, test_wait_others_wake_after_a_writer_is_killed_before_its_wake);
-	TEST_ADD(s, test_wait_survives_scribbled_wait_words);
-	TEST_ADD(s, test_wait_refuses_bad_arguments);
+	TEST_ADD_T(s, test_wait_loses_no_wakeup_in_100000_ping_pong_rounds, CASE_S);
+	TEST_ADD_T(s, test_wait_sees_the_last_of_100000_free_running_puts, CASE_S);
+	TEST_ADD_T(s, test_wait_times_out_when_nothing_changes, CASE_S);
+	TEST_ADD_T(s, test_wait_returns_eintr_on_a_signal, CASE_S);
+	TEST_ADD_T(s, test_wait_works_on_a_read_only_attachment, CASE_S);
+	TEST_ADD_T(s, test_wait_read_only_without_write_permission_still_sees_changes, CASE_S);
+	TEST_ADD_T(s, test_wait_for_a_record_that_does_not_exist_yet, CASE_S);
+	TEST_ADD_T(s, test_wait_sees_a_record_removed_and_made_again, CASE_S);
+	TEST_ADD_T(s, test_wait_any_ends_on_add_put_remove_and_clear, CASE_S);
+	TEST_ADD_T(s, test_wait_others_wake_after_a_waiter_is_killed_mid_wait, CASE_S);
+	TEST_ADD_T(s, test_wait_others_wake_after_a_writer_is_killed_before_its_wake, CASE_S);
+	TEST_ADD_T(s, test_wait_survives_scribbled_wait_words, CASE_S);
+	TEST_ADD_T(s, test_wait_refuses_bad_arguments, CASE_S);
 	return s;
 }
 
@@ -596,5 +663,6 @@ const struct test_helper test_helpers[] = {
 	{ "pong", helper_pong },
 	{ "follow", helper_follow },
 	{ "ro-waiter", helper_ro_waiter },
+	{ "ro-nowrite", helper_ro_nowrite },
 	{ NULL, NULL },
 };
