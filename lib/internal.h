@@ -4,7 +4,10 @@
  *
  * One section per file, in layer order; data flows one way:
  *
- *   sys -> span -> hdr -> lock -> map -> heap -> rec -> check -> (tools)
+ *   sys -> span -> hdr -> lock -> map -> heap -> rec -> wait -> check -> (tools)
+ *
+ * (rec.c calls wait.c's writer half, under the index lock, after each
+ * change: the one call that goes against the flow.)
  *
  * Conventions inside lib/: functions return 0 (or a count) on success and a
  * negative errno on failure; only the public functions (rszshm_*) set errno,
