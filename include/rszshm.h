@@ -932,7 +932,9 @@ RSZSHM_API int rszshm_rec_next(struct rszshm *r, struct rszshm_rec_iter *it,
  * record is made.  A change made after the caller obtained *@seen always
  * ends the wait.  Several changes in a row may end one wait: the caller
  * sees the latest (copy it with rszshm_rec_get(), which may return a
- * version newer still).  See the section above for what the waiter sees.
+ * version newer still: the next wait then returns at once, and the copy
+ * after it may be the same version; compare @gen of struct rszshm_rec_info
+ * to skip it).  See the section above for what the waiter sees.
  *
  * A read-only handle announces itself through a writable mapping of the
  * header's first page made for the wait (the caller needs write permission

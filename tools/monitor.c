@@ -157,8 +157,9 @@ static int produce(const char *file, unsigned long updates, unsigned long rate)
 static int consume(const char *file, unsigned long lines)
 {
 	struct rszshm r;
+	struct rszshm_rec_info info;
 	struct hist h;
-	uint64_t seen = 0;
+	uint64_t seen = 0, shown_gen = 0;
 	unsigned long shown = 0;
 
 	if (!rszshm_at_flags(&r, file, RSZSHM_RDONLY))
@@ -177,8 +178,12 @@ static int consume(const char *file, unsigned long lines)
 		}
 		if (seen == 0)
 			errx(1, "the record is gone");
-		if (rszshm_rec_get(&r, "hpx", &h, sizeof(h), NULL) != (ssize_t)sizeof(h))
+		if (rszshm_rec_get(&r, "hpx", &h, sizeof(h), &info) != (ssize_t)sizeof(h))
 			err(1, "rszshm_rec_get");
+		/* The copy after the last wait may already have been this one. */
+		if (info.gen == shown_gen)
+			continue;
+		shown_gen = info.gen;
 		for (unsigned b = 1; b < NBINS; b++)
 			if (h.bins[b] > h.bins[fullest])
 				fullest = b;
