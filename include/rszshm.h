@@ -365,6 +365,10 @@ RSZSHM_API void *rszshm_at(struct rszshm *r, const char *fname);
  * RSZSHM_RDONLY opens the file read-only and maps it PROT_READ: for readers
  * that must not write and for inspection tools.  Calls that would write
  * (grow, flush, the heap and record writers, the user lock) fail with EPERM.
+ * One exception: while it sleeps, rszshm_rec_wait() or rszshm_rec_wait_any()
+ * adds the caller to a waiter count in the header, through a mapping of
+ * the header's page it makes for the wait if the file can be opened for
+ * writing; the records and the heap are never written.
  *
  * Errors: those of rszshm_at(), and EINVAL for an unknown flag.
  * Returns: as rszshm_at().
