@@ -61,6 +61,8 @@ RSZSHM__INTERNAL int rszshm__sys_futex_wait(const uint32_t *word, uint32_t val,
 					    const struct timespec *rel);
 /* FUTEX_WAKE (shared) every waiter of @word. */
 RSZSHM__INTERNAL void rszshm__sys_futex_wake(uint32_t *word);
+/* How many FUTEX_WAKE calls this process has made (for tests). */
+RSZSHM__INTERNAL unsigned long rszshm__sys_futex_wakes(void);
 
 /* --------------------------------------------------------------- span.c
  * Claiming address space: PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE,

@@ -227,7 +227,15 @@ int rszshm__sys_futex_wait(const uint32_t *word, uint32_t val, const struct time
 	return -errno;
 }
 
+static unsigned long futex_wakes;	/* FUTEX_WAKE calls made (for tests) */
+
 void rszshm__sys_futex_wake(uint32_t *word)
 {
+	__atomic_fetch_add(&futex_wakes, 1, __ATOMIC_RELAXED);
 	syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+unsigned long rszshm__sys_futex_wakes(void)
+{
+	return __atomic_load_n(&futex_wakes, __ATOMIC_RELAXED);
 }

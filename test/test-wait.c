@@ -187,6 +187,49 @@ START_TEST(test_wait_sees_the_last_of_100000_free_running_puts)
 }
 END_TEST
 
+/* Writers make a FUTEX_WAKE call only when someone waits on the word. */
+START_TEST(test_wait_put_with_nobody_waiting_makes_no_wake_call)
+{
+	char path[256];
+	struct rszshm r;
+	unsigned long before;
+	uint64_t *blk;
+	pid_t pid;
+	int p[2];
+
+	mk_heap(&r, path, "nowake");
+	blk = rszshm_alloc(&r, sizeof(*blk));
+	ck_assert_ptr_nonnull(blk);
+	before = rszshm__sys_futex_wakes();
+	for (uint64_t i = 0; i < 1000; i++)
+		put_u64(&r, i % 2 ? "a" : "b", i);
+	ck_assert_int_eq(rszshm_rec_add(&r, "c", 0, blk, sizeof(*blk)), 0);
+	ck_assert_int_eq(rszshm_rec_remove(&r, "c"), 0);
+	ck_assert_int_eq(rszshm_rec_clear(&r), 0);
+	ck_assert_uint_eq(rszshm__sys_futex_wakes(), before);
+
+	/* With a waiter counted, the put that ends its wait makes the call. */
+	ck_assert_int_eq(pipe(p), 0);
+	pid = test_fork();
+	if (pid == 0) {
+		uint64_t seen = 0;
+
+		alarm(ALARM_S);
+		HCHECK(rszshm_rec_wait(&r, "a", &seen, FOREVER) == 0);
+		test_post(p[1]);
+		_exit(0);
+	}
+	until_waiters(&r, 1);
+	put_u64(&r, "a", 1);
+	test_wait_byte(p[0]);
+	ck_assert_uint_gt(rszshm__sys_futex_wakes(), before);
+	ck_assert_int_eq(test_wait(pid), 0);
+	close(p[0]);
+	close(p[1]);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
 /* ----------------------------------------------------- timeout, signals */
 
 START_TEST(test_wait_times_out_when_nothing_changes)
@@ -649,6 +692,7 @@ Suite *test_suite(void)
 
 	TEST_ADD_T(s, test_wait_loses_no_wakeup_in_100000_ping_pong_rounds, CASE_S);
 	TEST_ADD_T(s, test_wait_sees_the_last_of_100000_free_running_puts, CASE_S);
+	TEST_ADD_T(s, test_wait_put_with_nobody_waiting_makes_no_wake_call, CASE_S);
 	TEST_ADD_T(s, test_wait_times_out_when_nothing_changes, CASE_S);
 	TEST_ADD_T(s, test_wait_returns_eintr_on_a_signal, CASE_S);
 	TEST_ADD_T(s, test_wait_works_on_a_read_only_attachment, CASE_S);
