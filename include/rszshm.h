@@ -611,6 +611,10 @@ RSZSHM_API void *rszshm_at(struct rszshm *r, const char *fname);
  * RSZSHM_RDONLY opens the file read-only and maps it PROT_READ: for readers
  * that must not write and for inspection tools.  Calls that would write
  * (grow, flush, the heap and record writers, the user lock) fail with EPERM.
+ * One exception: while it sleeps, rszshm_rec_wait() or rszshm_rec_wait_any()
+ * adds the caller to a waiter count in the header, through a mapping of
+ * the header's page it makes for the wait if the file can be opened for
+ * writing; the records and the heap are never written.
  *
  * Errors: those of rszshm_at(), and EINVAL for an unknown flag.
  * Returns: as rszshm_at().
@@ -1161,6 +1165,121 @@ RSZSHM_API int rszshm_rec_clear(struct rszshm *r);
  */
 RSZSHM_API int rszshm_rec_next(struct rszshm *r, struct rszshm_rec_iter *it,
 			       struct rszshm_rec_info *info);
+
+/* ------------------------------------------------------------------------
+ * Waiting for records to change: producers and consumers with no polling.
+ *
+ * A consumer sleeps until a record it shows is put again, removed or made,
+ * or until anything in the index changes, then copies what it needs with
+ * rszshm_rec_get().  Writers wake sleepers with futexes kept in the header;
+ * a put with nobody waiting makes no system call for it.  A waiter or a
+ * writer killed at any point leaves nothing to repair: a waiter killed
+ * asleep only leaves writers making a wake-up call nobody needs; a writer
+ * killed between its change and its wake-up dies holding the index lock,
+ * and the next writer to take it wakes every waiter (until then, waiters
+ * sleep to their timeout).
+ *
+ * Ordering: when a wait returns because of a change, everything the
+ * writer stored before its add, put or remove is visible to the waiter
+ * (the writer publishes with release stores, the waiter reads with
+ * acquire loads), so a rszshm_rec_get() after it returns that version or
+ * a later one.
+ * ------------------------------------------------------------------------ */
+
+/**
+ * rszshm_rec_wait - sleep until a record changes
+ * @r: handle of a heap region (read-only handles too)
+ * @name: the record's name (it need not exist)
+ * @seen: in: the record's stamp as the caller last saw it, 0 for "no
+ *        such record"; out: its stamp now
+ * @timeout_ms: longest wait in milliseconds; -1 waits for ever, 0 only looks
+ *
+ * A record's stamp is a number the region gives each change of the index:
+ * it changes whenever the record is put, made, or removed (then it is 0),
+ * and a name removed and made again never gets back an old stamp.  It is
+ * not @gen of struct rszshm_rec_info.  Returns as soon as the stamp
+ * differs from *@seen, at once if it already does: start with *@seen = 0
+ * to get the stamp of an existing record at once, or to sleep until the
+ * record is made.  A change made after the caller obtained *@seen always
+ * ends the wait.  Several changes in a row may end one wait: the caller
+ * sees the latest (copy it with rszshm_rec_get(), which may return a
+ * version newer still: the next wait then returns at once, and the copy
+ * after it may be the same version; compare @gen of struct rszshm_rec_info
+ * to skip it).  See the section above for what the waiter sees.
+ *
+ * A read-only handle announces itself through a writable mapping of the
+ * header's first page made for the wait (the caller needs write permission
+ * on the file, not a writable handle).  Without it (a file the caller may
+ * only read) the wait still ends on every change, but looks again every
+ * 10 ms instead of being woken: a change can then take up to 10 ms to end
+ * it.  Spurious wake-ups are hidden (the call sleeps again).  Waiting
+ * costs no CPU; each call may make a few system calls before sleeping.
+ *
+ * Safety: any thread of any attached process, any number of waiters; takes
+ * no lock.  Not async-signal-safe.  A signal caught by a handler installed
+ * without SA_RESTART ends the wait (EINTR); with SA_RESTART the wait goes on.
+ * Errors:
+ *   EINVAL        @r is NULL, detached or not a heap region; @name is NULL
+ *                 or ""; @seen is NULL
+ *   ENAMETOOLONG  @name is longer than RSZSHM_NAME_MAX
+ *   ETIMEDOUT     @timeout_ms passed with no change (*@seen is left alone)
+ *   EINTR         a signal handler (installed without SA_RESTART) ran
+ *   EBADMSG, EAGAIN, ENOTRECOVERABLE  as rszshm_rec_find()
+ * Example:
+ *	uint64_t seen = 0;
+ *	struct hist h;
+ *
+ *	while (rszshm_rec_wait(&r, "hist", &seen, -1) == 0)
+ *		if (seen && rszshm_rec_get(&r, "hist", &h, sizeof(h), NULL) > 0)
+ *			show(&h);
+ *
+ * Returns: 0 with *@seen updated, -1 with errno set.
+ * See also: rszshm_rec_wait_any()
+ */
+RSZSHM_API int rszshm_rec_wait(struct rszshm *r, const char *name, uint64_t *seen,
+			       int timeout_ms);
+
+/**
+ * rszshm_rec_changes - how many changes the record index has had
+ * @r: handle of a heap region (read-only handles too)
+ *
+ * Counts adds, puts, removes (a rszshm_rec_clear() counts one per record)
+ * since the region was made; a writer that died and was recovered from
+ * counts one more.  Pass it to rszshm_rec_wait_any().
+ *
+ * Safety: any thread; one atomic load.
+ * Errors: EINVAL @r is NULL, detached or not a heap region.
+ * Returns: the count (0 in a new region), or 0 with errno set.
+ */
+RSZSHM_API uint64_t rszshm_rec_changes(struct rszshm *r);
+
+/**
+ * rszshm_rec_wait_any - sleep until anything in the record index changes
+ * @r: handle of a heap region (read-only handles too)
+ * @seen: in: rszshm_rec_changes() as the caller last saw it; out: the
+ *        count now
+ * @timeout_ms: as rszshm_rec_wait()
+ *
+ * Returns as soon as the count differs from *@seen (an add, put or remove
+ * by anyone, each record of a clear): a browser that shows every record
+ * then walks them again with rszshm_rec_next().  Otherwise as
+ * rszshm_rec_wait(), read-only handles and ordering included.
+ *
+ * Safety: as rszshm_rec_wait().
+ * Errors: EINVAL @r is NULL, detached or not a heap region, or @seen is
+ * NULL; ETIMEDOUT; EINTR.
+ * Example:
+ *	uint64_t seen = rszshm_rec_changes(&r);
+ *
+ *	for (;;) {
+ *		show_all(&r);
+ *		if (rszshm_rec_wait_any(&r, &seen, 1000) == -1 && errno != ETIMEDOUT)
+ *			break;
+ *	}
+ *
+ * Returns: 0 with *@seen updated, -1 with errno set.
+ */
+RSZSHM_API int rszshm_rec_wait_any(struct rszshm *r, uint64_t *seen, int timeout_ms);
 
 /* ------------------------------------------------------------------------
  * Consistency check and statistics.

@@ -15,9 +15,12 @@
  *   40     8    max        page aligned, at least one page           EBADMSG
  *   48     8    flen       page aligned, hdr_size < flen <= max      EBADMSG
  *   56     8    reserved   0                                         EBADMSG
- *   64     448  private    locks, roots of the heap and records, and the PID
- *                          namespace of the attached writers (struct
- *                          rszshm__shared); checked by their own layers
+ *   64     448  private    locks, roots of the heap and records, the PID
+ *                          namespace of the attached writers, and the
+ *                          words waiters sleep on (struct rszshm__shared);
+ *                          checked by their own layers (version 2 added
+ *                          the ABI, the namespace, the wait words and each
+ *                          record's stamp)
  *
  * and the file itself must be at least as long as the header, and at least
  * flen bytes long (ENODATA).  A header is only ever trusted after this check,

@@ -4,7 +4,10 @@
  *
  * One section per file, in layer order; data flows one way:
  *
- *   sys -> span -> plan -> hdr -> lock -> map -> heap -> open -> rec -> check -> (tools)
+ *   sys -> span -> plan -> hdr -> lock -> map -> heap -> open -> rec -> wait -> check -> (tools)
+ *
+ * (rec.c calls wait.c's writer half, under the index lock, after each
+ * change: the one call that goes against the flow.)
  *
  * Conventions inside lib/: functions return 0 (or a count) on success and a
  * negative errno on failure; only the public functions (rszshm_*) set errno,
@@ -99,6 +102,16 @@ RSZSHM__INTERNAL void rszshm__sysq_unlock(int fd);
 RSZSHM__INTERNAL bool rszshm__sysq_pid_gone(pid_t pid);
 RSZSHM__INTERNAL void rszshm__sysq_pause_us(unsigned us);
 RSZSHM__INTERNAL uint64_t rszshm__sysq_random(void);
+/* 1 if @fd and @other are the same file, 0 if not, or a negative errno. */
+RSZSHM__INTERNAL int rszshm__sys_same_fd(int fd, int other);
+struct timespec;
+/* FUTEX_WAIT (shared) on @word while it holds @val, for at most @rel (NULL:
+ * no limit): 0 when woken, -EAGAIN (the word differed), -ETIMEDOUT, -EINTR. */
+RSZSHM__INTERNAL int rszshm__sys_futex_wait(const uint32_t *word, uint32_t val,
+					    const struct timespec *rel);
+/* rszshm__sys_futex_wake(), declared above, wakes every waiter (shared). */
+/* How many FUTEX_WAKE calls this process has made (for tests). */
+RSZSHM__INTERNAL unsigned long rszshm__sys_futex_wakes(void);
 
 /* --------------------------------------------------------------- span.c
  * Claiming address space: PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE,
@@ -150,6 +163,21 @@ RSZSHM__INTERNAL void rszshm__plan_drop(const struct rszshm__plan_file *f);
 /* ---------------------------------------------------------------- hdr.c
  * The on-file header: its layout is struct rszshm_hdr (public), the
  * library's part of it is struct rszshm__shared below. */
+/*
+ * wait.c's words: a change counter and a few futex lanes a record's name
+ * hashes onto.  Writers bump them under rec_lock; waiters read them with no
+ * lock and announce themselves in the waiter counts (which only decide
+ * whether a writer makes a FUTEX_WAKE call).
+ */
+#define RSZSHM__WAIT_LANES 16u
+struct rszshm__wait {
+	uint64_t changes;		/* record index changes; futex on its low half */
+	uint32_t any_waiters;		/* rszshm_rec_wait_any() callers asleep */
+	uint32_t pad_;
+	uint32_t lane[RSZSHM__WAIT_LANES];	/* +1 per change of a name of the lane */
+	uint32_t lane_waiters[RSZSHM__WAIT_LANES];
+};
+
 struct rszshm__shared {
 	pthread_mutex_t grow_lock;	/* serializes growth of the file */
 	pthread_mutex_t user_lock;	/* rszshm_lock() */
@@ -158,6 +186,7 @@ struct rszshm__shared {
 	uint64_t heap;			/* address of heap.c's control block, 0 if none */
 	uint64_t recs;			/* address of rec.c's index, 0 until made */
 	uint64_t pid_ns;		/* lock.c: PID namespace of the attached writers */
+	struct rszshm__wait wait;	/* wait.c */
 };
 _Static_assert(sizeof(struct rszshm__shared) <= sizeof(((struct rszshm_hdr *)0)->private_),
 	       "shared state must fit the header's private area");
@@ -372,8 +401,30 @@ RSZSHM__INTERNAL int rszshm__rec_view_next(const struct rszshm__view *v, struct 
 					   struct rszshm_rec_info *info);
 
 /* Test hook: called at numbered points inside the index lock, so a test can
- * kill a writer there (1-3 insert, 4-6 replace, 7-8 remove, 9-10 rehash). */
+ * kill a writer there (1-3 insert, 4-6 replace, 7-8 remove, 9-10 rehash,
+ * 11 a change made and not yet announced to waiters, 12 announced and
+ * waiters not yet woken). */
 RSZSHM__INTERNAL extern void (*rszshm__rec_hook)(int point);
+/* The hash of @name that picks its wait lane (the index's own hash). */
+RSZSHM__INTERNAL uint64_t rszshm__rec_hash(const struct rszshm *r, const char *name, size_t nlen);
+/* Lock-free: *stamp = the stamp of record @name (see wait.c), 0 if there is
+ * no such record.  0 or a negative errno (those of rszshm_rec_find()). */
+RSZSHM__INTERNAL int rszshm__rec_stamp(struct rszshm *r, const char *name, uint64_t *stamp);
+
+/* --------------------------------------------------------------- wait.c
+ * Waiting for the record index to change (rszshm_rec_wait*); rec.c calls
+ * the writer's half under the index lock.  A record's stamp is the value
+ * of wait.changes its last change made: unique for the region's life, so a
+ * name removed and made again never shows an old stamp. */
+/* The stamp the next change will make (under the index lock). */
+RSZSHM__INTERNAL uint64_t rszshm__wait_next(const struct rszshm *r);
+/* After a change of a record whose name hashes to @h (under the index lock,
+ * the change visible): bump the counter and the lane, wake their waiters. */
+RSZSHM__INTERNAL void rszshm__wait_changed(struct rszshm *r, uint64_t h);
+/* After repairing what a dead writer left: bump everything, wake everyone. */
+RSZSHM__INTERNAL void rszshm__wait_all(struct rszshm *r);
+/* Test switch: writers skip the waking path (bench put-baseline only). */
+RSZSHM__INTERNAL extern bool rszshm__wait_off;
 
 /* -------------------------------------------------------------- check.c */
 /* Header (its locks by rszshm__lock_validate()), heap and records of a view:

@@ -46,6 +46,12 @@
  *    copied into it before the lock is taken; under the lock only the
  *    record's (val, size, type, flags, gen) change.  Readers never wait for
  *    a writer's copy.
+ *  - Every change of a record (insert, replace, remove) gives it, in the
+ *    write section, the stamp wait.c's counter will take next, and after
+ *    the write section, still under the lock, calls rszshm__wait_changed()
+ *    to bump the counter and wake waiters.  A locker that finds the holder
+ *    dead wakes every waiter (rszshm__wait_all()): the dead one may have
+ *    changed a record without waking anyone.
  *
  * Words: a record is "live" (REC_LIVE magic, on the list), "dead" once
  * unlinked (REC_DEAD, about to be freed); "copied" when the library owns its
@@ -95,6 +101,7 @@ struct rec {
 	uint64_t id;		/* insertion id, from idx->next_id */
 	uint64_t next;		/* insertion order (the source of truth) */
 	uint64_t prev;		/* derived */
+	uint64_t stamp;		/* wait.c's change count at its last change */
 	char name[];		/* namelen bytes and a NUL */
 };
 #define REC_MIN (sizeof(struct rec) + 2)
@@ -327,7 +334,7 @@ static int lookup(const struct rszshm__view *v, const struct idx *x, const char 
 
 /* One record's value fields, read once. */
 struct snap {
-	uint64_t val, size, gen;
+	uint64_t val, size, gen, stamp;
 	uint32_t type;
 	uint8_t flags;
 };
@@ -337,6 +344,7 @@ static void snap_of(const struct rec *p, struct snap *s)
 	s->val = LD(p->val);
 	s->size = LD(p->size);
 	s->gen = LD(p->gen);
+	s->stamp = LD(p->stamp);
 	s->type = LD(p->type);
 	s->flags = LD(p->flags);
 }
@@ -563,6 +571,7 @@ static int repair(struct rszshm *r, struct idx *x)
 	case OP_INSERT:
 		ST(p->magic, REC_LIVE);
 		ST(p->id, LD(x->op.aux));
+		ST(p->stamp, rszshm__wait_next(r));
 		if ((rc = list_find(&v, x, ra, &pred, &last)) < 0)
 			return rc;
 		if (rc == 0) {
@@ -580,6 +589,7 @@ static int repair(struct rszshm *r, struct idx *x)
 		ST(p->type, LD(x->op.type));
 		ST(p->flags, LD(x->op.flags));
 		ST(p->gen, LD(x->op.gen));
+		ST(p->stamp, rszshm__wait_next(r));
 		if (own_block(ra, LD(p->namelen), LD(x->op.old), LD(x->op.oldflags)) &&
 		    LD(x->op.old) != LD(x->op.val))
 			trash_add(&t, LD(x->op.old));
@@ -623,13 +633,20 @@ static int lock_idx(struct rszshm *r)
 	struct rszshm__view v;
 	const struct idx *x;
 	int rc, dead;
+	bool fixed = false;
 
 	if ((dead = rszshm__lock(m)) < 0)
 		return dead;
 	rszshm__view_of(r, &v);
 	rc = idx_of(&v, &x);
-	if (rc == 1 && (dead || LD(x->op.kind) != OP_NONE || (LD(x->seq) & 1)))
+	if (rc == 1 && (dead || LD(x->op.kind) != OP_NONE || (LD(x->seq) & 1))) {
 		rc = repair(r, MUT(x));
+		fixed = true;
+	}
+	/* The dead holder may have changed a record without waking its
+	 * waiters: wake them all (a spurious wake-up is harmless). */
+	if ((dead || fixed) && rc >= 0)
+		rszshm__wait_all(r);
 	if (dead && rszshm__lock_consistent(m) < 0 && rc >= 0)
 		rc = -ENOTRECOVERABLE;
 	if (rc < 0) {
@@ -750,6 +767,17 @@ static int rd_init(struct rd *c, struct rszshm *r)
 
 /* ------------------------------------------------------------ writers */
 
+/* The seed of the region's index: a function of where the region lives. */
+static uint64_t seed_for(const struct rszshm *r)
+{
+	return mix(A(r->hdr) ^ 0x5253485a52454331ULL);
+}
+
+uint64_t rszshm__rec_hash(const struct rszshm *r, const char *name, size_t nlen)
+{
+	return hash_name(seed_for(r), name, nlen);
+}
+
 static void *heap_alloc(struct rszshm *r, size_t size, int *err)
 {
 	void *p;
@@ -782,7 +810,7 @@ static int ensure_idx(struct rszshm *r)
 	b->magic = BKT_MAGIC;
 	b->n = BKT_MIN;
 	x->magic = IDX_MAGIC;
-	x->seed = mix(A(r->hdr) ^ 0x5253485a52454331ULL);
+	x->seed = seed_for(r);
 	x->buckets = A(b);
 	x->next_id = 1;
 	__atomic_store_n(&sh->recs, A(x), __ATOMIC_RELEASE);
@@ -957,6 +985,7 @@ static int insert(struct wr *w, struct rec *p)
 	set_op(x, OP_INSERT);
 	hook(1);
 	ST(p->id, id);
+	ST(p->stamp, rszshm__wait_next(w->r));
 	ST(p->next, 0);
 	ST(p->prev, tail);
 	ST(p->chain, LD(slot[b]));
@@ -974,6 +1003,8 @@ static int insert(struct wr *w, struct rec *p)
 	hook(3);
 	clear_op(x);
 	wr_end(x);
+	hook(11);
+	rszshm__wait_changed(w->r, LD(p->hash));
 	return 0;
 }
 
@@ -1003,9 +1034,12 @@ static void replace(struct wr *w, struct rec *p, uint64_t val, uint64_t size, ui
 	ST(p->type, type);
 	ST(p->flags, flags);
 	ST(p->gen, gen);
+	ST(p->stamp, rszshm__wait_next(w->r));
 	hook(6);
 	clear_op(x);
 	wr_end(x);
+	hook(11);
+	rszshm__wait_changed(w->r, LD(p->hash));
 	if (own_block(A(p), LD(p->namelen), old, oldflags) && old != val)
 		trash_add(&w->t, old);
 }
@@ -1057,6 +1091,8 @@ static int unlink_rec(struct wr *w, uint64_t a, struct rec *p)
 	ST(p->magic, REC_DEAD);
 	clear_op(x);
 	wr_end(x);
+	hook(11);
+	rszshm__wait_changed(w->r, LD(p->hash));
 	if (own_block(a, LD(p->namelen), LD(p->val), LD(p->flags)))
 		trash_add(&w->t, LD(p->val));
 	trash_add(&w->t, a);
@@ -1235,6 +1271,15 @@ ssize_t rszshm_rec_get(struct rszshm *r, const char *name, void *buf, size_t len
 	if (s.size > SSIZE_MAX)
 		return RSZSHM__FAIL(-EOVERFLOW, -1);
 	return (ssize_t)s.size;
+}
+
+int rszshm__rec_stamp(struct rszshm *r, const char *name, uint64_t *stamp)
+{
+	struct snap s;
+	int rc = read_rec(r, name, NULL, 0, &s, NULL);
+
+	*stamp = rc == 0 ? s.stamp : 0;
+	return rc == -ENOENT ? 0 : rc;
 }
 
 static int remove_name(struct rszshm *r, const char *name)

@@ -364,11 +364,6 @@ int rszshm__sys_pidns(uint64_t *ino)
 	return 0;
 }
 
-void rszshm__sys_futex_wake(void *word)
-{
-	/* Shared futex (no FUTEX_PRIVATE_FLAG): waiters may be other processes. */
-	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
 
 bool rszshm__sys_thread_gone(pid_t tid)
 {
@@ -469,4 +464,40 @@ uint64_t rszshm__sysq_random(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)getpid() << 32) ^
 	       (uint64_t)ts.tv_sec;
+}
+
+int rszshm__sys_same_fd(int fd, int other)
+{
+	struct stat a, b;
+
+	FAULT();
+	if (fstat(fd, &a) < 0 || fstat(other, &b) < 0)
+		return -errno;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/*
+ * The futex calls are not fault-injected: the wake is on every writer's
+ * path when someone waits, and a failed wake or wait only ends a wait early
+ * or at its timeout.  Shared (not PRIVATE) futexes: the word is in a file
+ * mapping that other processes wait on.
+ */
+int rszshm__sys_futex_wait(const uint32_t *word, uint32_t val, const struct timespec *rel)
+{
+	if (syscall(SYS_futex, word, FUTEX_WAIT, val, rel, NULL, 0) == 0)
+		return 0;
+	return -errno;
+}
+
+static unsigned long futex_wakes;	/* FUTEX_WAKE calls made (for tests) */
+
+void rszshm__sys_futex_wake(void *word)
+{
+	__atomic_fetch_add(&futex_wakes, 1, __ATOMIC_RELAXED);
+	syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+unsigned long rszshm__sys_futex_wakes(void)
+{
+	return __atomic_load_n(&futex_wakes, __ATOMIC_RELAXED);
 }

@@ -29,7 +29,7 @@ struct m_rec {
 	uint64_t magic, hash, chain;
 	uint8_t namelen, flags, pad_[2];
 	uint32_t type;
-	uint64_t val, size, gen, id, next, prev;
+	uint64_t val, size, gen, id, next, prev, stamp;
 	char name[];
 };
 struct m_idx {

@@ -167,6 +167,7 @@ static const char *const core_names[] = { "core", "attach", "grow", "fill", "loc
 static const char *const heap_names[] = { "heap", "alloc-free", "alloc-free-2proc", NULL };
 static const char *const rec_names[] = { "rec", "insert", "lookup", "attach-lookup", NULL };
 static const char *const make_names[] = { "make", NULL };
+static const char *const wait_names[] = { "wait", "wake", "put-nowait", NULL };
 
 bool bench_want(const struct bench_opts *o, const char *group, const char *workload)
 {
@@ -837,6 +838,7 @@ static void usage(FILE *f)
 		"               heap: alloc-free alloc-free-2proc\n"
 		"               rec: insert lookup attach-lookup\n"
 		"               make: make\n"
+		"               wait: wake put-nowait\n"
 		"Output: one line per figure, tab-separated: WORKLOAD SYSTEM VALUE UNIT.\n"
 		"Exit status: 0 done, 1 a workload failed, 2 bad usage or setup.\n");
 }
@@ -874,6 +876,8 @@ static int run(const struct bench_opts *o)
 		bench_rec(o);
 	if (!o->only || in(o->only, make_names))
 		bench_make(o);
+	if (!o->only || in(o->only, wait_names))
+		bench_wait(o);
 	if (o->only && printed == 0) {
 		fprintf(stderr, "rszshm-bench: --only %s: printed nothing\n", o->only);
 		return 1;
@@ -960,7 +964,7 @@ int main(int argc, char **argv)
 	if (o.runs == 0)
 		o.runs = o.quick ? 3 : 5;
 	if (o.only && !in(o.only, core_names) && !in(o.only, heap_names) &&
-	    !in(o.only, rec_names) && !in(o.only, make_names)) {
+	    !in(o.only, rec_names) && !in(o.only, make_names) && !in(o.only, wait_names)) {
 		fprintf(stderr, "rszshm-bench: --only %s: no such workload (try --help)\n", o.only);
 		return 2;
 	}

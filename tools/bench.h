@@ -46,7 +46,7 @@ void bench_fname(const struct bench_opts *o, char *buf, size_t len);
 /* Run `self ARGS...` (@args ends with NULL, self not included) in a fresh
  * exec'd process; returns its exit status, 128 + signal if killed, or -1. */
 int bench_exec(const struct bench_opts *o, char *const args[]);
-/* Whether --only selects @workload of @group ("core", "heap", "rec"). */
+/* Whether --only selects @workload of @group ("core", "heap", "rec", "wait"). */
 bool bench_want(const struct bench_opts *o, const char *group, const char *workload);
 
 /* The workloads, one function per file. */
@@ -54,6 +54,7 @@ void bench_core(const struct bench_opts *o);	/* bench.c: attach, grow, fill */
 void bench_heap(const struct bench_opts *o);	/* bench-heap.c: alloc-free, alloc-free-2proc */
 void bench_rec(const struct bench_opts *o);	/* bench-rec.c: insert, lookup, attach-lookup */
 void bench_make(const struct bench_opts *o);	/* bench-make.c: make */
+void bench_wait(const struct bench_opts *o);	/* bench-wait.c: wake, put-nowait */
 
 /* Children run by bench_exec() as `self --child NAME ARGS...`: each file's
  * dispatcher gets argv[0] = NAME and argv[1..argc-1] = ARGS, and returns an
