@@ -1132,13 +1132,13 @@ static void expect_refused(const char *path, const struct bad_case *c, uintptr_t
 }
 
 enum mod { M_NONE, M_MAGIC, M_VERSION, M_HDR_SIZE, M_PAGE_SIZE, M_FLAGS, M_ADDR, M_MAX, M_FLEN,
-	   M_RESERVED };
+	   M_ABI };
 
 struct hdr_case {
 	struct bad_case c;
 	enum mod field;
 	uint64_t val;		/* new value; see below for relative ones */
-	int rel;		/* 0: val; 1: old + val; 2: old ^ val */
+	int rel;		/* 0: val; 1: old + val; 2: old ^ val; 3: byte-swapped */
 	uint64_t size;		/* file size; 0: the region's length */
 };
 
@@ -1165,7 +1165,8 @@ START_TEST(test_at_refuses_damaged_headers)
 		{ { "valid control", 0, 0 }, M_NONE, 0, 0, 0 },
 		{ { "bad magic", EPROTO, 0 }, M_MAGIC, 1, 2, 0 },
 		{ { "magic zero", EPROTO, 0 }, M_MAGIC, 0, 0, 0 },
-		{ { "version 2", EPROTONOSUPPORT, 0 }, M_VERSION, 2, 0, 0 },
+		{ { "version 3", EPROTONOSUPPORT, 0 }, M_VERSION, 3, 0, 0 },
+		{ { "version 1", EPROTONOSUPPORT, 0 }, M_VERSION, 1, 0, 0 },
 		{ { "version 0", EPROTONOSUPPORT, 0 }, M_VERSION, 0, 0, 0 },
 		{ { "header size 256", EPROTONOSUPPORT, 0 }, M_HDR_SIZE, 256, 0, 0 },
 		{ { "header size 1024", EPROTONOSUPPORT, 0 }, M_HDR_SIZE, 1024, 0, 0 },
@@ -1189,7 +1190,13 @@ START_TEST(test_at_refuses_damaged_headers)
 		{ { "flen = header size", EBADMSG, 0 }, M_FLEN, HDR, 0, 0 },
 		{ { "flen past max", EBADMSG, 0 }, M_FLEN, max + pg, 0, 0 },
 		{ { "flen huge", EBADMSG, 0 }, M_FLEN, UINT64_MAX & ~(pg - 1), 0, 0 },
-		{ { "reserved non-zero", EBADMSG, 0 }, M_RESERVED, 1, 0, 0 },
+		{ { "abi zero (format 1's reserved word)", EPROTONOSUPPORT, 0 }, M_ABI, 0, 0, 0 },
+		{ { "abi of another machine", EPROTONOSUPPORT, 0 }, M_ABI, 0x1, 2, 0 },
+		{ { "abi of another pointer size", EPROTONOSUPPORT, 0 }, M_ABI, 0x0c0000, 2, 0 },
+		{ { "abi of another lock size", EPROTONOSUPPORT, 0 }, M_ABI, 0x10000000, 2, 0 },
+		{ { "abi of another byte order", EPROTONOSUPPORT, 0 }, M_ABI, 0x300000000ULL, 2, 0 },
+		{ { "abi with unknown bits", EPROTONOSUPPORT, 0 }, M_ABI, 1ULL << 40, 2, 0 },
+		{ { "byte-swapped magic", EPROTONOSUPPORT, 0 }, M_MAGIC, 0, 3, 0 },
 		{ { "shorter than a header", ENODATA, 0 }, M_NONE, 0, 0, 100 },
 		{ { "one byte short of a header", ENODATA, 0 }, M_NONE, 0, 0, HDR - 1 },
 		{ { "shorter than flen", ENODATA, 0 }, M_NONE, 0, 0, HDR },
@@ -1222,10 +1229,11 @@ START_TEST(test_at_refuses_damaged_headers)
 		case M_ADDR: f = &h.addr_bits_; break;
 		case M_MAX: f = &h.max; break;
 		case M_FLEN: f = &h.flen; break;
-		case M_RESERVED: f = &h.reserved_; break;
+		case M_ABI: f = &h.abi; break;
 		}
 		if (f)
-			*f = c->rel == 1 ? *f + c->val : c->rel == 2 ? *f ^ c->val : c->val;
+			*f = c->rel == 1 ? *f + c->val : c->rel == 2 ? *f ^ c->val :
+			     c->rel == 3 ? __builtin_bswap64(*f) : c->val;
 		if (c->size == 0x1)
 			size = flen - pg;
 		else if (c->size == 0x2)

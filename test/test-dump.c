@@ -630,7 +630,9 @@ START_TEST(test_summary_matches_the_handle)
 	ck_assert_str_eq(t.err.p, "");
 	ck_assert_msg(strncmp(t.out.p, path, strlen(path)) == 0 && t.out.p[strlen(path)] == '\n',
 		      "first line is not the path: [%s]", t.out.p);
-	ck_assert_str_eq(field(t.out.p, "format version", buf, sizeof(buf)), "1");
+	ck_assert_str_eq(field(t.out.p, "format version", buf, sizeof(buf)), "2");
+	rszshm__hdr_abi_name(rszshm__hdr_abi(), path, sizeof(path));
+	ck_assert_str_eq(field(t.out.p, "abi", buf, sizeof(buf)), path);
 	snprintf(path, sizeof(path), "0x%" PRIxPTR, (uintptr_t)r.hdr);
 	ck_assert_str_eq(field(t.out.p, "base address", buf, sizeof(buf)), path);
 	ck_assert_uint_eq(field_bytes(t.out.p, "span"), r.max);
