@@ -55,6 +55,10 @@ void test_track(const char *fname);
 
 /* Run `self --helper name args...` in a new process; returns its pid. */
 pid_t test_exec_helper(const char *name, ...) __attribute__((sentinel));
+/* execv(2) @path, through the build's exe wrapper ($RSZSHM_EXE_WRAPPER,
+ * words separated by spaces: e.g. qemu-user for a cross build) if any.
+ * Returns only on failure, as execv. */
+int test_execv(const char *path, char *const argv[]);
 /* waitpid: the exit status, or 128 + the signal that killed it. */
 int test_wait(pid_t pid);
 /* fork(), failing the test if it fails. */

@@ -90,7 +90,7 @@ static void run_tool(struct run *r, ...)
 		dup2(po[1], STDOUT_FILENO);
 		dup2(pe[1], STDERR_FILENO);
 		alarm(60);	/* a tool that hangs dies, rather than outliving the test */
-		execv(tool, argv);
+		test_execv(tool, argv);
 		_exit(127);
 	}
 	close(po[1]);
@@ -1267,7 +1267,9 @@ START_TEST(test_file_shrinking_while_read_exits_2)
 		dup2(po[1], STDOUT_FILENO);
 		dup2(pe[1], STDERR_FILENO);
 		alarm(60);
-		execl(tool, "rszshm-dump", "--hex", "big", path, (char *)NULL);
+		char *av[] = { (char *)"rszshm-dump", (char *)"--hex", (char *)"big", path, NULL };
+
+		test_execv(tool, av);
 		_exit(127);
 	}
 	close(po[1]);
