@@ -6,7 +6,10 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -96,6 +99,39 @@ void test_add(Suite *s, const char *name, const TTest *fn, int timeout_s)
 		tcase_set_timeout(tc, timeout_s);
 	tcase_add_test(tc, fn);
 	suite_add_tcase(s, tc);
+}
+
+const char *test_missing(unsigned need)
+{
+	if (need & TEST_NEED_ROBUST) {
+		void *head;
+		size_t len;
+
+		if (syscall(SYS_get_robust_list, 0, &head, &len) == -1 && errno == ENOSYS)
+			return "robust futexes (get_robust_list: ENOSYS)";
+	}
+	if (need & TEST_NEED_NOREPLACE) {
+		long pg = sysconf(_SC_PAGESIZE);
+		void *a = mmap(NULL, (size_t)pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		void *b = MAP_FAILED;
+
+		ck_assert_msg(a != MAP_FAILED, "mmap: %s", strerror(errno));
+		b = mmap(a, (size_t)pg, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		munmap(a, (size_t)pg);
+		if (b != MAP_FAILED) {
+			if (b != a)
+				munmap(b, (size_t)pg);
+			return "MAP_FIXED_NOREPLACE (mapped over a mapping, or elsewhere)";
+		}
+	}
+	if (need & TEST_NEED_SUBREAPER) {
+		int v = 0;
+
+		if (prctl(PR_GET_CHILD_SUBREAPER, &v) == -1)
+			return "PR_SET_CHILD_SUBREAPER (prctl fails)";
+	}
+	return NULL;
 }
 
 int test_execv(const char *path, char *const argv[])

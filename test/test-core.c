@@ -369,6 +369,8 @@ START_TEST(test_mk_spiral_skips_taken_addresses)
 	struct rszshm r;
 	int i;
 
+	TEST_NEEDS(TEST_NEED_NOREPLACE);
+
 	for (i = 0; i < 3; i++) {
 		char *m = mmap((void *)block[i], pgsz(), PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -1393,6 +1395,8 @@ START_TEST(test_at_never_maps_over_memory_in_use)
 	size_t max, pg = pgsz();
 	int i;
 
+	TEST_NEEDS(TEST_NEED_NOREPLACE);
+
 	mk_in(&r, "inuse", 4096, scan_at(106, 64 << 20, 3), 0);
 	test_path(path, sizeof(path), "inuse");
 	addr = (uintptr_t)r.hdr;
@@ -2111,6 +2115,8 @@ START_TEST(test_user_lock)
 	int up[2], down[2];
 	pid_t pid;
 
+	TEST_NEEDS(TEST_NEED_ROBUST);
+
 	mk_in(&r, "lock", 4096, RSZSHM_DFLT_SCAN, 0);
 	ck_assert_int_eq(rszshm_lock(&r), 0);
 	ck_assert_int_eq(rszshm_lock(&r), -1);
@@ -2188,6 +2194,8 @@ START_TEST(test_grow_after_grower_killed)
 	int up[2], down[2];
 	size_t flen;
 	pid_t pid;
+
+	TEST_NEEDS(TEST_NEED_ROBUST);
 
 	mk_in(&r, "killed", 4096, RSZSHM_DFLT_SCAN, 0);
 	flen = r.flen;
@@ -2383,6 +2391,8 @@ START_TEST(test_ccan_example_fills_4mib)
 {
 	int run, runs = env_runs("RSZSHM_CCAN_RUNS_4MIB", 2);
 
+	TEST_NEEDS(TEST_NEED_SUBREAPER);
+
 	for (run = 0; run < runs; run++)
 		ccan_example_run(4 << 20, run);
 }
@@ -2391,6 +2401,8 @@ END_TEST
 START_TEST(test_ccan_example_fills_64mib)
 {
 	int run, runs = env_runs("RSZSHM_CCAN_RUNS_64MIB", 1);
+
+	TEST_NEEDS(TEST_NEED_SUBREAPER);
 
 	for (run = 0; run < runs; run++)
 		ccan_example_run(64 << 20, run);

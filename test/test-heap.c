@@ -809,6 +809,8 @@ START_TEST(test_kill_during_alloc_leaves_heap_repairable)
 	pid_t pid, survivor;
 	unsigned i, k;
 
+	TEST_NEEDS(TEST_NEED_ROBUST);
+
 	mk_heap(&r, "kill", 4096);
 	for (k = 0; k < 32; k++) {
 		mine[k] = rszshm_alloc(&r, 100 + k);
