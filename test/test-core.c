@@ -1256,6 +1256,14 @@ START_TEST(test_at_refuses_damaged_headers)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct hdr_case *c = &cases[i];
 		struct rszshm_hdr h = good;
+
+		/* Mapping at a kernel address is refused by the kernel, unless
+		 * an emulator takes the address as a hint and maps elsewhere. */
+		if (c->field == M_ADDR && c->c.err == ENOMEM && test_missing(TEST_NEED_NOREPLACE)) {
+			printf("%s: case '%s' skipped: the kernel (or emulator) lacks %s\n", __func__,
+			       c->c.what, test_missing(TEST_NEED_NOREPLACE));
+			continue;
+		}
 		uint64_t *f = NULL, size = c->size ? c->size : flen;
 
 		switch (c->field) {
