@@ -143,7 +143,9 @@
  *                   length its header records (truncated)
  *   EPROTO          the file is not an rszshm region (bad magic)
  *   EPROTONOSUPPORT the region was made by an incompatible version or build
- *                   (format version, header size, page size, unknown flags)
+ *                   (format version, another ABI: architecture, pointer
+ *                   size or byte order, header size, page size, unknown
+ *                   flags)
  *   EBADMSG         the header is damaged (a field out of range, misaligned,
  *                   or inconsistent with another)
  *   ENOSPC          the region's recorded address range is already in use in
@@ -253,11 +255,20 @@ struct rszshm_scan {
  * tries of 256 MiB around 1.5 GiB.
  */
 #if defined(__SIZEOF_POINTER__) && __SIZEOF_POINTER__ == 8
-#define RSZSHM_DFLT_SCAN \
-	((struct rszshm_scan){ (void *)(64ULL << 40), 4ULL << 30, 1ULL << 40, 10 })
+#define RSZSHM_DFLT_SCAN_ARGS_ (void *)(64ULL << 40), 4ULL << 30, 1ULL << 40, 10
 #else
-#define RSZSHM_DFLT_SCAN \
-	((struct rszshm_scan){ (void *)((1024UL + 512UL) << 20), 256UL << 20, 256UL << 20, 10 })
+#define RSZSHM_DFLT_SCAN_ARGS_ (void *)((1024UL + 512UL) << 20), 256UL << 20, 256UL << 20, 10
+#endif
+#ifdef __cplusplus
+/* C++ has no compound literals: the same value from an inline function. */
+static inline struct rszshm_scan rszshm_dflt_scan_(void)
+{
+	struct rszshm_scan s = { RSZSHM_DFLT_SCAN_ARGS_ };
+	return s;
+}
+#define RSZSHM_DFLT_SCAN (rszshm_dflt_scan_())
+#else
+#define RSZSHM_DFLT_SCAN ((struct rszshm_scan){ RSZSHM_DFLT_SCAN_ARGS_ })
 #endif
 
 /** Longest file name, terminating NUL included. */
@@ -287,6 +298,13 @@ struct rszshm_scan {
 /** rszshm_open() with RSZSHM_CREATE: fail with EEXIST if the name exists. */
 #define RSZSHM_EXCL 0x400u
 
+/* An unnamed union is C11 and C++; GNU compilers take it in C99 too. */
+#if !defined(__cplusplus) && defined(__GNUC__)
+#define RSZSHM_EXT_ __extension__
+#else
+#define RSZSHM_EXT_
+#endif
+
 /**
  * struct rszshm_hdr - the header at the start of every region file
  * @magic: RSZSHM_MAGIC
@@ -297,6 +315,16 @@ struct rszshm_scan {
  * @addr: address of the region in every process (the header's own address)
  * @max: length of the span: the most @flen can grow to
  * @flen: current length of the file, header included; grows, never shrinks
+ * @abi: the ABI of the build that made the region: its architecture,
+ *       pointer size, byte order and the size of the locks kept in the
+ *       header.  Only a build of the same ABI attaches the region (see
+ *       "Sharing" in the README): x86-64 with x86-64, i386 with i386, aarch64
+ *       with aarch64, whichever compiler built the library
+ *
+ * Layout (format version 2), in the byte order of the machine that made it:
+ * magic at offset 0, version 8, hdr_size 12, page_size 16, flags 24, addr 32
+ * (8 bytes on every build: the pointer, and on 32-bit builds zero padding),
+ * max 40, flen 48, abi 56, then 448 bytes private to the library.
  *
  * Every field but @flen is set at creation and never changes; @flen is
  * updated (atomically) by whichever process grows the region.  All fields are
@@ -309,13 +337,13 @@ struct rszshm_hdr {
 	uint32_t hdr_size;
 	uint64_t page_size;
 	uint64_t flags;
-	union {
+	RSZSHM_EXT_ union {
 		void *addr;
 		uint64_t addr_bits_;
 	};
 	uint64_t max;
 	uint64_t flen;
-	uint64_t reserved_;
+	uint64_t abi;
 	uint64_t private_[56];
 };
 
@@ -948,7 +976,16 @@ struct rszshm_rec_info {
 struct rszshm_rec_iter {
 	uint64_t pos_[2];
 };
+#ifdef __cplusplus
+static inline struct rszshm_rec_iter rszshm_rec_iter_init_(void)
+{
+	struct rszshm_rec_iter it = { { 0, 0 } };
+	return it;
+}
+#define RSZSHM_REC_ITER_INIT (rszshm_rec_iter_init_())
+#else
 #define RSZSHM_REC_ITER_INIT ((struct rszshm_rec_iter){ { 0, 0 } })
+#endif
 
 /**
  * rszshm_rec_add - publish a pointer into the region under a name
@@ -1294,6 +1331,12 @@ RSZSHM_API int rszshm_rec_wait_any(struct rszshm *r, uint64_t *seen, int timeout
  * @blocks: live heap blocks
  * @largest_free_bytes: largest block the heap can give without growing
  * @records: named records
+ *
+ * The function rszshm_stats() has the same name, which C allows (structs have
+ * their own name space).  In C++ the function hides the bare type name, so
+ * declare a struct with the keyword, "struct rszshm_stats st;", or with the
+ * typedef rszshm_stats_t, in C or C++.  Neither name changes, so C sources
+ * keep compiling.
  */
 struct rszshm_stats {
 	uint64_t region_bytes;
@@ -1304,6 +1347,7 @@ struct rszshm_stats {
 	uint64_t largest_free_bytes;
 	uint64_t records;
 };
+typedef struct rszshm_stats rszshm_stats_t;
 
 /**
  * rszshm_check - walk the header, the heap and the record index

@@ -6,7 +6,9 @@
  *
  *   offset size field      rule checked by rszshm__hdr_validate()
  *   0      8    magic      == RSZSHM_MAGIC ("RSZSHM\x1a\n")          EPROTO
+ *                          (byte-swapped: the other byte order)      EPROTONOSUPPORT
  *   8      4    version    == RSZSHM_FORMAT_VERSION                  EPROTONOSUPPORT
+ *   56     8    abi        == this build's ABI (see below)           EPROTONOSUPPORT
  *   12     4    hdr_size   == sizeof(struct rszshm_hdr) (512)        EPROTONOSUPPORT
  *   16     8    page_size  == this machine's page size               EPROTONOSUPPORT
  *   24     8    flags      only RSZSHM_ALLOCATE|HEAP|ANON            EPROTONOSUPPORT
@@ -14,7 +16,6 @@
  *                          this machine's user address space
  *   40     8    max        page aligned, at least one page           EBADMSG
  *   48     8    flen       page aligned, hdr_size < flen <= max      EBADMSG
- *   56     8    reserved   0                                         EBADMSG
  *   64     448  private    locks, roots of the heap and records, the PID
  *                          namespace of the attached writers, and the
  *                          words waiters sleep on (struct rszshm__shared);
@@ -23,12 +24,32 @@
  *                          record's stamp)
  *
  * and the file itself must be at least as long as the header, and at least
- * flen bytes long (ENODATA).  A header is only ever trusted after this check,
- * and only read with pread(2): a truncated file never raises SIGBUS here.
+ * flen bytes long (ENODATA).  The rules are checked in the order above, but
+ * abi right after version: a region from another ABI is refused for that
+ * reason, whatever its other fields look like to this build.
+ *
+ * The ABI word (version 1 called it reserved, and kept it 0) says what decides
+ * whether a build can use the region's private area, whose locks are
+ * pthread_mutex_t laid out by the C library of one architecture:
+ *
+ *   bits 0-15   ELF machine of the build (EM_X86_64, EM_386, EM_AARCH64, ...;
+ *               0 for an architecture not listed in abi_machine())
+ *   bits 16-23  sizeof(void *)
+ *   bits 24-31  sizeof(pthread_mutex_t)
+ *   bits 32-39  byte order: 1 little-endian, 2 big-endian
+ *   bits 40-55  0
+ *   bits 56-63  'A', so that a zero word never passes
+ *
+ * Two builds share a region only if their words are equal: x86-64 with
+ * x86-64, i386 with i386, aarch64 with aarch64, whatever the compiler.
+ *
+ * A header is only ever trusted after this check, and only read with
+ * pread(2): a truncated file never raises SIGBUS here.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -37,7 +58,91 @@
 _Static_assert(sizeof(struct rszshm_hdr) == 512, "the on-file header is 512 bytes");
 _Static_assert(offsetof(struct rszshm_hdr, addr) == 32, "format v1 layout");
 _Static_assert(offsetof(struct rszshm_hdr, flen) == 48, "format v1 layout");
+_Static_assert(offsetof(struct rszshm_hdr, abi) == 56, "format v2 layout");
 _Static_assert(offsetof(struct rszshm_hdr, private_) == 64, "format v1 layout");
+
+static unsigned abi_machine(void)
+{
+#if defined(__x86_64__)
+	return 62;	/* EM_X86_64 (x32 too: told apart by the pointer size) */
+#elif defined(__i386__)
+	return 3;	/* EM_386 */
+#elif defined(__aarch64__)
+	return 183;	/* EM_AARCH64 */
+#elif defined(__arm__)
+	return 40;	/* EM_ARM */
+#elif defined(__riscv)
+	return 243;	/* EM_RISCV */
+#elif defined(__powerpc64__)
+	return 21;	/* EM_PPC64 */
+#elif defined(__powerpc__)
+	return 20;	/* EM_PPC */
+#elif defined(__s390__)
+	return 22;	/* EM_S390 */
+#elif defined(__mips__)
+	return 8;	/* EM_MIPS */
+#elif defined(__loongarch__)
+	return 258;	/* EM_LOONGARCH */
+#else
+	return 0;	/* EM_NONE: not listed */
+#endif
+}
+
+uint64_t rszshm__hdr_abi(void)
+{
+	const uint16_t one = 1;
+	uint64_t order = *(const unsigned char *)&one == 1 ? 1 : 2;
+
+	return (uint64_t)abi_machine() | (uint64_t)sizeof(void *) << 16 |
+	       (uint64_t)sizeof(pthread_mutex_t) << 24 | order << 32 | (uint64_t)'A' << 56;
+}
+
+static const char *machine_name(unsigned em)
+{
+	switch (em) {
+	case 62: return "x86-64";
+	case 3: return "i386";
+	case 183: return "aarch64";
+	case 40: return "arm";
+	case 243: return "riscv";
+	case 21: return "ppc64";
+	case 20: return "ppc";
+	case 22: return "s390";
+	case 8: return "mips";
+	case 258: return "loongarch";
+	default: return NULL;
+	}
+}
+
+int rszshm__hdr_abi_name(uint64_t abi, char *buf, size_t len)
+{
+	const char *m = machine_name((unsigned)(abi & 0xffff));
+	unsigned order = (unsigned)(abi >> 32 & 0xff);
+	char other[24];
+
+	if (abi >> 56 != 'A' || (abi >> 40 & 0xffff) != 0)
+		return snprintf(buf, len, "unknown ABI %#llx", (unsigned long long)abi);
+	if (!m) {
+		snprintf(other, sizeof(other), "machine %u", (unsigned)(abi & 0xffff));
+		m = other;
+	}
+	return snprintf(buf, len, "%s (%u-bit pointers, %s-endian, %u-byte locks)", m,
+			(unsigned)(abi >> 16 & 0xff) * 8,
+			order == 1 ? "little" : order == 2 ? "big" : "unknown",
+			(unsigned)(abi >> 24 & 0xff));
+}
+
+/* The refusal names both ABIs; the text lives per thread, like strerror's. */
+static const char *abi_why(uint64_t theirs)
+{
+	static _Thread_local char text[256];
+	char a[96], b[96];
+
+	rszshm__hdr_abi_name(theirs, a, sizeof(a));
+	rszshm__hdr_abi_name(rszshm__hdr_abi(), b, sizeof(b));
+	snprintf(text, sizeof(text), "made by another ABI: %s; this build is %s", a, b);
+	return text;
+}
 
 void rszshm__hdr_init(struct rszshm_hdr *h, void *addr, uint64_t max, uint64_t flen,
 		      unsigned flags)
@@ -51,6 +156,7 @@ void rszshm__hdr_init(struct rszshm_hdr *h, void *addr, uint64_t max, uint64_t f
 	h->addr_bits_ = (uintptr_t)addr;
 	h->max = max;
 	h->flen = flen;
+	h->abi = rszshm__hdr_abi();
 }
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -117,10 +223,14 @@ int rszshm__hdr_validate(const struct rszshm_hdr *h, uint64_t file_size, const c
 		why = &ignore;
 	if (file_size < sizeof(*h))
 		BAD(ENODATA, "file is shorter than a header");
+	if (h->magic == __builtin_bswap64(RSZSHM_MAGIC))
+		BAD(EPROTONOSUPPORT, "made by a machine of the other byte order");
 	if (h->magic != RSZSHM_MAGIC)
 		BAD(EPROTO, "not an rszshm region (bad magic)");
 	if (h->version != RSZSHM_FORMAT_VERSION)
 		BAD(EPROTONOSUPPORT, "unsupported format version");
+	if (h->abi != rszshm__hdr_abi())
+		BAD(EPROTONOSUPPORT, abi_why(h->abi));
 	if (h->hdr_size != sizeof(*h))
 		BAD(EPROTONOSUPPORT, "header size differs from this build's");
 	if (h->page_size != pg)
@@ -144,8 +254,6 @@ int rszshm__hdr_validate(const struct rszshm_hdr *h, uint64_t file_size, const c
 		BAD(EBADMSG, "length is not page aligned");
 	if (h->flen <= sizeof(*h) || h->flen > h->max)
 		BAD(EBADMSG, "length is outside the span");
-	if (h->reserved_ != 0)
-		BAD(EBADMSG, "reserved field is not zero");
 	if (file_size < h->flen)
 		BAD(ENODATA, "file is shorter than the length in its header (truncated)");
 	return 0;

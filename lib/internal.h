@@ -201,12 +201,18 @@ static inline struct rszshm__shared *rszshm__shared(const struct rszshm_hdr *h)
 RSZSHM__INTERNAL void rszshm__hdr_init(struct rszshm_hdr *h, void *addr, uint64_t max,
 				       uint64_t flen, unsigned flags);
 /* Check every field of a header copy against the file's size.  Returns 0 or
- * -ENODATA/-EPROTO/-EPROTONOSUPPORT/-EBADMSG, with *why naming the field. */
+ * -ENODATA/-EPROTO/-EPROTONOSUPPORT/-EBADMSG, with *why naming the field
+ * (static text, or for another ABI per-thread text naming both ABIs, valid
+ * until the thread's next refusal). */
 RSZSHM__INTERNAL int rszshm__hdr_validate(const struct rszshm_hdr *h, uint64_t file_size,
 					  const char **why);
 /* The first address past this machine's user address space (probed once:
  * 47 or 56 bits on x86-64); no span may reach past it. */
 RSZSHM__INTERNAL uintptr_t rszshm__hdr_user_end(void);
+/* This build's ABI word (hdr.c's comment), and its text: "x86-64 (64-bit
+ * pointers, little-endian, 40-byte locks)"; snprintf's return. */
+RSZSHM__INTERNAL uint64_t rszshm__hdr_abi(void);
+RSZSHM__INTERNAL int rszshm__hdr_abi_name(uint64_t abi, char *buf, size_t len);
 /* pread the header of @fd, then fstat it, and validate (in that order: a
  * grower extends the file before it publishes a length, so a region being
  * grown never looks truncated); *file_size gets the file's size. */

@@ -353,7 +353,7 @@ int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
 	if (dlen > UINT64_MAX - 2 * HDR_SIZE - 2 * rszshm__page_size() ||
 	    scan.len < dlen + HDR_SIZE)
 		return -EINVAL;
-	if ((uint64_t)scan.len > UINT64_MAX - rszshm__page_size())
+	if (scan.len > SIZE_MAX - rszshm__page_size())
 		return -ENOMEM;
 	max = pgup(scan.len);
 	if (max > SIZE_MAX)

@@ -6,7 +6,10 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,6 +101,60 @@ void test_add(Suite *s, const char *name, const TTest *fn, int timeout_s)
 	suite_add_tcase(s, tc);
 }
 
+const char *test_missing(unsigned need)
+{
+	if (need & TEST_NEED_ROBUST) {
+		void *head;
+		size_t len;
+
+		if (syscall(SYS_get_robust_list, 0, &head, &len) == -1 && errno == ENOSYS)
+			return "robust futexes (get_robust_list: ENOSYS)";
+	}
+	if (need & TEST_NEED_NOREPLACE) {
+		long pg = sysconf(_SC_PAGESIZE);
+		void *a = mmap(NULL, (size_t)pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		void *b = MAP_FAILED;
+
+		ck_assert_msg(a != MAP_FAILED, "mmap: %s", strerror(errno));
+		b = mmap(a, (size_t)pg, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		munmap(a, (size_t)pg);
+		if (b != MAP_FAILED) {
+			if (b != a)
+				munmap(b, (size_t)pg);
+			return "MAP_FIXED_NOREPLACE (mapped over a mapping, or elsewhere)";
+		}
+	}
+	if (need & TEST_NEED_SUBREAPER) {
+		int v = 0;
+
+		if (prctl(PR_GET_CHILD_SUBREAPER, &v) == -1)
+			return "PR_SET_CHILD_SUBREAPER (prctl fails)";
+	}
+	return NULL;
+}
+
+int test_execv(const char *path, char *const argv[])
+{
+	const char *w = getenv("RSZSHM_EXE_WRAPPER");
+	char *args[64], words[1024], *save = NULL, *tok;
+	int n = 0, i;
+
+	if (!w || !*w || strlen(w) >= sizeof(words))
+		return execv(path, argv);
+	strcpy(words, w);
+	for (tok = strtok_r(words, " ", &save); tok && n < 32; tok = strtok_r(NULL, " ", &save))
+		args[n++] = tok;
+	if (n == 0)
+		return execv(path, argv);
+	args[n++] = (char *)path;
+	/* argv[0] is the wrapper's to set; the program gets @path as its own. */
+	for (i = 1; argv[0] && argv[i] && n < 63; i++)
+		args[n++] = argv[i];
+	args[n] = NULL;
+	return execvp(args[0], args);
+}
+
 pid_t test_exec_helper(const char *name, ...)
 {
 	char *argv[32];
@@ -117,7 +174,7 @@ pid_t test_exec_helper(const char *name, ...)
 	pid = fork();
 	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		execv(self, argv);
+		test_execv(self, argv);
 		_exit(127);
 	}
 	return pid;

@@ -55,6 +55,32 @@ void test_track(const char *fname);
 
 /* Run `self --helper name args...` in a new process; returns its pid. */
 pid_t test_exec_helper(const char *name, ...) __attribute__((sentinel));
+/*
+ * Kernel features some emulators lack (qemu-user: no set_robust_list, so a
+ * lock holder's death is never reported; MAP_FIXED_NOREPLACE taken as a
+ * hint; no PR_SET_CHILD_SUBREAPER).  test_missing() probes them at run time
+ * and returns the name of the first of @need that is missing, or NULL: on a
+ * real Linux kernel always NULL.  TEST_NEEDS() passes the test, saying why
+ * in its output, where one is missing.
+ */
+#define TEST_NEED_ROBUST 0x1u		/* robust futexes (set_robust_list) */
+#define TEST_NEED_NOREPLACE 0x2u	/* MAP_FIXED_NOREPLACE honoured */
+#define TEST_NEED_SUBREAPER 0x4u	/* prctl(PR_SET_CHILD_SUBREAPER) */
+const char *test_missing(unsigned need);
+#define TEST_NEEDS(need) do {							\
+		const char *missing_ = test_missing(need);			\
+		if (missing_) {							\
+			printf("%s: skipped: the kernel (or emulator) lacks %s\n",	\
+			       __func__, missing_);				\
+			fflush(stdout);						\
+			return;							\
+		}								\
+	} while (0)
+
+/* execv(2) @path, through the build's exe wrapper ($RSZSHM_EXE_WRAPPER,
+ * words separated by spaces: e.g. qemu-user for a cross build) if any.
+ * Returns only on failure, as execv. */
+int test_execv(const char *path, char *const argv[]);
 /* waitpid: the exit status, or 128 + the signal that killed it. */
 int test_wait(pid_t pid);
 /* fork(), failing the test if it fails. */

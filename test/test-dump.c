@@ -90,7 +90,7 @@ static void run_tool(struct run *r, ...)
 		dup2(po[1], STDOUT_FILENO);
 		dup2(pe[1], STDERR_FILENO);
 		alarm(60);	/* a tool that hangs dies, rather than outliving the test */
-		execv(tool, argv);
+		test_execv(tool, argv);
 		_exit(127);
 	}
 	close(po[1]);
@@ -639,6 +639,8 @@ START_TEST(test_summary_matches_the_handle)
 		      "first line is not the path: [%s]", t.out.p);
 	ck_assert_uint_eq(strtoul(field(t.out.p, "format version", buf, sizeof(buf)), NULL, 10),
 			  RSZSHM_FORMAT_VERSION);
+	rszshm__hdr_abi_name(rszshm__hdr_abi(), path, sizeof(path));
+	ck_assert_str_eq(field(t.out.p, "abi", buf, sizeof(buf)), path);
 	snprintf(path, sizeof(path), "0x%" PRIxPTR, (uintptr_t)r.hdr);
 	ck_assert_str_eq(field(t.out.p, "base address", buf, sizeof(buf)), path);
 	ck_assert_uint_eq(field_bytes(t.out.p, "span"), r.max);
@@ -1329,7 +1331,9 @@ START_TEST(test_file_shrinking_while_read_exits_2)
 		dup2(po[1], STDOUT_FILENO);
 		dup2(pe[1], STDERR_FILENO);
 		alarm(60);
-		execl(tool, "rszshm-dump", "--hex", "big", path, (char *)NULL);
+		char *av[] = { (char *)"rszshm-dump", (char *)"--hex", (char *)"big", path, NULL };
+
+		test_execv(tool, av);
 		_exit(127);
 	}
 	close(po[1]);

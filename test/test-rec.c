@@ -917,6 +917,8 @@ static void killed_at(int point, int round)
 
 START_TEST(test_rec_survives_writers_killed_in_the_index_lock)
 {
+	TEST_NEEDS(TEST_NEED_ROBUST);
+
 	for (int round = 0; round < 3; round++)
 		for (int point = 1; point <= POINTS; point++)
 			killed_at(point, round);

@@ -4,15 +4,20 @@
 #    (rszshm_ public, rszshm__ internal), so linking it never clashes;
 #  - the shared library exports exactly the public functions of the header:
 #    none of the internal rszshm__ names, nothing else, none missing.
+# $NM: the build's nm (a cross build's, from the cross file), default nm.
 set -eu
 static=$1 shared=$2 header=$3
+nm=${NM:-nm}
 fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # Global defined symbols of the archive, without the ODR indicators that
-# AddressSanitizer adds beside each global (__odr_asan.NAME).
-nm -g --defined-only "$static" | awk 'NF == 3 { print $3 }' | grep -v '^__odr_asan\.' |
+# AddressSanitizer adds beside each global (__odr_asan.NAME), and without the
+# compiler's own helpers: i386 gcc's __x86.get_pc_thunk.REG (hidden, one copy
+# per link, never exported).
+"$nm" -g --defined-only "$static" | awk 'NF == 3 { print $3 }' |
+	grep -v -e '^__odr_asan\.' -e '^__x86\.get_pc_thunk\.' |
 	sort -u > "$tmp/static"
 if grep -v '^rszshm_' "$tmp/static" > "$tmp/leak"; then
 	echo "static library: global symbols without the rszshm prefix:"
@@ -21,7 +26,7 @@ if grep -v '^rszshm_' "$tmp/static" > "$tmp/leak"; then
 fi
 
 # Exported dynamic symbols, without the version nodes (type A).
-nm -D --defined-only "$shared" | awk 'NF == 3 && $2 != "A" { print $3 }' |
+"$nm" -D --defined-only "$shared" | awk 'NF == 3 && $2 != "A" { print $3 }' |
 	sed 's/@.*//' | sort -u > "$tmp/shared"
 if grep -v '^rszshm_[a-z]' "$tmp/shared" > "$tmp/bad"; then
 	echo "shared library: exported symbols outside the API:"

@@ -143,7 +143,7 @@ static void tab_put(struct table *t, const char *name, const void *data, size_t 
 {
 	size_t len = strlen(name), i;
 	uint64_t h;
-	void *copy;
+	void *copy = NULL;	/* clang cannot see that die() does not return */
 
 	if (len >= NAME_LEN || !(copy = malloc(size)))
 		die("insert", "tab_put");

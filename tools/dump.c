@@ -336,14 +336,16 @@ static void print_summary(struct dump *d)
 	const struct rszshm_stats *st = &d->st;
 	bool heap = h->flags & RSZSHM_HEAP;
 	bool allocate = h->flags & RSZSHM_ALLOCATE;
-	char a[64], b[64], c[64];
+	char a[64], b[64], c[64], abi[96];
 
+	rszshm__hdr_abi_name(h->abi, abi, sizeof(abi));
 	if (d->o->json) {
-		fprintf(d->out, ",\"format_version\":%" PRIu32 ",\"base\":\"0x%" PRIx64 "\""
+		fprintf(d->out, ",\"format_version\":%" PRIu32 ",\"abi\":\"%s\"", h->version, abi);
+		fprintf(d->out, ",\"base\":\"0x%" PRIx64 "\""
 			",\"span_bytes\":%" PRIu64 ",\"length_bytes\":%" PRIu64
 			",\"allocated_bytes\":%" PRIu64 ",\"backing\":\"%s\",\"anonymous\":%s"
 			",\"heap\":%s",
-			h->version, d->v.base, h->max, d->v.len, d->alloc_bytes,
+			d->v.base, h->max, d->v.len, d->alloc_bytes,
 			allocate ? "allocated" : "sparse", h->flags & RSZSHM_ANON ? "true" : "false",
 			heap ? "true" : "false");
 		if (!heap)
@@ -360,6 +362,7 @@ static void print_summary(struct dump *d)
 	}
 	fprintf(d->out, "%s\n", d->vpath);
 	fprintf(d->out, "  %-16s %" PRIu32 "\n", "format version", h->version);
+	fprintf(d->out, "  %-16s %s\n", "abi", abi);
 	fprintf(d->out, "  %-16s 0x%" PRIx64 "\n", "base address", d->v.base);
 	fprintf(d->out, "  %-16s %s\n", "span", human(a, sizeof(a), h->max));
 	fprintf(d->out, "  %-16s %s\n", "length", human(a, sizeof(a), d->v.len));
