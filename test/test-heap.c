@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test-heap.c - the in-region allocator (lib/heap.c) and its walker.
+ * test-heap.c - the in-region allocator (lib/heap*.c) and its walker.
  *
  * Every test that changes a heap ends with rszshm_check() == 0.  The
  * multi-process tests fork workers (or exec helpers, for processes that
