@@ -864,6 +864,12 @@ RSZSHM_API int rszshm_unlock(struct rszshm *r);
  * attached process.  A block freed by any process is reused by any other.
  * The region grows on demand, up to its span.
  *
+ * A process killed at any point inside rszshm_alloc() loses at most the
+ * block it was handing out (allocated, but never returned to it): at most
+ * one block per killed thread.  The next process to use the heap lock it
+ * held rebuilds the lock's bookkeeping from the segment headers and
+ * bitmaps; rszshm_check() passes before and after.
+ *
  * Safety: any thread of any attached process at once.
  * Errors: EINVAL @r is NULL, detached or not a heap region; EPERM @r is
  * read-only; ENOMEM the span is full; EBADMSG the heap's control block is
@@ -901,6 +907,11 @@ RSZSHM_API void *rszshm_realloc(struct rszshm *r, void *p, size_t size);
 /**
  * rszshm_dealloc - return a block to the heap
  * @p: a block of this region, or NULL (does nothing)
+ *
+ * Any process may free any live block, whichever process allocated it
+ * (a producer process may allocate and a consumer process free).  A process
+ * killed inside rszshm_dealloc() loses nothing: the block is either free or
+ * still live (then rszshm_dealloc() of it succeeds in another process).
  *
  * Safety: any thread of any attached process at once; usually lock-free.
  * Errors: EINVAL @r is NULL, detached or not a heap region, or @p is not a

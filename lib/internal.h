@@ -181,7 +181,7 @@ struct rszshm__wait {
 struct rszshm__shared {
 	pthread_mutex_t grow_lock;	/* serializes growth of the file */
 	pthread_mutex_t user_lock;	/* rszshm_lock() */
-	pthread_mutex_t heap_lock;	/* heap.c: segments and the heap's top */
+	pthread_mutex_t heap_lock;	/* heap-seg.c: segments and the heap's top */
 	pthread_mutex_t rec_lock;	/* rec.c: the record index */
 	uint64_t heap;			/* address of heap.c's control block, 0 if none */
 	uint64_t recs;			/* address of rec.c's index, 0 until made */
@@ -359,6 +359,12 @@ RSZSHM__INTERNAL void rszshm__view_close(struct rszshm__view *v);
 RSZSHM__INTERNAL void rszshm__view_of(struct rszshm *r, struct rszshm__view *v);
 
 /* --------------------------------------------------------------- heap.c
+ * The heap is four files sharing lib/heap.h (its layout, and the bounds
+ * checks inlined on the fast path): heap-seg.c (size classes, runs, the
+ * free-run list and the heap lock), heap.c (arenas, small and large blocks,
+ * the public calls), heap-repair.c (rebuilding lists and counts from run
+ * headers and bitmaps after a lock holder died), heap-walk.c (the read-only
+ * walker below).  Nothing outside them includes heap.h.
  * Every segment address the writers read from the region (the top, list
  * links, pending frees, blocks to free) is checked against the handle's
  * span and rszshm__map_safe_len() before it is followed: damage never sends

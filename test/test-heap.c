@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test-heap.c - the in-region allocator (lib/heap.c) and its walker.
+ * test-heap.c - the in-region allocator (lib/heap*.c) and its walker.
  *
  * Every test that changes a heap ends with rszshm_check() == 0.  The
  * multi-process tests fork workers (or exec helpers, for processes that
@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -1551,6 +1552,307 @@ START_TEST(test_check_of_a_truncated_file_reports_it)
 }
 END_TEST
 
+/* ------------------------------------------- frees across processes */
+
+/* A single-producer single-consumer ring of blocks, inside the region. */
+#define QSLOTS 256u
+struct xq {
+	uint64_t head __attribute__((aligned(64)));
+	uint64_t tail __attribute__((aligned(64)));
+	uint32_t stop;			/* the producer is to stop */
+	uint64_t slot[QSLOTS];
+};
+
+static void xq_put(struct xq *q, void *p)
+{
+	uint64_t h = __atomic_load_n(&q->head, __ATOMIC_RELAXED);
+
+	while (h - __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE) >= QSLOTS)
+		sched_yield();
+	q->slot[h % QSLOTS] = (uintptr_t)p;
+	__atomic_store_n(&q->head, h + 1, __ATOMIC_RELEASE);
+}
+
+static void *xq_get(struct xq *q)
+{
+	uint64_t t = __atomic_load_n(&q->tail, __ATOMIC_RELAXED);
+	void *p;
+
+	while (__atomic_load_n(&q->head, __ATOMIC_ACQUIRE) == t)
+		sched_yield();
+	p = (void *)(uintptr_t)q->slot[t % QSLOTS];
+	__atomic_store_n(&q->tail, t + 1, __ATOMIC_RELEASE);
+	return p;
+}
+
+#define XFREE_N 20000u
+
+/* Block @i's size: mostly small, now and then a large run. */
+static size_t xfree_size(unsigned i, uint64_t *g)
+{
+	return i % 997 == 0 ? 20000 + i % 5000 : 16 + (size_t)(xorshift(g) % 1009);
+}
+
+START_TEST(test_producer_process_allocs_consumer_process_frees)
+{
+	struct rszshm_stats st;
+	struct rszshm r;
+	struct xq *q;
+	pid_t prod, cons;
+
+	mk_heap(&r, "xfree", 4096);
+	q = rszshm_zalloc(&r, sizeof(*q));
+	ck_assert_ptr_nonnull(q);
+	prod = test_fork();
+	if (prod == 0) {
+		uint64_t g = 77;
+		unsigned i;
+
+		for (i = 0; i < XFREE_N; i++) {
+			size_t n = xfree_size(i, &g);
+			uint32_t *p = rszshm_alloc(&r, n);
+
+			if (!p)
+				_exit(1);
+			fill(p + 1, n - 4, i);
+			*p = (uint32_t)n;
+			xq_put(q, p);
+		}
+		_exit(0);
+	}
+	cons = test_fork();
+	if (cons == 0) {
+		unsigned i;
+
+		for (i = 0; i < XFREE_N; i++) {
+			uint32_t *p = xq_get(q);
+
+			/* Each block whole, as the producer wrote it. */
+			if (*p < 16 || !filled(p + 1, *p - 4, i))
+				_exit(2);
+			if (rszshm_dealloc(&r, p) != 0)
+				_exit(3);
+		}
+		_exit(0);
+	}
+	ck_assert_int_eq(test_wait(prod), 0);
+	ck_assert_int_eq(test_wait(cons), 0);
+	assert_consistent(&r);
+	ck_assert_int_eq(rszshm_stats(&r, &st), 0);
+	ck_assert_uint_eq(st.blocks, 1);	/* the queue */
+	ck_assert_int_eq(rszshm_dealloc(&r, q), 0);
+	ck_assert_int_eq(rszshm_stats(&r, &st), 0);
+	ck_assert_uint_eq(st.blocks, 0);
+	rszshm_dt(&r);
+}
+END_TEST
+
+/*
+ * Helper: a fresh process attaches @argv[1] by name, checks it, and fails
+ * unless the heap holds between @argv[2] and @argv[3] live blocks.
+ */
+static int helper_check_blocks(int argc, char **argv)
+{
+	struct rszshm_stats st;
+	struct rszshm r;
+	char msg[256] = "";
+
+	HCHECK(argc == 4);
+	HCHECK(rszshm_at(&r, argv[1]) != NULL);
+	if (rszshm_check(&r, msg, sizeof(msg)) != 0) {
+		fprintf(stderr, "check: %s\n", msg);
+		return 1;
+	}
+	HCHECK(rszshm_stats(&r, &st) == 0);
+	if (st.blocks < strtoull(argv[2], NULL, 10) || st.blocks > strtoull(argv[3], NULL, 10)) {
+		fprintf(stderr, "%" PRIu64 " live blocks, want %s..%s\n", st.blocks, argv[2], argv[3]);
+		return 1;
+	}
+	HCHECK(rszshm_dt(&r) == 0);
+	return 0;
+}
+
+static void check_in_fresh_process(struct rszshm *r, uint64_t lo, uint64_t hi)
+{
+	char a[24], b[24];
+
+	snprintf(a, sizeof(a), "%" PRIu64, lo);
+	snprintf(b, sizeof(b), "%" PRIu64, hi);
+	ck_assert_int_eq(test_wait(test_exec_helper("check-blocks", r->fname, a, b, NULL)), 0);
+}
+
+#define KTRIALS 300u
+#define KBLOCKS 64u
+
+/*
+ * A block: one in four of 16..2015 bytes, the others of 16..112 bytes
+ * aligned to 64, in classes (80, 96, 112, 160 bytes) where that is most
+ * often an interior pointer, whose free takes the owning arena's lock.
+ */
+static void *xfree_block(struct rszshm *r, uint64_t *seed)
+{
+	uint64_t v = xorshift(seed);
+	void *p = v % 4 ? rszshm_alloc_aligned(r, 64, 16 + (size_t)(v / 4 % 97))
+			: rszshm_alloc(r, 16 + (size_t)(v / 4 % 2000));
+
+	ck_assert_ptr_nonnull(p);
+	return p;
+}
+
+/*
+ * Each trial: a producer child allocates blocks and hands them to a
+ * consumer child through a ring in the region; the consumer frees each (a
+ * free from another process: lock-free into a pending slot, or under the
+ * owning arena's lock), then moves the ring's tail past it.  Both run on
+ * their own, with no system call per block (one would be where the child
+ * is preempted, and so where it dies), so when this process kills the
+ * consumer, once the tail passes a random count, the kill lands anywhere in
+ * its loop, often inside rszshm_dealloc().  Then the producer is stopped.
+ * The block at the tail may or may not be free (its free was under way);
+ * every other block still in the ring is live, and once they are freed the
+ * heap holds only the ring: a killed freer loses nothing.
+ */
+START_TEST(test_kill_during_remote_free_loses_nothing)
+{
+	struct rszshm r;
+	uint64_t seed = 4242, k, tail, head, want;
+	pid_t prod, cons;
+	struct xq *q;
+	unsigned t;
+
+	mk_heap(&r, "kill-xfree", 4096);
+	q = rszshm_zalloc(&r, sizeof(*q));
+	ck_assert_ptr_nonnull(q);
+	for (t = 0; t < KTRIALS; t++) {
+		q->head = q->tail = 0;
+		__atomic_store_n(&q->stop, 0, __ATOMIC_RELEASE);
+		seed += t;
+		prod = test_fork();
+		if (prod == 0) {
+			for (;;) {
+				uint64_t h = __atomic_load_n(&q->head, __ATOMIC_RELAXED);
+				void *p = xfree_block(&r, &seed);
+
+				while (h - __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE) >= QSLOTS)
+					if (__atomic_load_n(&q->stop, __ATOMIC_ACQUIRE))
+						_exit(rszshm_dealloc(&r, p) == 0 ? 0 : 1);
+				q->slot[h % QSLOTS] = (uintptr_t)p;
+				__atomic_store_n(&q->head, h + 1, __ATOMIC_RELEASE);
+			}
+		}
+		cons = test_fork();
+		if (cons == 0) {
+			for (;;) {
+				uint64_t tl = __atomic_load_n(&q->tail, __ATOMIC_RELAXED);
+
+				while (__atomic_load_n(&q->head, __ATOMIC_ACQUIRE) == tl)
+					;
+				if (rszshm_dealloc(&r, (void *)(uintptr_t)q->slot[tl % QSLOTS]) != 0)
+					_exit(1);
+				__atomic_store_n(&q->tail, tl + 1, __ATOMIC_RELEASE);
+			}
+		}
+		want = 1 + xorshift(&seed) % QSLOTS;
+		while (__atomic_load_n(&q->tail, __ATOMIC_ACQUIRE) < want)
+			sched_yield();
+		ck_assert_int_eq(kill(cons, SIGKILL), 0);
+		ck_assert_int_eq(test_wait(cons), 128 + SIGKILL);
+		__atomic_store_n(&q->stop, 1, __ATOMIC_RELEASE);
+		ck_assert_int_eq(test_wait(prod), 0);
+		tail = q->tail;
+		head = q->head;
+		for (k = tail; k < head; k++) {
+			uint64_t j;
+			int rc;
+
+			/* A block at the tail that was freed and handed out
+			 * again is in the ring twice: free it once. */
+			for (j = k + 1; k == tail && j < head; j++)
+				if (q->slot[j % QSLOTS] == q->slot[k % QSLOTS])
+					break;
+			if (k == tail && j < head)
+				continue;
+			errno = 0;
+			rc = rszshm_dealloc(&r, (void *)(uintptr_t)q->slot[k % QSLOTS]);
+			ck_assert_msg(rc == 0 || (k == tail && errno == EINVAL),
+				      "trial %u: block %" PRIu64 " of %" PRIu64 "..%" PRIu64 ": %s",
+				      t, k, tail, head, strerror(errno));
+		}
+		if (t % 30 == 0 || t == KTRIALS - 1)
+			check_in_fresh_process(&r, 1, 1);
+	}
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
+/*
+ * Each trial: a child allocates blocks, recording each in a table in the
+ * region and posting one byte after each; the parent kills it after a
+ * random count, frees what the table names, and checks in a fresh process
+ * that at most one block per killed child is lost (the one whose handing
+ * out was under way).
+ */
+START_TEST(test_kill_during_alloc_loses_at_most_one_block)
+{
+	struct rszshm r;
+	uint64_t seed = 99, *tab, lost = 0;
+	unsigned t, i, want;
+	int fds[2];
+	pid_t pid;
+
+	mk_heap(&r, "kill-alloc", 4096);
+	tab = rszshm_zalloc(&r, KBLOCKS * sizeof(*tab));
+	ck_assert_ptr_nonnull(tab);
+	for (t = 0; t < KTRIALS; t++) {
+		struct rszshm_stats st;
+
+		memset(tab, 0, KBLOCKS * sizeof(*tab));
+		ck_assert_int_eq(pipe(fds), 0);
+		pid = test_fork();
+		if (pid == 0) {
+			uint64_t g = seed + t;
+			char c = 1;
+
+			close(fds[0]);
+			for (i = 0;; i = (i + 1) % KBLOCKS) {
+				void *p;
+
+				if (tab[i]) {
+					if (rszshm_dealloc(&r, (void *)(uintptr_t)tab[i]) != 0)
+						_exit(1);
+					tab[i] = 0;
+				}
+				if (!(p = rszshm_alloc(&r, 16 + (size_t)(xorshift(&g) % 3000))))
+					_exit(2);
+				__atomic_store_n(&tab[i], (uintptr_t)p, __ATOMIC_RELEASE);
+				if (write(fds[1], &c, 1) != 1)
+					_exit(3);
+			}
+		}
+		close(fds[1]);
+		want = 1 + (unsigned)(xorshift(&seed) % (3 * KBLOCKS));
+		for (i = 0; i < want; i++)
+			test_wait_byte(fds[0]);
+		ck_assert_int_eq(kill(pid, SIGKILL), 0);
+		ck_assert_int_eq(test_wait(pid), 128 + SIGKILL);
+		close(fds[0]);
+		/* A block whose free was under way may already be free. */
+		for (i = 0; i < KBLOCKS; i++)
+			if (tab[i] && rszshm_dealloc(&r, (void *)(uintptr_t)tab[i]) != 0)
+				ck_assert_int_eq(errno, EINVAL);
+		ck_assert_int_eq(rszshm_stats(&r, &st), 0);
+		ck_assert_uint_ge(st.blocks, 1);		/* the table */
+		lost = st.blocks - 1;
+		ck_assert_msg(lost <= t + 1, "%" PRIu64 " blocks lost after %u kills", lost, t + 1);
+		if (t % 30 == 0 || t == KTRIALS - 1)
+			check_in_fresh_process(&r, 1, 1 + (uint64_t)t + 1);
+	}
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("heap");
@@ -1586,11 +1888,15 @@ Suite *test_suite(void)
 	TEST_ADD_T(s, test_damage_in_one_region_never_touches_another, 20);
 	TEST_ADD_T(s, test_length_past_the_file_is_refused_not_a_sigbus, 20);
 	TEST_ADD_T(s, test_check_of_a_truncated_file_reports_it, 20);
+	TEST_ADD_T(s, test_producer_process_allocs_consumer_process_frees, 60);
+	TEST_ADD_T(s, test_kill_during_remote_free_loses_nothing, 60);
+	TEST_ADD_T(s, test_kill_during_alloc_loses_at_most_one_block, 60);
 	return s;
 }
 
 const struct test_helper test_helpers[] = {
 	{ "rdonly", helper_rdonly },
 	{ "walk", helper_walk },
+	{ "check-blocks", helper_check_blocks },
 	{ NULL, NULL },
 };

@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * heap.h - what the heap's files share: the layout of a RSZSHM_HEAP region's
+ * allocator, all its state inside the region, and the checks every writer
+ * applies before it follows a pointer read from it.
+ *
+ * The files, each one concern (in the spirit of mimalloc's segment.c,
+ * page.c, alloc.c and free.c):
+ *   heap-seg.c     size classes and the global part: segments, runs, the
+ *                  free-run list, the heap lock, carving at the top
+ *   heap.c         arenas and blocks: allocation and free of small blocks
+ *                  and large runs, and the public calls
+ *   heap-repair.c  rebuilding the global part and an arena from the truth
+ *                  (run headers, bitmaps) after a lock holder died
+ *   heap-walk.c    the read-only, bounded walker behind rszshm_check()
+ *                  and rszshm_stats()
+ * Fast-path helpers are static inline here, so that splitting the files
+ * costs the allocation path no call.
+ *
+ * Layout.  The region is cut into 64 KiB segments counted from its base:
+ * segment i starts at base + i * SEG.  Segment 0 holds the file header and,
+ * right after it, the heap's control block (struct ctl).  Segments 1 .. top-1
+ * are tiled by runs of whole segments; each run starts with a 64-byte run
+ * header (struct seg) that says what the run is:
+ *
+ *   SMALL  one segment of equal blocks of one size class (16 B .. 16 KiB),
+ *          owned by one arena: run header, allocation bitmap, blocks
+ *   LARGE  one block bigger than 16 KiB (or aligned beyond what a small
+ *          block can hold): run header, block
+ *   FREE   unused segments, on the global free-run list
+ *
+ *   base     +512                 +SEG                           +2 SEG
+ *   | hdr | ctl |  ...            | seg | bitmap | b0 | b1 | ... | seg | large
+ *
+ * Segments from top to the region's length are not carved yet; the region
+ * grows (rszshm__map_grow_to()) when top must pass its length.  Every stored
+ * pointer is an absolute address, the same in every process.  A block never
+ * starts at a segment's first byte, so the run header of a block p is found
+ * by rounding p - 1 down to a segment.  Blocks carry no header of their own;
+ * a block of rszshm_alloc_aligned() may be an interior pointer into a small
+ * block, with a tag in the 8 bytes before it that names the block.
+ *
+ * Locks.  The global heap_lock (in the file header) guards top, the free-run
+ * list and every change of a run's kind or length.  Each of NARENAS arenas
+ * has a robust lock of its own, guarding its per-class lists of SMALL
+ * segments that are not full ("partial" lists) and the contents of the
+ * segments it owns.  Lock order: arena, then global.  A thread allocates from
+ * the arena it used last (a thread-local index, reset in forked children),
+ * moving on to the next arena when trylock finds one busy, so threads and
+ * processes spread over the arenas; a block is freed into the arena that
+ * owns its segment.  An arena keeps at most one empty segment per class and
+ * gives the others back to the free-run list.
+ *
+ * Invariants, and what a crash may leave.  The allocation bitmap of a SMALL
+ * segment is the truth: a block is live iff its bit is set.  Writers order
+ * their stores so that a process killed at any instruction leaves the heap
+ * in one of these states, all harmless until repaired:
+ *  - runs always tile segments 1 .. top-1: a split writes the tail's header
+ *    before shrinking the head, a merge grows the head over the tail, top
+ *    is raised only after the new run's header is written;
+ *  - the chains (free-run list, partial lists) only hold members of the
+ *    right kind: a segment leaves its partial list before it becomes FREE
+ *    and joins it after it becomes SMALL; a run leaves the free-run list
+ *    before it changes;
+ *  - a FREE run may be missing from its list, a segment with room from its
+ *    partial list; counters (used, free_segs, nempty) may be off, partial
+ *    lists' prev links stale; a pending slot may name a block already freed.
+ * Each lock has a busy flag (arena->busy, ctl->gbusy) that its holder sets
+ * while it changes things; the walker checks the last group of invariants
+ * only where the flag is clear.  The next holder of a lock whose holder died
+ * gets EOWNERDEAD and repairs from the truth: the global part by walking the
+ * runs (merging neighbouring FREE runs and relinking the free-run list), an
+ * arena by walking the runs for its SMALL segments (recounting each from its
+ * bitmap, after clearing the bits of its pending frees, and relinking the
+ * partial lists).  At
+ * most the block whose allocation was under way is leaked.  Damage no crash
+ * can leave (run headers that do not tile) is not repaired: the lock is left
+ * unrecoverable and every later call fails with ENOTRECOVERABLE.
+ *
+ * Cheap checks guard the writers too: a pointer to free must lie in a carved
+ * segment with a valid header, be a block start (or a tagged interior
+ * pointer) and have its bit set (double frees fail with EINVAL); a segment
+ * whose count disagrees with its bitmap is recounted.  A writer follows or
+ * writes through a partial-list link only after checking that it names a
+ * carved SMALL segment of the arena and class with its class's exact
+ * geometry (listed_ok()), that a head has no prev and that the neighbours
+ * link back.  A list that fails these checks is rebuilt from the runs, as
+ * after a crash, which leaves damaged segments off the lists for good (the
+ * walker goes on reporting them); if it fails them again, or top is outside
+ * the region, the call fails with ENOTRECOVERABLE.
+ *
+ * Blocks are found by scanning a segment's bitmap from a cursor, not by a
+ * free list threaded through the blocks: allocating and freeing touch only
+ * the segment's header and bitmap, never the block, so the atomic
+ * instructions of the locks do not wait for a cache miss on it.  A small
+ * block is freed without a lock: after checking it, the freer puts it in a
+ * pending slot of its arena (CAS from 0), and the arena's next holder clears
+ * its bit.  Only when the slots are full does a freer take the lock.
+ */
+#ifndef RSZSHM_HEAP_H
+#define RSZSHM_HEAP_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+#define SEG_SHIFT 16
+#define SEG ((uint64_t)1 << SEG_SHIFT)
+#define HDR_SIZE ((uint64_t)sizeof(struct rszshm_hdr))
+#define NARENAS 16u
+#define NCLS 36u
+#define SMALL_MAX 16384u
+#define MAX_ALIGN (64u * 1024u)
+#define NPENDING 8u
+
+#define HEAP_MAGIC 0x50414548534d5352ULL	/* "RSMSHEAP" */
+#define HEAP_VERSION 1u
+#define SEG_MAGIC 0x21474553u			/* "SEG!" */
+#define TAG_MAGIC 0x9e3779b97f4a7c15ULL		/* interior-pointer tags */
+
+enum { K_FREE = 1, K_SMALL = 2, K_LARGE = 3 };
+
+/* Ordered stores and loads: what a crash or another process may observe. */
+#define PUT(lv, v) __atomic_store_n(&(lv), (v), __ATOMIC_RELEASE)
+#define GET(lv) __atomic_load_n(&(lv), __ATOMIC_ACQUIRE)
+#define RD(lv) __atomic_load_n(&(lv), __ATOMIC_RELAXED)
+
+/* The header at the start of every run. */
+struct seg {
+	uint32_t magic;		/* SEG_MAGIC */
+	uint8_t kind;		/* K_FREE, K_SMALL, K_LARGE */
+	uint8_t arena;		/* SMALL: owning arena */
+	uint8_t cls;		/* SMALL: size class */
+	uint8_t listed;		/* SMALL: on its arena's partial list */
+	uint32_t nsegs;		/* length of the run, in segments */
+	uint32_t nblocks;	/* SMALL: blocks in the segment */
+	uint32_t cursor;	/* SMALL: bitmap word where the last block was found */
+	uint32_t used;		/* SMALL: live blocks (the bitmap is the truth) */
+	uint32_t bsize;		/* SMALL: block size */
+	uint32_t first;		/* SMALL: offset of block 0; LARGE: of the block */
+	uint64_t spare1_;
+	uint64_t next;		/* SMALL: partial list; FREE: free-run list */
+	uint64_t prev;		/* SMALL: partial list */
+	uint64_t spare_;
+};
+_Static_assert(sizeof(struct seg) == 64, "run headers are 64 bytes");
+_Static_assert(SEG == RSZSHM__HEAP_BLOCKS_FROM, "blocks start past segment 0");
+#define SEG_HDR ((uint64_t)sizeof(struct seg))
+
+struct arena {
+	pthread_mutex_t lock;
+	uint32_t busy;			/* the holder is changing the arena */
+	uint32_t nempty[NCLS];		/* listed segments with no live block */
+	uint64_t partial[NCLS];		/* SMALL segments that are not full */
+	/* Blocks freed without the lock, still live in their bitmaps: the
+	 * next holder frees them.  Filled by CAS from 0, emptied by holders. */
+	uint64_t pending[NPENDING] __attribute__((aligned(64)));
+} __attribute__((aligned(64)));
+
+struct ctl {
+	/* Set at creation, read-only after. */
+	uint64_t magic;
+	uint32_t version;
+	uint32_t seg_shift;
+	uint32_t narenas;
+	uint32_t nclasses;
+	uint64_t spare0_[5];
+	/* The global part, under shared->heap_lock. */
+	uint64_t top __attribute__((aligned(64)));	/* first segment not carved */
+	uint64_t free_runs;	/* first FREE run of the free-run list */
+	uint64_t free_segs;	/* segments in listed FREE runs */
+	uint64_t repairs;	/* locks found abandoned and repaired */
+	uint32_t gbusy;		/* the heap_lock's holder is changing things */
+	uint32_t merge_due;	/* runs were freed since the last merge */
+	uint64_t spare1_[3];
+	struct arena arenas[NARENAS];
+};
+_Static_assert(sizeof(struct rszshm_hdr) + sizeof(struct ctl) <= SEG,
+	       "the control block fits segment 0");
+
+/* Size classes (heap-seg.c): block sizes, ceil(2^32 / size) for divisions,
+ * and each class's geometry in a segment, filled in at load time. */
+RSZSHM__INTERNAL extern const uint32_t rszshm__heap_cls_size[NCLS];
+RSZSHM__INTERNAL extern const uint32_t rszshm__heap_cls_recip[NCLS];
+struct rszshm__heap_geom {
+	uint32_t nblocks, first;
+};
+RSZSHM__INTERNAL extern struct rszshm__heap_geom rszshm__heap_cls_geom[NCLS];
+/* Blocks of class @c in a segment, and where block 0 starts (after the
+ * run header and a bitmap of one bit per block, 64-byte aligned). */
+RSZSHM__INTERNAL void rszshm__heap_geom(unsigned c, uint32_t *nblocks, uint32_t *first);
+
+static inline unsigned size_cls(size_t size)
+{
+	size_t n;
+	unsigned b;
+
+	if (size <= 128)
+		return size ? (unsigned)(size - 1) >> 4 : 0;
+	n = size - 1;
+	b = 63u - (unsigned)__builtin_clzll(n);
+	return 8u + (b - 7u) * 4u + (unsigned)((n >> (b - 2u)) & 3u);
+}
+
+/* Has SMALL header @s the geometry of class @c (< NCLS)? */
+static inline bool geom_ok(const struct seg *s, unsigned c)
+{
+	return s->bsize == rszshm__heap_cls_size[c] && s->nblocks == rszshm__heap_cls_geom[c].nblocks &&
+	       s->first == rszshm__heap_cls_geom[c].first;
+}
+
+static inline uint64_t *bitmap(struct seg *s)
+{
+	return (uint64_t *)(void *)(s + 1);
+}
+
+static inline bool bit_get(struct seg *s, uint32_t i)
+{
+	return (RD(bitmap(s)[i / 64]) >> (i % 64)) & 1;
+}
+
+static inline void bit_put(struct seg *s, uint32_t i, bool on)
+{
+	uint64_t *w = &bitmap(s)[i / 64], m = (uint64_t)1 << (i % 64);
+
+	PUT(*w, on ? RD(*w) | m : RD(*w) & ~m);
+}
+
+static inline uint64_t tag_of(uintptr_t blk, uintptr_t p)
+{
+	return (uint64_t)blk ^ (uint64_t)p ^ TAG_MAGIC;
+}
+
+static inline struct ctl *ctl_of(const struct rszshm *r)
+{
+	return (struct ctl *)(void *)((char *)r->hdr + HDR_SIZE);
+}
+
+static inline pthread_mutex_t *heap_lock(const struct rszshm *r)
+{
+	return &rszshm__shared(r->hdr)->heap_lock;
+}
+
+static inline struct seg *seg_at(const struct rszshm *r, uint64_t i)
+{
+	return (struct seg *)(void *)((char *)r->hdr + (i << SEG_SHIFT));
+}
+
+/* Segments the span can hold, for this handle. */
+static inline uint64_t span_segs(const struct rszshm *r)
+{
+	uint64_t m = RD(r->hdr->max);
+
+	if (m > r->max)
+		m = r->max;
+	return m >> SEG_SHIFT;
+}
+
+/*
+ * Does a @top of carved segments lie inside the span and the file?  The
+ * bound is rszshm__map_safe_len(): never past this handle's span (so never
+ * into another region mapped after it) nor past the file's real end.
+ */
+static inline bool top_ok(struct rszshm *r, uint64_t top)
+{
+	return top == 1 ||
+	       (top > 1 && top <= span_segs(r) && top << SEG_SHIFT <= rszshm__map_safe_len(r));
+}
+
+/*
+ * Is @addr the start of a segment in 1 .. @top-1, with @top checked?  Every
+ * segment address read from the region (list links, pending blocks, blocks
+ * to free) passes this before it is followed.
+ */
+static inline bool seg_addr_ok(struct rszshm *r, uint64_t addr, uint64_t top)
+{
+	uint64_t off = addr - (uintptr_t)r->hdr;
+
+	return addr > (uintptr_t)r->hdr && !(off & (SEG - 1)) && off >> SEG_SHIFT < top &&
+	       top_ok(r, top);
+}
+
+/* 0 and the control block if @r is a usable heap region. */
+static inline int get_ctl(struct rszshm *r, bool write, struct ctl **out)
+{
+	struct ctl *h;
+
+	/* rszshm__map_usable(), inline: this is every call's fast path. */
+	if (!r || !(r->flags & RSZSHM__F_ATTACHED) || !r->hdr)
+		return -EINVAL;
+	if (write && (r->flags & RSZSHM_RDONLY))
+		return -EPERM;
+	if (!(r->flags & RSZSHM_HEAP))
+		return -EINVAL;
+	h = ctl_of(r);
+	if (RD(rszshm__shared(r->hdr)->heap) != (uintptr_t)h ||
+	    rszshm__map_safe_len(r) < HDR_SIZE + sizeof(*h) || RD(h->magic) != HEAP_MAGIC)
+		return -EBADMSG;
+	*out = h;
+	return 0;
+}
+
+/* The run header of block @p, or NULL if @p cannot be a block. */
+static inline struct seg *locate(struct rszshm *r, struct ctl *h, uintptr_t p)
+{
+	uintptr_t base = (uintptr_t)r->hdr;
+	uint64_t i;
+	struct seg *s;
+
+	if (p & (RSZSHM_ALIGN - 1) || p <= base + SEG)
+		return NULL;
+	i = (p - 1 - base) >> SEG_SHIFT;
+	if (!seg_addr_ok(r, base + (i << SEG_SHIFT), GET(h->top)))
+		return NULL;
+	s = seg_at(r, i);
+	return RD(s->magic) == SEG_MAGIC ? s : NULL;
+}
+
+/* Index of block @p of SMALL segment @s, if @p is a block start. */
+static inline bool block_index(struct seg *s, uintptr_t p, uint32_t *idx)
+{
+	uintptr_t b0 = (uintptr_t)s + s->first;
+	uint64_t off;
+	uint32_t i;
+
+	if (p < b0 || (off = p - b0) >= (uint64_t)s->nblocks * s->bsize)
+		return false;
+	i = (uint32_t)((off * rszshm__heap_cls_recip[s->cls]) >> 32);
+	*idx = i;
+	return (uint64_t)i * s->bsize == off;
+}
+
+/* heap-seg.c: the global part, under shared->heap_lock. */
+RSZSHM__INTERNAL uint64_t rszshm__heap_run_len(struct seg *s, uint64_t i, uint64_t top);
+RSZSHM__INTERNAL int rszshm__heap_global_lock(struct rszshm *r, struct ctl *h);
+RSZSHM__INTERNAL void rszshm__heap_global_unlock(struct rszshm *r, struct ctl *h);
+RSZSHM__INTERNAL int rszshm__heap_global_lock_top(struct rszshm *r, struct ctl *h, uint64_t *top);
+RSZSHM__INTERNAL void rszshm__heap_run_release(struct ctl *h, struct seg *s);
+RSZSHM__INTERNAL int rszshm__heap_run_take(struct rszshm *r, struct ctl *h, uint64_t n,
+					   struct seg **out);
+
+/* heap.c: arena partial lists, under the arena's lock. */
+RSZSHM__INTERNAL bool rszshm__heap_list_push(struct rszshm *r, struct ctl *h, unsigned ai,
+					     struct seg *s);
+
+/* heap-repair.c: rebuilding from the truth. */
+RSZSHM__INTERNAL int rszshm__heap_runs_rebuild(struct rszshm *r, struct ctl *h);
+RSZSHM__INTERNAL bool rszshm__heap_seg_sane(struct seg *s);
+RSZSHM__INTERNAL void rszshm__heap_seg_rebuild(struct seg *s);
+RSZSHM__INTERNAL int rszshm__heap_arena_rebuild(struct rszshm *r, struct ctl *h, unsigned ai);
+
+#endif
