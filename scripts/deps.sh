@@ -15,7 +15,9 @@ pkgs="gcc g++ libc6-dev meson ninja-build pkg-config check libbsd-dev"
 archs=""
 for leg; do
 	case $leg in
-	plain|asan) ;;
+	# bindfs: a FUSE mount without O_TMPFILE, for test-open's killed-maker
+	# test on a real file system that lacks it.
+	plain|asan) pkgs="$pkgs bindfs" ;;
 	clang) pkgs="$pkgs clang" ;;
 	fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 	i386)

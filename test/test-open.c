@@ -667,6 +667,112 @@ START_TEST(test_no_tmpfile_killed_maker_leaves_no_file)
 }
 END_TEST
 
+/*
+ * The same on a real file system without O_TMPFILE: a FUSE mount (bindfs
+ * over a scratch directory, in this test's own mount namespace), where the
+ * library's fallback is taken because the kernel refuses O_TMPFILE, not
+ * because a test switch says so.  Makers are killed at each numbered point
+ * of making and at random moments; after each kill the name holds either
+ * nothing or a complete region that attaches and checks clean.
+ */
+static int fuse_mount(const char *src, const char *mnt)
+{
+	pid_t pid;
+	int st;
+
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0) {
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execlp("bindfs", "bindfs", src, mnt, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return -1;
+	return 0;
+}
+
+/* 1 if @dir refuses O_TMPFILE (as FUSE does), 0 if it takes it. */
+static int refuses_tmpfile(const char *dir)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR, 0600);
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	return errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL;
+}
+
+START_TEST(test_fuse_without_tmpfile_killed_maker_leaves_no_half_file)
+{
+	char src[RSZSHM_PATH_MAX], mnt[RSZSHM_PATH_MAX], path[RSZSHM_PATH_MAX];
+	int trial, complete = 0, absent = 0;
+	struct rszshm r;
+
+	subdir(src, sizeof(src), "fuse-src");
+	subdir(mnt, sizeof(mnt), "fuse-mnt");
+	ck_assert_int_eq(fuse_mount(src, mnt), 0);
+	ck_assert_int_eq(refuses_tmpfile(mnt), 1);
+	in_dir(path, mnt, "r");
+	srandom(1);
+	for (trial = 0; trial < 100; trial++) {
+		/* 10 kills at each numbered point, then kills at random moments. */
+		int point = trial < 30 ? trial / 10 + 1 : 0;
+		char env[16];
+		pid_t pid;
+
+		snprintf(env, sizeof(env), "%d", point);
+		setenv("RSZSHM_TEST_KILL_AT", env, 1);
+		pid = test_fork();
+		if (pid == 0) {
+			rszshm__map_hook = kill_at_point;
+			rszshm_mk(&r, 64 * 1024, path, scan_at(45, 1 << 20, 64));
+			_exit(0);
+		}
+		if (point == 0) {
+			volatile unsigned long spin = (unsigned long)random() % 2000000;
+
+			while (spin)
+				spin--;
+			kill(pid, SIGKILL);
+		} else {
+			ck_assert_int_eq(test_wait(pid), 128 + SIGKILL);
+		}
+		if (point == 0)
+			test_wait(pid);
+		if (exists(path)) {
+			char msg[200];
+
+			ck_assert_msg(rszshm_at(&r, path) != NULL,
+				      "trial %d: a file under the name that does not attach: %s",
+				      trial, rszshm_errmsg());
+			ck_assert_msg(rszshm_check(&r, msg, sizeof(msg)) == 0, "trial %d: %s", trial,
+				      msg);
+			ck_assert_int_eq(rszshm_dt(&r), 0);
+			ck_assert_int_eq(unlink(path), 0);
+			complete++;
+		} else {
+			absent++;
+		}
+		/* A dead maker's temporary file, under another name: remove it. */
+		remove_tmp_names(mnt);
+		ck_assert_int_eq(dir_count(mnt), 0);
+	}
+	unsetenv("RSZSHM_TEST_KILL_AT");
+	/* Both outcomes were seen: the kills landed before and after the link. */
+	ck_assert_int_ge(absent, 30);
+	ck_assert_int_gt(complete + absent, 0);
+	ck_assert_int_eq(umount2(mnt, MNT_DETACH), 0);
+}
+END_TEST
+
 /* ====================================================== full file system */
 
 /* In a child with its own mount namespace: a 1 MiB tmpfs at @dir. */
@@ -846,6 +952,35 @@ static bool can_mount_tmpfs(void)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+/* Can this process make a FUSE mount without O_TMPFILE (bindfs, root)? */
+static bool can_mount_fuse(void)
+{
+	const char *scratch = getenv("RSZSHM_TEST_DIR");
+	char src[RSZSHM_PATH_MAX], mnt[RSZSHM_PATH_MAX];
+	pid_t pid;
+	int st;
+
+	if (!scratch || access("/dev/fuse", R_OK | W_OK) < 0 ||
+	    snprintf(src, sizeof(src), "%s/fuse-probe-src", scratch) >= (int)sizeof(src) ||
+	    snprintf(mnt, sizeof(mnt), "%s/fuse-probe-mnt", scratch) >= (int)sizeof(mnt))
+		return false;
+	if (mkdir(src, 0700) < 0 || mkdir(mnt, 0700) < 0)
+		return false;
+	pid = fork();
+	if (pid == 0) {
+		int ok = fuse_mount(src, mnt) == 0 && refuses_tmpfile(mnt) == 1;
+
+		umount2(mnt, MNT_DETACH);
+		_exit(ok ? 0 : 1);
+	}
+	st = -1;
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+	rmdir(mnt);
+	rmdir(src);
+	return pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("open");
@@ -860,6 +995,12 @@ Suite *test_suite(void)
 	else
 		fprintf(stderr, "test-open: not root: test_group_mode_second_uid not run\n");
 	TEST_ADD(s, test_no_tmpfile_killed_maker_leaves_no_file);
+	if (can_mount_fuse())
+		TEST_ADD(s, test_fuse_without_tmpfile_killed_maker_leaves_no_half_file);
+	else
+		fprintf(stderr, "test-open: cannot make a FUSE mount here (needs root, /dev/fuse "
+			"and bindfs): test_fuse_without_tmpfile_killed_maker_leaves_no_half_file "
+			"not run\n");
 	if (can_mount_tmpfs())
 		TEST_ADD(s, test_sparse_mk_full_fs_enospc_leaves_nothing);
 	else
