@@ -202,6 +202,21 @@ uint64_t mix(uint64_t h)
 	return h;
 }
 
+/* lib/rec.c's tail_word(), for a little-endian machine. */
+inline uint64_t tail_word(const char *s, std::size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	uint32_t lo, hi;
+
+	if (n >= 4) {
+		std::memcpy(&lo, s, 4);
+		std::memcpy(&hi, s + n - 4, 4);
+		return (uint64_t)lo | ((uint64_t)hi << ((n - 4) * 8));
+	}
+	return (uint64_t)u[0] | ((uint64_t)u[n / 2] << (n / 2 * 8)) |
+	       ((uint64_t)u[n - 1] << ((n - 1) * 8));
+}
+
 uint64_t hash_name(uint64_t seed, const char *s, std::size_t n)
 {
 	uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ULL), k;
@@ -211,11 +226,8 @@ uint64_t hash_name(uint64_t seed, const char *s, std::size_t n)
 		h = (h ^ k) * 0x9e3779b97f4a7c15ULL;
 		h = (h << 31) | (h >> 33);
 	}
-	if (n) {
-		k = 0;
-		std::memcpy(&k, s, n);
-		h = (h ^ k) * 0x9e3779b97f4a7c15ULL;
-	}
+	if (n)
+		h = (h ^ tail_word(s, n)) * 0x9e3779b97f4a7c15ULL;
 	return mix(h);
 }
 

@@ -72,7 +72,7 @@ static uint64_t next_rand(uint64_t *s)
 
 /* ------------------------------------------- the in-process reference */
 
-/* lib/rec.c's hash_name() and mix(), copied. */
+/* lib/rec.c's hash_name(), mix() and tail_word(), copied. */
 static uint64_t mix(uint64_t h)
 {
 	h ^= h >> 32;
@@ -81,6 +81,21 @@ static uint64_t mix(uint64_t h)
 	h *= 0xd6e8feb86659fd93ULL;
 	h ^= h >> 32;
 	return h;
+}
+
+/* lib/rec.c's tail_word(), for a little-endian machine. */
+static inline uint64_t tail_word(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	uint32_t lo, hi;
+
+	if (n >= 4) {
+		memcpy(&lo, s, 4);
+		memcpy(&hi, s + n - 4, 4);
+		return (uint64_t)lo | ((uint64_t)hi << ((n - 4) * 8));
+	}
+	return (uint64_t)u[0] | ((uint64_t)u[n / 2] << (n / 2 * 8)) |
+	       ((uint64_t)u[n - 1] << ((n - 1) * 8));
 }
 
 static uint64_t hash_name(uint64_t seed, const char *s, size_t n)
@@ -92,11 +107,8 @@ static uint64_t hash_name(uint64_t seed, const char *s, size_t n)
 		h = (h ^ k) * 0x9e3779b97f4a7c15ULL;
 		h = (h << 31) | (h >> 33);
 	}
-	if (n) {
-		k = 0;
-		memcpy(&k, s, n);
-		h = (h ^ k) * 0x9e3779b97f4a7c15ULL;
-	}
+	if (n)
+		h = (h ^ tail_word(s, n)) * 0x9e3779b97f4a7c15ULL;
 	return mix(h);
 }
 
