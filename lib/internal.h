@@ -239,7 +239,9 @@ RSZSHM__INTERNAL int rszshm__lock_validate(const pthread_mutex_t *m, const char 
  * descriptor is attached, make the header's locks fit for this boot and
  * namespace (a held or damaged lock becomes "holder died", so its next
  * locker repairs) and record this PID namespace.  -EXDEV when writers from
- * another PID namespace are attached.
+ * another PID namespace are attached.  The caller's namespace is looked up
+ * once per process (again in a forked or cloned child, and always in a
+ * pid 1).
  */
 RSZSHM__INTERNAL int rszshm__lock_attach(int fd, struct rszshm_hdr *h);
 /* Test hook: called inside rszshm__lock_attach() at point 1, when the grow
