@@ -125,6 +125,9 @@ RSZSHM__INTERNAL int rszshm__span_probe_skip(const struct rszshm_scan *scan, siz
  * it does not fit the address space; or another error of mmap. */
 RSZSHM__INTERNAL int rszshm__span_try(void *addr, size_t len);
 RSZSHM__INTERNAL int rszshm__span_claim(void *addr, size_t len);
+/* Claim exactly @addr..+@len by mapping @fd there (MAP_SHARED, @prot), never
+ * over anything mapped: 0, -ENOSPC if something is there, or mmap's error. */
+RSZSHM__INTERNAL int rszshm__span_claim_file(void *addr, size_t len, int prot, int fd);
 
 /* --------------------------------------------------------------- plan.c
  * The address plan: a per-user table of the spans live regions hold, so that

@@ -496,14 +496,13 @@ int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags)
 		goto fail_fd;
 	}
 	hook(4);
-	if ((rc = rszshm__span_claim(h.addr, (size_t)h.max)) < 0) {
+	if ((rc = rszshm__span_claim_file(h.addr, (size_t)h.max,
+					  rdonly ? PROT_READ : PROT_READ | PROT_WRITE, fd)) < 0) {
 		if (rc == -ENOSPC)
 			why_span_busy(rc, (uintptr_t)h.addr, (size_t)h.max);
 		goto fail_fd;
 	}
-	if ((rc = rszshm__sys_mmap(h.addr, (size_t)h.max, rdonly ? PROT_READ : PROT_READ | PROT_WRITE,
-				   MAP_SHARED | MAP_FIXED, fd, &m)) < 0)
-		goto fail_span;
+	m = h.addr;
 
 	/*
 	 * The file may have changed since pread: trust only what checks out.
