@@ -210,11 +210,15 @@ RSZSHM__INTERNAL int rszshm__hdr_validate(const struct rszshm_hdr *h, uint64_t f
 /* The first address past this machine's user address space (probed once:
  * 47 or 56 bits on x86-64); no span may reach past it. */
 RSZSHM__INTERNAL uintptr_t rszshm__hdr_user_end(void);
-/* pread the header of @fd, then fstat it, and validate (in that order: a
+/* fstat @fd, pread its header and validate it against that size; if it does
+ * not fit, again with the size read after the header (in that order: a
  * grower extends the file before it publishes a length, so a region being
  * grown never looks truncated); *file_size gets the file's size. */
 RSZSHM__INTERNAL int rszshm__hdr_read(int fd, struct rszshm_hdr *h, uint64_t *file_size,
 				      const char **why);
+/* Test hook: called inside rszshm__hdr_read() at point 1, between the first
+ * fstat and the first pread. */
+RSZSHM__INTERNAL extern void (*rszshm__hdr_hook)(int point);
 
 /* --------------------------------------------------------------- lock.c
  * Robust, process-shared mutexes.  rszshm__lock() returns 0 when taken,
