@@ -682,8 +682,9 @@ RSZSHM_API int rszshm_up(struct rszshm *r);
  * extending the file and before publishing the length has that length
  * published by the next one.  (A file lengthened outside the library, by
  * other than whole pages within the span, is set to the new length.)  The
- * new length is visible to every attached process at once.  Costs O(1) in the region's length: no copy, no page touched (but
- * with RSZSHM_ALLOCATE, allocating the new blocks).
+ * new length is visible to every attached process at once.  Costs O(1) in
+ * the region's length: no copy, no page touched (but with RSZSHM_ALLOCATE,
+ * allocating the new blocks).
  *
  * Safety: any thread of any attached process; takes the region's grow lock.
  * Errors:
