@@ -25,7 +25,8 @@
  *                     reading the first word; against the same table.
  *
  * The segment is a POSIX shared memory object named after this process,
- * removed before the program exits (also when a workload fails).
+ * removed before the program exits (also when a workload fails or the
+ * program is interrupted).
  */
 #include <boost/interprocess/managed_shared_memory.hpp>
 
@@ -38,6 +39,9 @@
 #include <string>
 #include <vector>
 
+#include <csignal>
+
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,6 +64,15 @@ constexpr unsigned QUICK_DIV_HEAP = 10, QUICK_DIV_REC = 5;
 constexpr std::size_t SEGMENT = 256u << 20;
 
 std::string seg_name;
+char seg_path[64];	// the same, for the signal handler
+
+// Interrupted: remove the segment, then die of the signal.
+extern "C" void on_signal(int sig)
+{
+	shm_unlink(seg_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
 
 [[noreturn]] void die(const char *workload, const char *what)
 {
@@ -388,6 +401,10 @@ int main(int argc, char **argv)
 	if (!runs)
 		runs = quick ? 3 : 5;
 	seg_name = "rszshm-bench-boost-" + std::to_string(getpid());
+	std::snprintf(seg_path, sizeof(seg_path), "/%s", seg_name.c_str());
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
 
 	unsigned long ops = quick ? OPS / QUICK_DIV_HEAP : OPS;
 	unsigned long ops2 = quick ? OPS_2PROC / QUICK_DIV_HEAP : OPS_2PROC;
