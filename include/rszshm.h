@@ -706,9 +706,13 @@ RSZSHM_API int rszshm_up(struct rszshm *r);
  * handle is refreshed and nothing else is done.  Otherwise the file is
  * extended to twice its length (at most the span).  Growth is serialized
  * across every process and thread, however they got their handle, and never
- * shrinks the file.  The new length is visible to every attached process at
- * once.  Costs O(1) in the region's length: no copy, no page touched (but
- * with RSZSHM_ALLOCATE, allocating the new blocks).
+ * shrinks the file below a length the library made: a grower killed after
+ * extending the file and before publishing the length has that length
+ * published by the next one.  (A file lengthened outside the library, by
+ * other than whole pages within the span, is set to the new length.)  The
+ * new length is visible to every attached process at once.  Costs O(1) in
+ * the region's length: no copy, no page touched (but with RSZSHM_ALLOCATE,
+ * allocating the new blocks).
  *
  * Safety: any thread of any attached process; takes the region's grow lock.
  * Errors:

@@ -125,6 +125,9 @@ RSZSHM__INTERNAL int rszshm__span_probe_skip(const struct rszshm_scan *scan, siz
  * it does not fit the address space; or another error of mmap. */
 RSZSHM__INTERNAL int rszshm__span_try(void *addr, size_t len);
 RSZSHM__INTERNAL int rszshm__span_claim(void *addr, size_t len);
+/* Claim exactly @addr..+@len by mapping @fd there (MAP_SHARED, @prot), never
+ * over anything mapped: 0, -ENOSPC if something is there, or mmap's error. */
+RSZSHM__INTERNAL int rszshm__span_claim_file(void *addr, size_t len, int prot, int fd);
 
 /* --------------------------------------------------------------- plan.c
  * The address plan: a per-user table of the spans live regions hold, so that
@@ -213,11 +216,15 @@ RSZSHM__INTERNAL uintptr_t rszshm__hdr_user_end(void);
  * pointers, little-endian, 40-byte locks)"; snprintf's return. */
 RSZSHM__INTERNAL uint64_t rszshm__hdr_abi(void);
 RSZSHM__INTERNAL int rszshm__hdr_abi_name(uint64_t abi, char *buf, size_t len);
-/* pread the header of @fd, then fstat it, and validate (in that order: a
+/* fstat @fd, pread its header and validate it against that size; if it does
+ * not fit, again with the size read after the header (in that order: a
  * grower extends the file before it publishes a length, so a region being
  * grown never looks truncated); *file_size gets the file's size. */
 RSZSHM__INTERNAL int rszshm__hdr_read(int fd, struct rszshm_hdr *h, uint64_t *file_size,
 				      const char **why);
+/* Test hook: called inside rszshm__hdr_read() at point 1, between the first
+ * fstat and the first pread. */
+RSZSHM__INTERNAL extern void (*rszshm__hdr_hook)(int point);
 
 /* --------------------------------------------------------------- lock.c
  * Robust, process-shared mutexes.  rszshm__lock() returns 0 when taken,
@@ -245,7 +252,9 @@ RSZSHM__INTERNAL int rszshm__lock_validate(const pthread_mutex_t *m, const char 
  * descriptor is attached, make the header's locks fit for this boot and
  * namespace (a held or damaged lock becomes "holder died", so its next
  * locker repairs) and record this PID namespace.  -EXDEV when writers from
- * another PID namespace are attached.
+ * another PID namespace are attached.  The caller's namespace is looked up
+ * once per process (again in a forked or cloned child, and always in a
+ * pid 1).
  */
 RSZSHM__INTERNAL int rszshm__lock_attach(int fd, struct rszshm_hdr *h);
 /* Test hook: called inside rszshm__lock_attach() at point 1, when the grow

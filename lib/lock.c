@@ -410,15 +410,54 @@ static int reset(pthread_mutex_t *m)
 	return 0;
 }
 
+/*
+ * This process's PID namespace, remembered: a process never changes its own
+ * (setns and unshare change its children's), and looking it up in /proc is
+ * the dearest call of an attach.  The memory is not trusted across a fork or
+ * clone: a forked child drops it (pthread_atfork), and a child made without
+ * the fork handlers (a raw clone(2)) has another pid than the one that
+ * filled it, which is checked on every use.  A pid 1, the one pid a child
+ * of another namespace can share with its parent, never uses it.
+ */
+static struct {
+	pid_t pid;		/* who filled it; 0: empty */
+	uint64_t ns;
+} pidns_cache;
+static pthread_once_t pidns_once = PTHREAD_ONCE_INIT;
+
+static void pidns_forget(void)
+{
+	__atomic_store_n(&pidns_cache.pid, 0, __ATOMIC_RELAXED);
+}
+
+static void pidns_init(void)
+{
+	pthread_atfork(NULL, NULL, pidns_forget);
+}
+
+static uint64_t own_pidns(void)
+{
+	pid_t me = getpid();
+	uint64_t ns = 0;
+
+	pthread_once(&pidns_once, pidns_init);
+	if (me != 1 && __atomic_load_n(&pidns_cache.pid, __ATOMIC_ACQUIRE) == me)
+		return __atomic_load_n(&pidns_cache.ns, __ATOMIC_RELAXED);
+	/* No /proc: namespace 0, the same for every process that has none. */
+	if (rszshm__sys_pidns(&ns) < 0)
+		return 0;
+	/* Threads racing here store the same value. */
+	__atomic_store_n(&pidns_cache.ns, ns, __ATOMIC_RELAXED);
+	__atomic_store_n(&pidns_cache.pid, me, __ATOMIC_RELEASE);
+	return ns;
+}
+
 int rszshm__lock_attach(int fd, struct rszshm_hdr *h)
 {
 	struct rszshm__shared *s = rszshm__shared(h);
-	uint64_t ns = 0;
+	uint64_t ns = own_pidns();
 	int rc;
 
-	/* No /proc: namespace 0, the same for every process that has none. */
-	if (rszshm__sys_pidns(&ns) < 0)
-		ns = 0;
 	rc = rszshm__sys_ofd_lock(fd, F_WRLCK, false);
 	if (rc == -EAGAIN) {
 		/* Others are attached, or one is making the header fit:

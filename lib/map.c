@@ -16,7 +16,14 @@
  *    threads, forked children and processes that attached by name alike
  *    (flock() cannot: forked children share its open file description).  A
  *    grower that dies mid-grow leaves a file at least as long as hdr->flen,
- *    which is consistent; the next grower just goes on.
+ *    which is consistent.  The next locker, told the holder died, publishes
+ *    the length the dead grower made (if the file is longer than hdr->flen,
+ *    by whole pages, within the span), so that under a consistent lock the
+ *    file is exactly hdr->flen long and a grower extends it with one
+ *    ftruncate, no fstat first.  A file lengthened by anything but a grower
+ *    (not by whole pages, or past the span) is not published, and the next
+ *    ftruncate cuts it back to the grower's new length: only lengths the
+ *    library published are kept.
  *
  * New files appear in the file system complete: the region is built in an
  * unnamed O_TMPFILE and linked under its name last (where the file system
@@ -496,14 +503,13 @@ int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags)
 		goto fail_fd;
 	}
 	hook(4);
-	if ((rc = rszshm__span_claim(h.addr, (size_t)h.max)) < 0) {
+	if ((rc = rszshm__span_claim_file(h.addr, (size_t)h.max,
+					  rdonly ? PROT_READ : PROT_READ | PROT_WRITE, fd)) < 0) {
 		if (rc == -ENOSPC)
 			why_span_busy(rc, (uintptr_t)h.addr, (size_t)h.max);
 		goto fail_fd;
 	}
-	if ((rc = rszshm__sys_mmap(h.addr, (size_t)h.max, rdonly ? PROT_READ : PROT_READ | PROT_WRITE,
-				   MAP_SHARED | MAP_FIXED, fd, &m)) < 0)
-		goto fail_span;
+	m = h.addr;
 
 	/*
 	 * The file may have changed since pread: trust only what checks out.
@@ -616,15 +622,40 @@ int rszshm_up(struct rszshm *r)
 	return 1;
 }
 
+static uint64_t span_of(const struct rszshm *r);
+
+/*
+ * A grower died holding the lock, maybe between extending the file and
+ * publishing its length: publish what it made, so that under a consistent
+ * lock the file is hdr->flen long (see the top of this file).
+ */
+static int adopt_length(struct rszshm *r)
+{
+	uint64_t cur, fsize;
+	int rc;
+
+	if ((rc = current_len(r, &cur)) < 0 || (rc = rszshm__sys_fsize(r->fd, &fsize, NULL)) < 0)
+		return rc;
+	if (fsize > cur && fsize % rszshm__page_size() == 0 && fsize <= span_of(r))
+		__atomic_store_n(&r->hdr->flen, fsize, __ATOMIC_RELEASE);
+	return 0;
+}
+
 static int lock_grow(struct rszshm *r)
 {
 	pthread_mutex_t *m = &rszshm__shared(r->hdr)->grow_lock;
-	int rc = rszshm__lock(m);
+	int rc = rszshm__lock(m), rc2;
 
-	/* A grower died here: the file is at least hdr->flen long, which is
-	 * all the invariant asks.  Nothing to repair. */
-	if (rc == 1)
+	if (rc == 1) {
+		/* Consistent either way: a failed adoption only leaves the
+		 * file longer than hdr->flen, as a dead grower always did. */
+		rc2 = adopt_length(r);
 		rc = rszshm__lock_consistent(m);
+		if (rc == 0 && rc2 < 0) {
+			rszshm__unlock(m);
+			rc = rc2;
+		}
+	}
 	return rc;
 }
 
@@ -636,18 +667,14 @@ static void unlock_grow(struct rszshm *r)
 /* Under the grow lock: make the file @to bytes long and publish that. */
 static int extend_locked(struct rszshm *r, uint64_t cur, uint64_t to)
 {
-	uint64_t fsize;
 	int rc;
 
-	if (r->flags & RSZSHM_ALLOCATE) {
+	if (r->flags & RSZSHM_ALLOCATE)
 		rc = rszshm__sys_fallocate(r->fd, cur, to - cur);
-	} else {
-		/* Never shrink: a file already longer (a grower that died after
-		 * extending) is left as it is. */
-		rc = rszshm__sys_fsize(r->fd, &fsize, NULL);
-		if (rc == 0 && fsize < to)
-			rc = rszshm__sys_ftruncate(r->fd, to);
-	}
+	else
+		/* The file is @cur long: a grower that died after extending
+		 * it had its length published by lock_grow(). */
+		rc = rszshm__sys_ftruncate(r->fd, to);
 	if (rc < 0)
 		return rc;
 	__atomic_store_n(&r->hdr->flen, to, __ATOMIC_RELEASE);

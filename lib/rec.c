@@ -188,6 +188,33 @@ static uint64_t mix(uint64_t h)
 	return h;
 }
 
+/*
+ * The last 1..7 bytes of a name as one word: what a memcpy() of @n bytes
+ * into a zeroed word gives.  On a little-endian machine it is built from
+ * two overlapping loads (the bytes they share are the same) rather than a
+ * copy of variable length, which costs a call per hash.
+ */
+static inline uint64_t tail_word(const char *s, size_t n)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	const unsigned char *u = (const unsigned char *)s;
+	uint32_t lo, hi;
+
+	if (n >= 4) {
+		memcpy(&lo, s, 4);
+		memcpy(&hi, s + n - 4, 4);
+		return (uint64_t)lo | ((uint64_t)hi << ((n - 4) * 8));
+	}
+	return (uint64_t)u[0] | ((uint64_t)u[n / 2] << (n / 2 * 8)) |
+	       ((uint64_t)u[n - 1] << ((n - 1) * 8));
+#else
+	uint64_t k = 0;
+
+	memcpy(&k, s, n);
+	return k;
+#endif
+}
+
 /* 8 bytes at a time, then a finalizer; names are short. */
 static uint64_t hash_name(uint64_t seed, const char *s, size_t n)
 {
@@ -198,11 +225,8 @@ static uint64_t hash_name(uint64_t seed, const char *s, size_t n)
 		h = (h ^ k) * 0x9e3779b97f4a7c15ULL;
 		h = (h << 31) | (h >> 33);
 	}
-	if (n) {
-		k = 0;
-		memcpy(&k, s, n);
-		h = (h ^ k) * 0x9e3779b97f4a7c15ULL;
-	}
+	if (n)
+		h = (h ^ tail_word(s, n)) * 0x9e3779b97f4a7c15ULL;
 	return mix(h);
 }
 

@@ -13,8 +13,10 @@
  * the same search passing over the tries its caller refuses (plan.c: spans
  * that live regions hold).  rszshm__span_try() claims one address and says
  * why not (-EEXIST: something is there); rszshm__span_claim() wants exactly
- * one address (rszshm_at()).  The caller later maps the region's
- * file over the span with MAP_FIXED, which is safe because the span is ours.
+ * one address, and the caller later maps the region's file over the span
+ * with MAP_FIXED, which is safe because the span is ours.
+ * rszshm__span_claim_file() (rszshm_at()) claims the span by mapping the
+ * file over all of it at once, with the same flag: one mapping, not two.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -98,4 +100,20 @@ int rszshm__span_claim(void *addr, size_t len)
 	int rc = claim(addr, len);
 
 	return rc == -EEXIST ? -ENOSPC : rc;
+}
+
+int rszshm__span_claim_file(void *addr, size_t len, int prot, int fd)
+{
+	void *m;
+	int rc = rszshm__sys_mmap(addr, len, prot, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, &m);
+
+	if (rc == -EEXIST)
+		return -ENOSPC;
+	if (rc < 0)
+		return rc;
+	if (m != addr) {
+		rszshm__sys_munmap(m, len);
+		return -ENOSPC;
+	}
+	return 0;
 }

@@ -2195,6 +2195,113 @@ START_TEST(test_user_lock)
 }
 END_TEST
 
+/*
+ * A grower killed after extending the file and before publishing the length
+ * leaves the file longer than the header says.  The next grower publishes
+ * that length (so the region grows to what the dead one made) and never
+ * cuts the file back, however small its own target.
+ */
+START_TEST(test_grow_after_grower_killed_past_ftruncate_keeps_its_length)
+{
+	struct rszshm r;
+	char path[RSZSHM_PATH_MAX];
+	size_t flen, pg = pgsz();
+	pid_t pid;
+
+	mk_in(&r, "killed-extended", 4096, RSZSHM_DFLT_SCAN, 0);
+	test_path(path, sizeof(path), "killed-extended");
+	flen = r.flen;
+	pid = test_fork();
+	if (pid == 0) {
+		CCHECK(rszshm__lock(&rszshm__shared(r.hdr)->grow_lock) == 0);
+		CCHECK(ftruncate(r.fd, (off_t)(flen + 5 * pg)) == 0);
+		_exit(0);	/* holding the lock, the length unpublished */
+	}
+	ck_assert_int_eq(test_wait(pid), 0);
+	ck_assert_uint_eq(r.hdr->flen, flen);
+	ck_assert_int_eq(rszshm_grow_to(&r, flen + pg), 0);
+	ck_assert_uint_eq(file_size(path), flen + 5 * pg);
+	ck_assert_uint_eq(r.hdr->flen, flen + 5 * pg);
+	ck_assert_uint_eq(r.flen, flen + 5 * pg);
+	((volatile char *)r.hdr)[flen + 5 * pg - 1] = 1;
+	ck_assert_int_eq(rszshm_grow_to(&r, flen + 6 * pg), 0);
+	ck_assert_uint_eq(file_size(path), flen + 6 * pg);
+	assert_grow_lock_free(&r);
+
+	/* Lengthened by something else, not by whole pages: not published,
+	 * and the next grow sets the length it wants. */
+	ck_assert_int_eq(ftruncate(r.fd, (off_t)(flen + 6 * pg + 100)), 0);
+	ck_assert_int_eq(rszshm_grow(&r), 1);
+	ck_assert_uint_eq(r.flen, 2 * (flen + 6 * pg));
+	ck_assert_uint_eq(file_size(path), 2 * (flen + 6 * pg));
+	char msg[256] = "";
+
+	ck_assert_msg(rszshm_check(&r, msg, sizeof(msg)) == 0, "check: %s", msg);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	ck_assert_int_eq(rszshm_unlink(&r), 0);
+}
+END_TEST
+
+/* For the test below: a grower in another process, asked through a pipe. */
+static int grow_cmd = -1, grow_ack = -1;
+
+static void grow_between_size_and_header(int point)
+{
+	if (point != 1 || grow_cmd < 0)
+		return;
+	test_post(grow_cmd);
+	test_wait_byte(grow_ack);
+	grow_cmd = -1;	/* once */
+}
+
+/*
+ * Attach reads the file's size, then the header: a region grown between the
+ * two has a header longer than the size read, which must not look like a
+ * truncated file.  The attach sees the grown region.
+ */
+START_TEST(test_at_of_a_region_grown_between_size_and_header)
+{
+	struct rszshm r;
+	char path[RSZSHM_PATH_MAX];
+	int cmd[2], ack[2];
+	size_t flen;
+	pid_t pid;
+
+	mk_in(&r, "grown-mid-attach", 4096, RSZSHM_DFLT_SCAN, 0);
+	test_path(path, sizeof(path), "grown-mid-attach");
+	flen = r.flen;
+	ck_assert_int_eq(pipe(cmd), 0);
+	ck_assert_int_eq(pipe(ack), 0);
+	pid = test_fork();
+	if (pid == 0) {
+		close(cmd[1]);
+		close(ack[0]);
+		test_wait_byte(cmd[0]);
+		CCHECK(rszshm_grow(&r) == 1);
+		test_post(ack[1]);
+		_exit(0);
+	}
+	close(cmd[0]);
+	close(ack[1]);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	grow_cmd = cmd[1];
+	grow_ack = ack[0];
+	rszshm__hdr_hook = grow_between_size_and_header;
+	struct rszshm *got = rszshm_at(&r, path);
+	int err = errno;
+
+	rszshm__hdr_hook = NULL;
+	ck_assert_msg(got != NULL, "rszshm_at: %s", strerror(err));
+	ck_assert_int_eq(grow_cmd, -1);	/* the grow did happen in between */
+	ck_assert_uint_eq(r.flen, 2 * flen);
+	ck_assert_int_eq(test_wait(pid), 0);
+	close(cmd[1]);
+	close(ack[0]);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	ck_assert_int_eq(rszshm_unlink(&r), 0);
+}
+END_TEST
+
 /* A grower killed while holding the grow lock does not block growth. */
 START_TEST(test_grow_after_grower_killed)
 {
@@ -2497,6 +2604,8 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_flush_then_reattach);
 	TEST_ADD(s, test_user_lock);
 	TEST_ADD(s, test_grow_after_grower_killed);
+	TEST_ADD(s, test_at_of_a_region_grown_between_size_and_header);
+	TEST_ADD(s, test_grow_after_grower_killed_past_ftruncate_keeps_its_length);
 	/* 5. past 4 GiB */
 	TEST_ADD(s, test_sparse_region_past_4gib);
 	/* 6. ccan's example, as a program */

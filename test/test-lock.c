@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -801,6 +802,80 @@ START_TEST(test_same_pid_namespace_attaches)
 }
 END_TEST
 
+/*
+ * The namespace is remembered per process: a child made by a raw clone(2),
+ * which runs no fork handlers, into another PID namespace, with a pid other
+ * than 1, must look its own namespace up, not use its parent's.  Its parent
+ * is attached from the first namespace, so its attach is refused (EXDEV).
+ */
+static int clone_child_attach(const char *path)
+{
+	struct rszshm r;
+
+	if (rszshm_at(&r, path) != NULL) {
+		fprintf(stderr, "a cloned child of another PID namespace attached\n");
+		return 1;
+	}
+	return errno == EXDEV ? 0 : 2;
+}
+
+START_TEST(test_cloned_child_looks_up_its_own_pid_namespace)
+{
+	char path[RSZSHM_PATH_MAX];
+	struct rszshm r;
+	pid_t helper;
+
+	mk_heap(&r, "clonens", path, sizeof(path));
+	helper = test_fork();
+	if (helper == 0) {
+		struct rszshm h;
+		int hold[2];
+		pid_t first, child;
+		long c;
+		int st;
+
+		/* Attached afresh, so its namespace is remembered. */
+		rszshm_dt(&r);
+		CCHECK(rszshm_at(&h, path) != NULL);
+		if (unshare(CLONE_NEWPID) < 0)
+			_exit(77);
+		CCHECK(pipe(hold) == 0);
+		first = fork();	/* pid 1 of the new namespace, alive till EOF */
+		CCHECK(first >= 0);
+		if (first == 0) {
+			char b;
+
+			close(hold[1]);
+			_exit(read(hold[0], &b, 1) == 0 ? 0 : 1);
+		}
+		close(hold[0]);
+		/* No fork handlers run: the child has the remembered namespace,
+		 * and is pid 2 of the new one. */
+		c = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+		CCHECK(c >= 0);
+		if (c == 0) {
+			/* Its copy of the helper's mapping holds the span. */
+			rszshm_dt(&h);
+			_exit(getpid() == 2 ? clone_child_attach(path) : 3);
+		}
+		child = (pid_t)c;
+		/* The child first: pid 1's exit waits for the others to be reaped. */
+		st = test_wait(child);
+		close(hold[1]);
+		CCHECK(test_wait(first) == 0);
+		_exit(st);
+	}
+	int hst = test_wait(helper);
+
+	if (hst == 77) {
+		fprintf(stderr, "no PID namespaces here (unshare: EPERM?): skipped\n");
+	} else {
+		ck_assert_int_eq(hst, 0);
+	}
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("lock");
@@ -819,6 +894,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_first_attachers_race_and_die_midway);
 	TEST_ADD(s, test_attach_while_attached_keeps_locks);
 	TEST_ADD(s, test_second_pid_namespace_is_refused);
+	TEST_ADD(s, test_cloned_child_looks_up_its_own_pid_namespace);
 	TEST_ADD(s, test_same_pid_namespace_attaches);
 	return s;
 }

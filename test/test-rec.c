@@ -1342,12 +1342,74 @@ START_TEST(test_rec_view_lists_records_at_another_address)
 }
 END_TEST
 
+/* The name hash as the file format defines it: words copied from the name,
+ * the last partial one zero-extended (lib/rec.c keeps it in every record,
+ * and rszshm-dump --check recomputes it). */
+static uint64_t ref_mix(uint64_t h)
+{
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93ULL;
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93ULL;
+	h ^= h >> 32;
+	return h;
+}
+
+static uint64_t ref_hash(uint64_t seed, const char *s, size_t n)
+{
+	uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ULL), k;
+
+	for (; n >= 8; s += 8, n -= 8) {
+		memcpy(&k, s, 8);
+		h = (h ^ k) * 0x9e3779b97f4a7c15ULL;
+		h = (h << 31) | (h >> 33);
+	}
+	if (n) {
+		k = 0;
+		memcpy(&k, s, n);
+		h = (h ^ k) * 0x9e3779b97f4a7c15ULL;
+	}
+	return ref_mix(h);
+}
+
+/* Every name length, every byte value in every tail position: the hash is
+ * the defined one (a faster tail must not change a stored hash). */
+START_TEST(test_rec_hash_is_the_defined_function_for_every_length)
+{
+	uint64_t seed;
+	struct rszshm r;
+	char path[256], name[RSZSHM_NAME_MAX + 1];
+
+	mk_heap(&r, path, "hash");
+	seed = ref_mix((uint64_t)(uintptr_t)r.hdr ^ 0x5253485a52454331ULL);
+	for (size_t n = 1; n <= RSZSHM_NAME_MAX; n++) {
+		for (unsigned b = 1; b < 256; b++) {
+			for (size_t i = 0; i < n; i++)
+				name[i] = (char)(1 + (b * 31 + i * 7) % 255);
+			name[n - 1 - (b % n)] = (char)b;
+			name[n] = '\0';
+			ck_assert_msg(rszshm__rec_hash(&r, name, n) == ref_hash(seed, name, n),
+				      "length %zu, byte %u", n, b);
+		}
+	}
+	/* And what the index stores is the same hash: the walker recomputes it. */
+	put_str(&r, "abc", "x");
+	put_str(&r, "abcdefghijk", "y");
+	expect_str(&r, "abc", "x");
+	expect_str(&r, "abcdefghijk", "y");
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	ck_assert_int_eq(rszshm_unlink(&r), 0);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("records");
 
 	TEST_ADD(s, test_rec_refuses_null_raw_and_detached_handles);
 	TEST_ADD(s, test_rec_checks_names);
+	TEST_ADD(s, test_rec_hash_is_the_defined_function_for_every_length);
 	TEST_ADD(s, test_rec_add_publishes_a_pointer);
 	TEST_ADD(s, test_rec_put_copies_and_replaces);
 	TEST_ADD(s, test_rec_remove_frees_copies_only);

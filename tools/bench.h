@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * bench.h - what the parts of rszshm-bench share.
+ * bench.h - what the parts of rszshm-bench share: the helpers (defined in
+ * bench-common.c) and each workload file's entry points (called by bench.c).
  *
  * Output: one line per figure, tab-separated:  WORKLOAD SYSTEM VALUE UNIT
  * SYSTEM is "rszshm" or the reference measured in the same run; after each
@@ -15,6 +16,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 struct bench_opts {
 	bool quick;		/* --quick: small sizes, the whole program < 30 s */
@@ -46,11 +51,13 @@ void bench_fname(const struct bench_opts *o, char *buf, size_t len);
 /* Run `self ARGS...` (@args ends with NULL, self not included) in a fresh
  * exec'd process; returns its exit status, 128 + signal if killed, or -1. */
 int bench_exec(const struct bench_opts *o, char *const args[]);
+/* Figures printed so far by this process. */
+unsigned bench_printed(void);
 /* Whether --only selects @workload of @group ("core", "heap", "rec", "wait"). */
 bool bench_want(const struct bench_opts *o, const char *group, const char *workload);
 
 /* The workloads, one function per file. */
-void bench_core(const struct bench_opts *o);	/* bench.c: attach, grow, fill */
+void bench_core(const struct bench_opts *o);	/* bench-core.c: attach, grow, fill, lock */
 void bench_heap(const struct bench_opts *o);	/* bench-heap.c: alloc-free, alloc-free-2proc */
 void bench_rec(const struct bench_opts *o);	/* bench-rec.c: insert, lookup, attach-lookup */
 void bench_make(const struct bench_opts *o);	/* bench-make.c: make */
@@ -62,5 +69,9 @@ void bench_wait(const struct bench_opts *o);	/* bench-wait.c: wake, put-nowait *
 int bench_core_child(int argc, char **argv);
 int bench_heap_child(int argc, char **argv);
 int bench_rec_child(int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
