@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <grp.h>
 #include <pthread.h>
 #include <sched.h>
@@ -31,9 +32,20 @@ static size_t pgsz(void)
 	return (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* 64-bit builds: spans of their own, @tib TiB up, 1 TiB apart.  A 32-bit
+ * address space has no TiB: there @tib picks a start between 1 and 2 GiB,
+ * 64 MiB apart, and the spiral hops 64 MiB. */
+#define WIDE (UINTPTR_MAX > 0xffffffffu)
+#define BIG_SPAN (WIDE ? (size_t)(64ULL << 30) : (size_t)1 << 30)	/* sparse */
+#define ERR_SPAN (WIDE ? (size_t)(4ULL << 30) : (size_t)256 << 20)
+
 static struct rszshm_scan scan_at(unsigned tib, size_t len, unsigned iter)
 {
-	return (struct rszshm_scan){ (void *)((uintptr_t)tib << 40), len, 1ULL << 40, iter };
+	if (!WIDE)
+		return (struct rszshm_scan){ (void *)(uintptr_t)((1UL << 30) + (tib % 16) * (64UL << 20)),
+					     len, 64UL << 20, iter };
+	return (struct rszshm_scan){ (void *)(uintptr_t)((uint64_t)tib << 40), len,
+				     (size_t)(1ULL << 40), iter };
 }
 
 static void *shared_anon(size_t len)
@@ -117,8 +129,9 @@ START_TEST(test_attach_during_growth_never_fails)
 	struct rszshm r;
 
 	test_path(path, sizeof(path), "growing");
-	/* A 64 GiB sparse span: page-by-page growth never reaches its end. */
-	ck_assert_ptr_nonnull(rszshm_mk(&r, 1, path, scan_at(70, 64ULL << 30, 4)));
+	/* A sparse span (64 GiB, 1 GiB on 32-bit builds): page-by-page growth
+	 * never reaches its end. */
+	ck_assert_ptr_nonnull(rszshm_mk(&r, 1, path, scan_at(70, BIG_SPAN, 4)));
 	test_track(path);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 	sh->attachers_left = GROW_ATTACHERS;
@@ -779,7 +792,7 @@ START_TEST(test_errmsg_names_the_cause)
 	test_path(path, sizeof(path), "err-a");
 	test_path(other, sizeof(other), "err-b");
 	/* The span in use, by a region attached in this process. */
-	ck_assert_ptr_nonnull(rszshm_mk(&r, 1, path, scan_at(47, 4ULL << 30, 1)));
+	ck_assert_ptr_nonnull(rszshm_mk(&r, 1, path, scan_at(47, ERR_SPAN, 1)));
 	test_track(path);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 	ck_assert_ptr_nonnull(rszshm_at(&r, path));
@@ -793,8 +806,8 @@ START_TEST(test_errmsg_names_the_cause)
 	}
 	ck_assert_ptr_null(rszshm_at(&r2, other));
 	ck_assert_int_eq(errno, ENOSPC);
-	snprintf(want, sizeof(want), "span 0x2f0000000000+4 GiB is in use in this process (by %s)",
-		 path);
+	snprintf(want, sizeof(want), "span %#" PRIxPTR "+%s is in use in this process (by %s)",
+		 (uintptr_t)scan_at(47, ERR_SPAN, 1).start, WIDE ? "4 GiB" : "256 MiB", path);
 	ck_assert_str_eq(rszshm_errmsg(), want);
 	/* Another thread has its own text. */
 	ck_assert_int_eq(pthread_create(&t, NULL, errmsg_thread, NULL), 0);
