@@ -190,12 +190,27 @@ static bool page_fits(uintptr_t a, size_t pg)
  * The highest 2^b - 2 pages that can be mapped tells which: the space ends
  * at 2^b less a page (the kernel keeps the top page of x86-64's as a guard).
  * If no probe answers (an old kernel), only the pointer width bounds it.
+ * A 32-bit space ends at no power of two: 4 GiB less a page or two under a
+ * 64-bit kernel (x86-64 keeps 0xffffe000 up), 3, 2 or 1 GiB under a 32-bit
+ * kernel's split; the first of those whose last page can be mapped tells.
  */
 static void find_user_end(void)
 {
 	size_t pg = rszshm__page_size();
 	unsigned b;
 
+	if (UINTPTR_MAX <= 0xffffffffu) {
+		const uint64_t ends[] = { (1ULL << 32) - pg, (1ULL << 32) - 2 * pg,
+					  3ULL << 30, 2ULL << 30, 1ULL << 30 };
+
+		for (b = 0; b < sizeof(ends) / sizeof(ends[0]); b++) {
+			if (page_fits((uintptr_t)(ends[b] - pg), pg)) {
+				user_end = (uintptr_t)ends[b];
+				return;
+			}
+		}
+		return;
+	}
 	for (b = sizeof(uintptr_t) * 8 - 1; b >= 24; b--) {
 		uintptr_t top = (uintptr_t)1 << b;
 

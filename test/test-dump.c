@@ -1164,7 +1164,10 @@ START_TEST(test_span_past_the_address_space_is_damage)
 	ck_assert_int_eq(errno, EBADMSG);
 	run_tool(&t, "--check", path, NULL);
 	ck_assert_int_eq(t.status, 2);
-	assert_one_error(&t, path, "user address space");
+	/* On 32-bit builds half the span past the end also runs past 4 GiB,
+	 * which is found first: the text says "address space" either way. */
+	assert_one_error(&t, path, UINTPTR_MAX > 0xffffffffu ? "user address space"
+							      : "address space");
 	run_free(&t);
 
 	/* Ending exactly at the end of the space is fine. */

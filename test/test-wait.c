@@ -283,6 +283,9 @@ START_TEST(test_wait_returns_eintr_on_a_signal)
 	mk_heap(&r, path, "eintr");
 	put_u64(&r, "x", 1);
 	for (int any = 0; any < 2; any++) {
+		int p[2];
+
+		ck_assert_int_eq(pipe(p), 0);
 		pid = test_fork();
 		if (pid == 0) {
 			struct sigaction sa;
@@ -297,11 +300,16 @@ START_TEST(test_wait_returns_eintr_on_a_signal)
 			alarm(ALARM_S);
 			HCHECK(rszshm_rec_wait(&r, "x", &seen, 0) == 0);
 			seen = rszshm_rec_changes(&r);
+			/* The first look (counted for a moment too) is over. */
+			HCHECK(write(p[1], "w", 1) == 1);
 			errno = 0;
 			rc = any ? rszshm_rec_wait_any(&r, &seen, -1) :
 				   rszshm_rec_wait(&r, "x", &seen, -1);
 			_exit(rc == -1 && errno == EINTR && caught == 1 ? 0 : 1);
 		}
+		close(p[1]);
+		test_wait_byte(p[0]);
+		close(p[0]);
 		until_waiters(&r, 1);
 		until_asleep(pid);
 		killer = test_fork();
@@ -316,17 +324,21 @@ END_TEST
 
 /* -------------------------------------------------------- who can wait */
 
-/* Attached read-only: announce, then wake on the parent's put. */
+/* Attached read-only: announce, then wake on the parent's put.  The byte
+ * on argv[2] says the first look is over: that look counts itself too, for
+ * a moment, and a put the parent made then would be what it saw. */
 static int helper_ro_waiter(int argc, char **argv)
 {
 	struct rszshm r;
 	uint64_t seen = 0, first;
+	char c = 'r';
 
 	alarm(ALARM_S);
-	HCHECK(argc == 2);
+	HCHECK(argc == 3);
 	HCHECK(rszshm_at_flags(&r, argv[1], RSZSHM_RDONLY) != NULL);
 	HCHECK(rszshm_rec_wait(&r, "x", &seen, 0) == 0 && seen != 0);
 	first = seen;
+	HCHECK(write(atoi(argv[2]), &c, 1) == 1);
 	HCHECK(rszshm_rec_wait(&r, "x", &seen, FOREVER) == 0);
 	HCHECK(seen != first && get_u64(&r, "x") == 2);
 	rszshm_dt(&r);
@@ -335,17 +347,23 @@ static int helper_ro_waiter(int argc, char **argv)
 
 START_TEST(test_wait_works_on_a_read_only_attachment)
 {
-	char path[256];
+	char path[256], fd[16];
 	struct rszshm r;
 	pid_t pid;
+	int p[2];
 
 	mk_heap(&r, path, "ro");
 	put_u64(&r, "x", 1);
-	pid = test_exec_helper("ro-waiter", path, NULL);
+	ck_assert_int_eq(pipe(p), 0);
+	snprintf(fd, sizeof(fd), "%d", p[1]);
+	pid = test_exec_helper("ro-waiter", path, fd, NULL);
+	test_wait_byte(p[0]);
 	/* It can only be counted through its own writable view of the header. */
 	until_waiters(&r, 1);
 	put_u64(&r, "x", 2);
 	ck_assert_int_eq(test_wait(pid), 0);
+	close(p[0]);
+	close(p[1]);
 	ck_assert_uint_eq(waiters(&r), 0);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
@@ -528,21 +546,31 @@ END_TEST
 
 /* ---------------------------------------------------------- robustness */
 
-/* A waiter of "x" in a child: 0 if woken with x = @want before its timeout. */
+/* A waiter of "x" in a child: 0 if woken with x = @want before its timeout.
+ * Returns once the child's first look is over: that look counts itself too,
+ * for a moment, and a put made then would be what it saw. */
 static pid_t fork_waiter(struct rszshm *r, uint64_t want)
 {
-	pid_t pid = test_fork();
+	int p[2];
+	pid_t pid;
 
+	ck_assert_int_eq(pipe(p), 0);
+	pid = test_fork();
 	if (pid == 0) {
 		uint64_t seen = 0, first;
 
+		close(p[0]);
 		alarm(ALARM_S);
 		HCHECK(rszshm_rec_wait(r, "x", &seen, 0) == 0 && seen);
 		first = seen;
+		test_post(p[1]);
 		HCHECK(rszshm_rec_wait(r, "x", &seen, FOREVER) == 0);
 		HCHECK(seen != first && get_u64(r, "x") == want);
 		_exit(0);
 	}
+	close(p[1]);
+	test_wait_byte(p[0]);
+	close(p[0]);
 	return pid;
 }
 

@@ -20,7 +20,7 @@
 
 #include "regions.h"
 
-static int procmaps_add(struct procmaps *pm, unsigned maj, unsigned min, unsigned long ino,
+static int procmaps_add(struct procmaps *pm, unsigned maj, unsigned min, unsigned long long ino,
 			pid_t pid)
 {
 	struct procmap *m;
@@ -59,9 +59,9 @@ static int procmaps_pid(struct procmaps *pm, pid_t pid)
 	}
 	while (getline(&line, &cap, f) > 0) {
 		unsigned maj, min;
-		unsigned long ino;
+		unsigned long long ino;	/* 64 bits even where long is 32 */
 
-		if (sscanf(line, "%*x-%*x %*s %*x %x:%x %lu", &maj, &min, &ino) == 3 && ino != 0 &&
+		if (sscanf(line, "%*x-%*x %*s %*x %x:%x %llu", &maj, &min, &ino) == 3 && ino != 0 &&
 		    (rc = procmaps_add(pm, maj, min, ino, pid)) < 0)
 			break;
 	}
