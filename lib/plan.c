@@ -467,6 +467,19 @@ static int fallback(const struct rszshm_scan *scan, size_t len, bool dflt, void 
 	return rszshm__span_probe(scan, len, out);
 }
 
+/* RSZSHM_DFLT_SCAN's start, hop and iter (any len): placed anywhere in the
+ * plan's area.  A 32-bit build has no area, and no such scan. */
+static bool is_default_scan(const struct rszshm_scan *scan)
+{
+#if UINTPTR_MAX > 0xffffffffu
+	return (uintptr_t)scan->start == DFLT_START && scan->hop == DFLT_HOP &&
+	       scan->iter == DFLT_ITER;
+#else
+	(void)scan;
+	return false;
+#endif
+}
+
 int rszshm__plan_claim(const struct rszshm_scan *scan, size_t len, bool rec, void **out,
 		       struct rszshm__plan_ticket *t)
 {
@@ -478,8 +491,7 @@ int rszshm__plan_claim(const struct rszshm_scan *scan, size_t len, bool rec, voi
 	t->slot = -1;
 	if (!PLAN_AREA)
 		return rszshm__span_probe(scan, len, out);
-	dflt = (uintptr_t)scan->start == DFLT_START && scan->hop == DFLT_HOP &&
-	       scan->iter == DFLT_ITER;
+	dflt = is_default_scan(scan);
 	if (plan_open(&p) < 0)
 		return fallback(scan, len, dflt, out);
 	if (dflt)
