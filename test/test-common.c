@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test-common.c - main(), the scratch directory, helpers; see test-common.h. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -256,4 +259,108 @@ int main(int argc, char **argv)
 	remove_tracked(dir);
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* ------------------------------------------------ scratch directories */
+
+char *test_subdir(char *buf, size_t len, const char *name)
+{
+	test_path(buf, len, "%s", name);
+	ck_assert_msg(mkdir(buf, 0700) == 0, "mkdir %s: %s", buf, strerror(errno));
+	return buf;
+}
+
+char *test_in_dir(char *buf, const char *dir, const char *leaf)
+{
+	int n = snprintf(buf, RSZSHM_PATH_MAX, "%s/%s", dir, leaf);
+
+	ck_assert_msg(n > 0 && n < RSZSHM_PATH_MAX, "path too long");
+	return buf;
+}
+
+int test_dir_count(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+/* ------------------------------------------- running a program, captured */
+
+static void buf_read(struct test_buf *b, int fd, bool *open)
+{
+	char chunk[4096];
+	ssize_t n = read(fd, chunk, sizeof(chunk));
+
+	if (n < 0 && errno == EINTR)
+		return;
+	ck_assert_msg(n >= 0, "read: %s", strerror(errno));
+	if (n == 0) {
+		*open = false;
+		return;
+	}
+	ck_assert_ptr_nonnull(b->p = realloc(b->p, b->n + (size_t)n + 1));
+	memcpy(b->p + b->n, chunk, (size_t)n);
+	b->n += (size_t)n;
+	b->p[b->n] = '\0';
+}
+
+void test_capture(struct test_output *o, uid_t uid, bool host, const char *path,
+		  char *const argv[])
+{
+	bool open_out = true, open_err = true;
+	int po[2], pe[2];
+	pid_t pid;
+
+	memset(o, 0, sizeof(*o));
+	ck_assert_ptr_nonnull(o->out.p = strdup(""));
+	ck_assert_ptr_nonnull(o->err.p = strdup(""));
+	ck_assert_int_eq(pipe2(po, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(pe, O_CLOEXEC), 0);
+	pid = test_fork();
+	if (pid == 0) {
+		dup2(po[1], STDOUT_FILENO);
+		dup2(pe[1], STDERR_FILENO);
+		alarm(60);
+		if (uid && (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
+			    setresuid(uid, uid, uid) < 0))
+			_exit(126);
+		if (host)
+			execv(path, argv);
+		else
+			test_execv(path, argv);
+		_exit(127);
+	}
+	close(po[1]);
+	close(pe[1]);
+	while (open_out || open_err) {
+		struct pollfd fds[2] = { { open_out ? po[0] : -1, POLLIN, 0 },
+					 { open_err ? pe[0] : -1, POLLIN, 0 } };
+
+		if (poll(fds, 2, -1) < 0) {
+			ck_assert_int_eq(errno, EINTR);
+			continue;
+		}
+		if (fds[0].revents)
+			buf_read(&o->out, po[0], &open_out);
+		if (fds[1].revents)
+			buf_read(&o->err, pe[0], &open_err);
+	}
+	close(po[0]);
+	close(pe[0]);
+	o->status = test_wait(pid);
+}
+
+void test_output_free(struct test_output *o)
+{
+	free(o->out.p);
+	free(o->err.p);
+	memset(o, 0, sizeof(*o));
 }

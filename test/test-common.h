@@ -21,6 +21,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,35 @@ pid_t test_fork(void);
 /* Write one byte to @fd / read one byte from @fd (fails the test on EOF). */
 void test_post(int fd);
 void test_wait_byte(int fd);
+
+/* Scratch directories: a fresh directory test_dir()/@name in @buf; @dir/@leaf
+ * in @buf (RSZSHM_PATH_MAX bytes); the entries of @path but . and .., or -1
+ * if it does not exist. */
+char *test_subdir(char *buf, size_t len, const char *name);
+char *test_in_dir(char *buf, const char *dir, const char *leaf);
+int test_dir_count(const char *path);
+
+/* A program's exit status and what it printed, as test_capture() ran it. */
+struct test_buf {
+	char *p;	/* NUL-terminated, "" when nothing was printed */
+	size_t n;
+};
+struct test_output {
+	int status;	/* as test_wait() returns it */
+	struct test_buf out;
+	struct test_buf err;
+};
+/*
+ * Run @path with @argv in a child, its stdout and stderr captured into @o,
+ * and wait for it.  The child runs as @uid (and that group, no supplementary
+ * groups) when @uid is not 0, exits 126 if it cannot; it goes through the
+ * build's exe wrapper (test_execv()) unless @host says @path is a program of
+ * this machine's; it dies of SIGALRM after 60 s rather than outlive the test.
+ * Release @o with test_output_free().
+ */
+void test_capture(struct test_output *o, uid_t uid, bool host, const char *path,
+		  char *const argv[]);
+void test_output_free(struct test_output *o);
 
 /* In helpers, which are not Check tests: print and exit 1 when false. */
 #define HCHECK(cond) do { if (!(cond)) { \

@@ -142,38 +142,6 @@ static int fd_count(void)
 	return n;
 }
 
-/* Entries of directory @path, or -1 if it does not exist. */
-static int dir_count(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-	closedir(d);
-	return n;
-}
-
-/* A fresh directory test_dir()/@name, in @buf. */
-static char *subdir(char *buf, size_t len, const char *name)
-{
-	test_path(buf, len, "%s", name);
-	ck_assert_msg(mkdir(buf, 0700) == 0, "mkdir %s: %s", buf, strerror(errno));
-	return buf;
-}
-
-/* @dir/@leaf in @buf (RSZSHM_PATH_MAX bytes). */
-static char *in_dir(char *buf, const char *dir, const char *leaf)
-{
-	int n = snprintf(buf, RSZSHM_PATH_MAX, "%s/%s", dir, leaf);
-
-	ck_assert_msg(n > 0 && n < RSZSHM_PATH_MAX, "path too long");
-	return buf;
-}
-
 static uint64_t file_size(const char *path)
 {
 	struct stat st;
@@ -823,7 +791,7 @@ static void assert_clean_after_mk(struct rszshm_scan *s, const char *dir, int fd
 	scan_range(s, &lo, &hi);
 	ck_assert_msg(!range_mapped(lo, hi), "call %d: mapping left in the scan range", n);
 	ck_assert_msg(fd_count() == fds, "call %d: descriptor left open", n);
-	ck_assert_msg(dir_count(dir) == 0, "call %d: file or directory left in %s", n, dir);
+	ck_assert_msg(test_dir_count(dir) == 0, "call %d: file or directory left in %s", n, dir);
 }
 
 /* Fail each call of rszshm_mk_flags in turn; returns the number of calls. */
@@ -834,11 +802,11 @@ static int mk_faults(const char *name, bool tmpl, unsigned flags)
 	struct rszshm r;
 	int n;
 
-	subdir(dir, sizeof(dir), name);
+	test_subdir(dir, sizeof(dir), name);
 	if (tmpl)
-		in_dir(path, dir, "t_XXXXXX/0");
+		test_in_dir(path, dir, "t_XXXXXX/0");
 	else
-		in_dir(path, dir, "f");
+		test_in_dir(path, dir, "f");
 	for (n = 1; n < 100; n++) {
 		int fds = fd_count(), err;
 		unsigned long calls;
@@ -888,8 +856,8 @@ START_TEST(test_mk_without_tmpfile_creates_by_name)
 	bool fell_back = false;
 	int n;
 
-	subdir(dir, sizeof(dir), "notmpfile");
-	in_dir(path, dir, "f");
+	test_subdir(dir, sizeof(dir), "notmpfile");
+	test_in_dir(path, dir, "f");
 	for (n = 1; n < 20 && !fell_back; n++) {
 		unsigned long calls;
 		struct stat st;
@@ -901,7 +869,7 @@ START_TEST(test_mk_without_tmpfile_creates_by_name)
 		rszshm__fault_clear();
 		if (!p) {
 			ck_assert_int_eq(errno, EOPNOTSUPP);
-			ck_assert_int_eq(dir_count(dir), 0);
+			ck_assert_int_eq(test_dir_count(dir), 0);
 			continue;
 		}
 		test_track(path);
@@ -1252,7 +1220,7 @@ START_TEST(test_at_refuses_damaged_headers)
 		ck_assert_int_eq(rszshm__hdr_validate(&good, flen, &why), 0);
 	}
 
-	subdir(dir, sizeof(dir), "bad");
+	test_subdir(dir, sizeof(dir), "bad");
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct hdr_case *c = &cases[i];
 		struct rszshm_hdr h = good;
@@ -1287,7 +1255,7 @@ START_TEST(test_at_refuses_damaged_headers)
 			size = 0;
 		memcpy(buf, &h, sizeof(h));
 		snprintf(leaf, sizeof(leaf), "case%zu", i);
-		in_dir(path, dir, leaf);
+		test_in_dir(path, dir, leaf);
 		write_file(path, buf, (size_t)size);
 		if (c->c.err == 0) {
 			/* The unmodified copy attaches: the table tests the rule,
@@ -1311,17 +1279,17 @@ START_TEST(test_at_refuses_non_files)
 	const struct bad_case dev = { "/dev/null", EPROTO, 0 };
 	const struct bad_case link = { "a dangling symlink", ENOENT, 0 };
 
-	subdir(dir, sizeof(dir), "nonfiles");
+	test_subdir(dir, sizeof(dir), "nonfiles");
 	expect_refused(dir, &isdir, 0, 0, 0);
 	expect_refused(dir, &isdir, 0, 0, RSZSHM_RDONLY);
-	in_dir(path, dir, "fifo");
+	test_in_dir(path, dir, "fifo");
 	ck_assert_int_eq(mkfifo(path, 0600), 0);
 	/* Opening a FIFO with no writer blocks, unless done non-blocking. */
 	expect_refused(path, &fifo, 0, 0, 0);
 	expect_refused(path, &fifo, 0, 0, RSZSHM_RDONLY);
 	expect_refused("/dev/null", &dev, 0, 0, 0);
 	expect_refused("/dev/null", &dev, 0, 0, RSZSHM_RDONLY);
-	in_dir(path, dir, "link");
+	test_in_dir(path, dir, "link");
 	ck_assert_int_eq(symlink("/nonexistent/rszshm", path), 0);
 	expect_refused(path, &link, 0, 0, 0);
 }
@@ -1338,8 +1306,8 @@ START_TEST(test_at_refuses_random_bytes)
 	pid_t pid;
 
 	ck_assert_ptr_nonnull(buf);
-	subdir(dir, sizeof(dir), "random");
-	in_dir(path, dir, "junk");
+	test_subdir(dir, sizeof(dir), "random");
+	test_in_dir(path, dir, "junk");
 	for (i = 0; i < len; i++)
 		buf[i] = (unsigned char)rand_r(&seed);
 	write_file(path, buf, len);
@@ -1895,11 +1863,11 @@ START_TEST(test_anon_region_shared_with_children)
 	int i;
 
 	/* The name is ignored: nothing appears in the file system. */
-	subdir(dir, sizeof(dir), "anon");
+	test_subdir(dir, sizeof(dir), "anon");
 	ck_assert_ptr_nonnull(rszshm_mk_flags(&r, 4096, dir, RSZSHM_DFLT_SCAN, RSZSHM_ANON));
 	ck_assert_str_eq(r.fname, "");
 	ck_assert_uint_eq(r.hdr->flags, RSZSHM_ANON);
-	ck_assert_int_eq(dir_count(dir), 0);
+	ck_assert_int_eq(test_dir_count(dir), 0);
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", r.fd);
 	n = readlink(link, target, sizeof(target) - 1);
 	ck_assert_int_gt(n, 0);
@@ -1922,7 +1890,7 @@ START_TEST(test_anon_region_shared_with_children)
 	ck_assert_int_eq(errno, EINVAL);
 	ck_assert_int_eq(rszshm_unlink(&r), -1);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
-	ck_assert_int_eq(dir_count(dir), 0);
+	ck_assert_int_eq(test_dir_count(dir), 0);
 }
 END_TEST
 
@@ -1972,7 +1940,7 @@ START_TEST(test_allocate_full_fs_enospc)
 	char dir[RSZSHM_PATH_MAX];
 	pid_t pid;
 
-	subdir(dir, sizeof(dir), "full");
+	test_subdir(dir, sizeof(dir), "full");
 	pid = test_fork();
 	if (pid == 0) {
 		char path[RSZSHM_PATH_MAX + 8];
@@ -1980,7 +1948,7 @@ START_TEST(test_allocate_full_fs_enospc)
 		size_t flen;
 
 		CCHECK(small_tmpfs(dir) == 0);
-		in_dir(path, dir, "f");
+		test_in_dir(path, dir, "f");
 		CCHECK(rszshm_mk_flags(&r, 4096, path, RSZSHM_DFLT_SCAN, RSZSHM_ALLOCATE));
 		while (rszshm_grow(&r) == 1)
 			CCHECK(r.flen <= (1 << 20));
@@ -2049,9 +2017,9 @@ START_TEST(test_symlink_at_name_eexist)
 	struct rszshm r;
 	int fd, fds = fd_count();
 
-	subdir(dir, sizeof(dir), "symlink");
-	in_dir(target, dir, "target");
-	in_dir(path, dir, "link");
+	test_subdir(dir, sizeof(dir), "symlink");
+	test_in_dir(target, dir, "target");
+	test_in_dir(path, dir, "link");
 	write_file(target, "victim", 6);
 	ck_assert_int_eq(symlink(target, path), 0);
 	ck_assert_ptr_null(rszshm_mk(&r, 4096, path));
@@ -2065,12 +2033,12 @@ START_TEST(test_symlink_at_name_eexist)
 
 	/* A dangling link: its target is not created either. */
 	ck_assert_int_eq(unlink(path), 0);
-	in_dir(target, dir, "created");
+	test_in_dir(target, dir, "created");
 	ck_assert_int_eq(symlink(target, path), 0);
 	ck_assert_ptr_null(rszshm_mk(&r, 4096, path));
 	ck_assert_int_eq(errno, EEXIST);
 	ck_assert_int_eq(access(target, F_OK), -1);
-	ck_assert_int_eq(dir_count(dir), 2);
+	ck_assert_int_eq(test_dir_count(dir), 2);
 }
 END_TEST
 

@@ -26,91 +26,22 @@
 
 /* --------------------------------------------------- running the tool */
 
-struct buf {
-	char *p;
-	size_t n;
-};
-
-struct run {
-	int status;
-	struct buf out;
-	struct buf err;
-};
-
-static void buf_read(struct buf *b, int fd, bool *open)
-{
-	char chunk[4096];
-	ssize_t n = read(fd, chunk, sizeof(chunk));
-
-	if (n < 0 && errno == EINTR)
-		return;
-	ck_assert_msg(n >= 0, "read: %s", strerror(errno));
-	if (n == 0) {
-		*open = false;
-		return;
-	}
-	b->p = realloc(b->p, b->n + (size_t)n + 1);
-	ck_assert_ptr_nonnull(b->p);
-	memcpy(b->p + b->n, chunk, (size_t)n);
-	b->n += (size_t)n;
-	b->p[b->n] = '\0';
-}
-
-static void run_free(struct run *r)
-{
-	free(r->out.p);
-	free(r->err.p);
-	memset(r, 0, sizeof(*r));
-}
-
 /* Run the tool with the arguments given (NULL-terminated); fills @r. */
-static void run_tool(struct run *r, ...)
+static void run_tool(struct test_output *r, ...)
 {
 	const char *tool = getenv("RSZSHM_DUMP");
 	char *argv[16];
-	int po[2], pe[2], argc = 0;
-	bool open_out = true, open_err = true;
+	int argc = 0;
 	va_list ap;
-	pid_t pid;
 
 	ck_assert_msg(tool != NULL, "RSZSHM_DUMP is not set: run this through meson test");
-	memset(r, 0, sizeof(*r));
-	r->out.p = strdup("");
-	r->err.p = strdup("");
 	argv[argc++] = (char *)"rszshm-dump";
 	va_start(ap, r);
 	while (argc < 15 && (argv[argc] = va_arg(ap, char *)) != NULL)
 		argc++;
 	va_end(ap);
 	argv[argc] = NULL;
-	ck_assert_int_eq(pipe2(po, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(pe, O_CLOEXEC), 0);
-	pid = test_fork();
-	if (pid == 0) {
-		dup2(po[1], STDOUT_FILENO);
-		dup2(pe[1], STDERR_FILENO);
-		alarm(60);	/* a tool that hangs dies, rather than outliving the test */
-		test_execv(tool, argv);
-		_exit(127);
-	}
-	close(po[1]);
-	close(pe[1]);
-	while (open_out || open_err) {
-		struct pollfd fds[2] = { { open_out ? po[0] : -1, POLLIN, 0 },
-					 { open_err ? pe[0] : -1, POLLIN, 0 } };
-
-		if (poll(fds, 2, -1) < 0) {
-			ck_assert_int_eq(errno, EINTR);
-			continue;
-		}
-		if (fds[0].revents)
-			buf_read(&r->out, po[0], &open_out);
-		if (fds[1].revents)
-			buf_read(&r->err, pe[0], &open_err);
-	}
-	close(po[0]);
-	close(pe[0]);
-	r->status = test_wait(pid);
+	test_capture(r, 0, false, tool, argv);
 }
 
 static size_t count_char(const char *s, size_t n, char c)
@@ -123,7 +54,7 @@ static size_t count_char(const char *s, size_t n, char c)
 }
 
 /* Exactly one diagnostic line, "rszshm-dump: @name: ...", containing @what. */
-static void assert_one_error(const struct run *r, const char *name, const char *what)
+static void assert_one_error(const struct test_output *r, const char *name, const char *what)
 {
 	char prefix[512];
 
@@ -499,7 +430,7 @@ static bool jbool(const struct jv *o, const char *key)
 }
 
 /* The tool's JSON output for one file: one line, an array of one object. */
-static struct jv *json_of(const struct run *r)
+static struct jv *json_of(const struct test_output *r)
 {
 	struct jv *a, *v;
 
@@ -628,7 +559,7 @@ START_TEST(test_summary_matches_the_handle)
 {
 	char path[256], buf[256];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 
 	test_path(path, sizeof(path), "summary");
 	make_raw(&r, path, 0);
@@ -650,7 +581,7 @@ START_TEST(test_summary_matches_the_handle)
 	ck_assert_str_eq(field(t.out.p, "anonymous", buf, sizeof(buf)), "no");
 	ck_assert_ptr_nonnull(field(t.out.p, "backing", buf, sizeof(buf)));
 	ck_assert_msg(strncmp(buf, "sparse, ", 8) == 0, "backing: %s", buf);
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
 END_TEST
@@ -659,7 +590,7 @@ START_TEST(test_summary_shows_allocated_backing)
 {
 	char path[256], buf[256];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 	struct jv *j;
 
 	test_path(path, sizeof(path), "allocated");
@@ -668,14 +599,14 @@ START_TEST(test_summary_shows_allocated_backing)
 	ck_assert_int_eq(t.status, 0);
 	ck_assert_ptr_nonnull(field(t.out.p, "backing", buf, sizeof(buf)));
 	ck_assert_msg(strncmp(buf, "allocated, ", 11) == 0, "backing: %s", buf);
-	run_free(&t);
+	test_output_free(&t);
 	run_tool(&t, "--json", path, NULL);
 	j = json_of(&t);
 	ck_assert_str_eq(jreq(j, "backing", J_STR)->s, "allocated");
 	/* Every block of the file is allocated. */
 	ck_assert_uint_ge(jnum(j, "allocated_bytes"), r.flen);
 	jfree(j);
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
 END_TEST
@@ -684,7 +615,7 @@ START_TEST(test_summary_follows_growth)
 {
 	char path[256];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 
 	test_path(path, sizeof(path), "growth");
 	make_raw(&r, path, 0);
@@ -692,7 +623,7 @@ START_TEST(test_summary_follows_growth)
 	run_tool(&t, path, NULL);
 	ck_assert_int_eq(t.status, 0);
 	ck_assert_uint_eq(field_bytes(t.out.p, "length"), 1 * MiB);
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
 END_TEST
@@ -701,7 +632,7 @@ START_TEST(test_json_matches_the_handle)
 {
 	char path[256];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 	struct jv *j;
 
 	test_path(path, sizeof(path), "json");
@@ -725,7 +656,7 @@ START_TEST(test_json_matches_the_handle)
 	ck_assert_ptr_null(jget(j, "error"));
 	ck_assert_ptr_null(jget(j, "heap_stats"));
 	jfree(j);
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
 END_TEST
@@ -735,7 +666,7 @@ START_TEST(test_any_byte_in_a_path_survives)
 	static const char odd[] = "dir \"q\" \\ \n\t\x01\x7f\xff";
 	char dir[256], path[300], want[1024];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 	struct jv *j;
 
 	test_path(dir, sizeof(dir), "%s", odd);
@@ -748,12 +679,12 @@ START_TEST(test_any_byte_in_a_path_survives)
 	ck_assert_uint_eq(jreq(j, "file", J_STR)->len, strlen(path));
 	ck_assert_str_eq(jreq(j, "file", J_STR)->s, path);
 	jfree(j);
-	run_free(&t);
+	test_output_free(&t);
 	/* In text, the path stays on one line; so does a diagnostic naming it. */
 	run_tool(&t, path, NULL);
 	ck_assert_int_eq(t.status, 0);
 	ck_assert_ptr_null(memchr(t.out.p, '\t', t.out.n));
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 	ck_assert_int_eq(rszshm_unlink(&r), 0);
 	run_tool(&t, path, NULL);
@@ -761,7 +692,7 @@ START_TEST(test_any_byte_in_a_path_survives)
 	ck_assert_uint_eq(count_char(t.err.p, t.err.n, '\n'), 1);
 	snprintf(want, sizeof(want), "%s", "dir \"q\" \\\\ \\n\\t\\001\\177\\377/0: No such file");
 	ck_assert_msg(strstr(t.err.p, want), "[%s] lacks [%s]", t.err.p, want);
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
@@ -770,7 +701,7 @@ START_TEST(test_heap_summary_counts_records)
 	char path[256], buf[256], want[32];
 	struct rszshm_stats st;
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 	struct jv *j;
 	const struct jv *hs;
 
@@ -785,7 +716,7 @@ START_TEST(test_heap_summary_counts_records)
 	ck_assert_str_eq(field(t.out.p, "records", buf, sizeof(buf)), want);
 	ck_assert_uint_eq(field_bytes(t.out.p, "heap in use"), st.used_bytes);
 	ck_assert_uint_eq(field_bytes(t.out.p, "heap free"), st.free_bytes);
-	run_free(&t);
+	test_output_free(&t);
 	run_tool(&t, "--json", path, NULL);
 	j = json_of(&t);
 	ck_assert(jbool(j, "heap"));
@@ -797,7 +728,7 @@ START_TEST(test_heap_summary_counts_records)
 	ck_assert_uint_eq(jnum(hs, "largest_free_bytes"), st.largest_free_bytes);
 	ck_assert_ptr_null(jget(j, "raw_bytes"));
 	jfree(j);
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
 END_TEST
@@ -806,7 +737,7 @@ START_TEST(test_records_table_lists_every_record)
 {
 	char path[256], line[1024], vname[512];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 
 	test_path(path, sizeof(path), "table");
 	make_heap(&r, path);
@@ -827,7 +758,7 @@ START_TEST(test_records_table_lists_every_record)
 	/* One row per record, in the table after the summary. */
 	ck_assert_uint_eq(count_char(strstr(t.out.p, "  records:"), strlen(strstr(t.out.p,
 				     "  records:")), '\n'), NRECS + 2);
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
 END_TEST
@@ -836,7 +767,7 @@ START_TEST(test_json_records_match_the_index)
 {
 	char path[256];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 	struct jv *j;
 	const struct jv *a;
 
@@ -865,7 +796,7 @@ START_TEST(test_json_records_match_the_index)
 	ck_assert_uint_eq(jnum(a->kids[0], "generation"), 2);
 	ck_assert(jbool(j, "consistent"));
 	jfree(j);
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
 END_TEST
@@ -876,7 +807,7 @@ START_TEST(test_hex_shows_the_record_bytes)
 	struct rszshm_rec_info info;
 	unsigned char want[512], got[512];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 	struct jv *j;
 	const struct jv *h, *bytes;
 	const char *l;
@@ -910,7 +841,7 @@ START_TEST(test_hex_shows_the_record_bytes)
 	}
 	ck_assert_uint_eq(n, recs[1].size);
 	ck_assert_int_eq(memcmp(got, want, n), 0);
-	run_free(&t);
+	test_output_free(&t);
 
 	run_tool(&t, "--json", "--hex", "gamma", path, NULL);
 	ck_assert_int_eq(t.status, 0);
@@ -924,7 +855,7 @@ START_TEST(test_hex_shows_the_record_bytes)
 	for (size_t i = 0; i < recs[2].size; i++)
 		ck_assert_int_eq(jhex(bytes->s[2 * i]) * 16 + jhex(bytes->s[2 * i + 1]), want[i]);
 	jfree(j);
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
 END_TEST
@@ -933,14 +864,14 @@ START_TEST(test_hex_of_a_missing_record_exits_2)
 {
 	char path[256];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 
 	test_path(path, sizeof(path), "hex-missing");
 	make_raw(&r, path, 0);
 	run_tool(&t, "--hex", "nosuch", path, NULL);
 	ck_assert_int_eq(t.status, 2);
 	assert_one_error(&t, path, "no record named \"nosuch\"");
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
 END_TEST
@@ -949,7 +880,7 @@ START_TEST(test_check_alone_prints_the_verdict)
 {
 	char path[256], want[300];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 
 	test_path(path, sizeof(path), "check-ok");
 	make_heap(&r, path);
@@ -958,7 +889,7 @@ START_TEST(test_check_alone_prints_the_verdict)
 	snprintf(want, sizeof(want), "%s: ok\n", path);
 	ck_assert_str_eq(t.out.p, want);
 	ck_assert_str_eq(t.err.p, "");
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
 END_TEST
@@ -967,7 +898,7 @@ START_TEST(test_fresh_heap_region_is_consistent)
 {
 	char path[256], want[300];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 
 	/* The smallest heap region: nothing carved past the control block. */
 	test_path(path, sizeof(path), "fresh-heap");
@@ -977,7 +908,7 @@ START_TEST(test_fresh_heap_region_is_consistent)
 	snprintf(want, sizeof(want), "%s: ok\n", path);
 	ck_assert_str_eq(t.out.p, want);
 	ck_assert_int_eq(t.status, 0);
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
 END_TEST
@@ -989,7 +920,7 @@ static void damage_at(const char *name, bool index)
 	unsigned char junk[64];
 	const struct rszshm__shared *sh;
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 	uint64_t base, at;
 
 	test_path(path, sizeof(path), "%s", name);
@@ -1008,13 +939,13 @@ static void damage_at(const char *name, bool index)
 	snprintf(want, sizeof(want), "%s: damaged: ", path);
 	ck_assert_msg(strncmp(t.out.p, want, strlen(want)) == 0 &&
 		      count_char(t.out.p, t.out.n, '\n') == 1, "verdict: [%s]", t.out.p);
-	run_free(&t);
+	test_output_free(&t);
 	/* Every mode sees the damage. */
 	run_tool(&t, "--records", "--json", path, NULL);
 	ck_assert_int_eq(t.status, 1);
 	assert_one_error(&t, path, "damaged: ");
 	jfree(json_of(&t));
-	run_free(&t);
+	test_output_free(&t);
 }
 
 START_TEST(test_damaged_heap_exits_1)
@@ -1032,7 +963,7 @@ END_TEST
 START_TEST(test_missing_file_exits_2)
 {
 	char path[256];
-	struct run t;
+	struct test_output t;
 	struct jv *j;
 
 	test_path(path, sizeof(path), "nosuch/0");
@@ -1040,7 +971,7 @@ START_TEST(test_missing_file_exits_2)
 	ck_assert_int_eq(t.status, 2);
 	ck_assert_str_eq(t.out.p, "");
 	assert_one_error(&t, path, strerror(ENOENT));
-	run_free(&t);
+	test_output_free(&t);
 	/* With --json, scripts still get an object for the file. */
 	run_tool(&t, "--json", path, NULL);
 	ck_assert_int_eq(t.status, 2);
@@ -1048,32 +979,32 @@ START_TEST(test_missing_file_exits_2)
 	ck_assert_str_eq(jreq(j, "file", J_STR)->s, path);
 	ck_assert_str_eq(jreq(j, "error", J_STR)->s, strerror(ENOENT));
 	jfree(j);
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
 START_TEST(test_directory_exits_2)
 {
-	struct run t;
+	struct test_output t;
 
 	run_tool(&t, test_dir(), NULL);
 	ck_assert_int_eq(t.status, 2);
 	assert_one_error(&t, test_dir(), strerror(EISDIR));
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
 START_TEST(test_empty_file_exits_2)
 {
 	char path[256];
-	struct run t;
+	struct test_output t;
 
 	test_path(path, sizeof(path), "empty");
 	write_file(path, "", 0);
 	run_tool(&t, path, NULL);
 	ck_assert_int_eq(t.status, 2);
 	assert_one_error(&t, path, "shorter than a header");
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
@@ -1081,7 +1012,7 @@ START_TEST(test_random_bytes_exit_2)
 {
 	char path[256];
 	unsigned char junk[8192];
-	struct run t;
+	struct test_output t;
 
 	srandom(7);
 	for (size_t i = 0; i < sizeof(junk); i++)
@@ -1091,7 +1022,7 @@ START_TEST(test_random_bytes_exit_2)
 	run_tool(&t, "--records", "--check", path, NULL);
 	ck_assert_int_eq(t.status, 2);
 	assert_one_error(&t, path, "not an rszshm region (bad magic)");
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
@@ -1099,7 +1030,7 @@ START_TEST(test_truncated_region_exits_2)
 {
 	char path[256];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 
 	test_path(path, sizeof(path), "truncated");
 	make_raw(&r, path, 0);
@@ -1108,7 +1039,7 @@ START_TEST(test_truncated_region_exits_2)
 	run_tool(&t, path, NULL);
 	ck_assert_int_eq(t.status, 2);
 	assert_one_error(&t, path, "truncated");
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
@@ -1116,7 +1047,7 @@ START_TEST(test_damaged_header_exits_2)
 {
 	char path[256];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 	uint64_t bad = 12345;	/* not page aligned */
 	uint64_t base;
 
@@ -1128,7 +1059,7 @@ START_TEST(test_damaged_header_exits_2)
 	run_tool(&t, path, NULL);
 	ck_assert_int_eq(t.status, 2);
 	assert_one_error(&t, path, "length is not page aligned");
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
@@ -1143,7 +1074,7 @@ START_TEST(test_span_past_the_address_space_is_damage)
 	uint64_t end = rszshm__hdr_user_end(), base, addr, max;
 	char path[256];
 	struct rszshm r, s;
-	struct run t;
+	struct test_output t;
 
 #if UINTPTR_MAX > 0xffffffffu
 	ck_assert_msg(end == (1ULL << 47) - 4096 || end == (1ULL << 48) - 4096 ||
@@ -1168,21 +1099,21 @@ START_TEST(test_span_past_the_address_space_is_damage)
 	 * which is found first: the text says "address space" either way. */
 	assert_one_error(&t, path, UINTPTR_MAX > 0xffffffffu ? "user address space"
 							      : "address space");
-	run_free(&t);
+	test_output_free(&t);
 
 	/* Ending exactly at the end of the space is fine. */
 	addr = (end - max) & ~(uint64_t)4095;
 	poke(path, base, base + offsetof(struct rszshm_hdr, addr_bits_), &addr, sizeof(addr));
 	run_tool(&t, "--check", path, NULL);
 	ck_assert_msg(t.status == 0, "status %d: %s", t.status, t.err.p);
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
 START_TEST(test_fifo_exits_2_without_blocking)
 {
 	char path[256];
-	struct run t;
+	struct test_output t;
 
 	test_path(path, sizeof(path), "fifo");
 	ck_assert_int_eq(mkfifo(path, 0600), 0);
@@ -1191,11 +1122,11 @@ START_TEST(test_fifo_exits_2_without_blocking)
 	run_tool(&t, path, NULL);
 	ck_assert_int_eq(t.status, 2);
 	assert_one_error(&t, path, "not a regular file");
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
-static void assert_usage_error(const struct run *t, const char *what)
+static void assert_usage_error(const struct test_output *t, const char *what)
 {
 	ck_assert_int_eq(t->status, 2);
 	ck_assert_str_eq(t->out.p, "");
@@ -1205,42 +1136,42 @@ static void assert_usage_error(const struct run *t, const char *what)
 
 START_TEST(test_bad_usage_exits_2)
 {
-	struct run t;
+	struct test_output t;
 
 	run_tool(&t, NULL);
 	assert_usage_error(&t, "no file given");
-	run_free(&t);
+	test_output_free(&t);
 	run_tool(&t, "--bogus", "x", NULL);
 	assert_usage_error(&t, "unknown option --bogus");
-	run_free(&t);
+	test_output_free(&t);
 	run_tool(&t, "-z", "x", NULL);
 	assert_usage_error(&t, "unknown option -z");
-	run_free(&t);
+	test_output_free(&t);
 	run_tool(&t, "--hex", NULL);
 	assert_usage_error(&t, "missing argument for --hex");
-	run_free(&t);
+	test_output_free(&t);
 	run_tool(&t, "--hex", "", "x", NULL);
 	assert_usage_error(&t, "--hex needs a record name");
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
 START_TEST(test_help_and_version)
 {
 	char want[64];
-	struct run t;
+	struct test_output t;
 
 	run_tool(&t, "--help", NULL);
 	ck_assert_int_eq(t.status, 0);
 	ck_assert_msg(strncmp(t.out.p, "usage: rszshm-dump", 18) == 0, "[%s]", t.out.p);
 	ck_assert_str_eq(t.err.p, "");
-	run_free(&t);
+	test_output_free(&t);
 	run_tool(&t, "-V", NULL);
 	ck_assert_int_eq(t.status, 0);
 	snprintf(want, sizeof(want), "rszshm-dump %d.%d.%d\n", RSZSHM_VERSION_MAJOR,
 		 RSZSHM_VERSION_MINOR, RSZSHM_VERSION_PATCH);
 	ck_assert_str_eq(t.out.p, want);
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
@@ -1249,7 +1180,7 @@ START_TEST(test_several_files_give_the_worst_status)
 	char good[256], missing[256], damaged[256];
 	unsigned char junk[64];
 	struct rszshm a, b;
-	struct run t;
+	struct test_output t;
 	struct jv *j;
 	uint64_t base, at;
 
@@ -1267,16 +1198,16 @@ START_TEST(test_several_files_give_the_worst_status)
 	run_tool(&t, "--check", good, good, NULL);
 	ck_assert_int_eq(t.status, 0);
 	ck_assert_uint_eq(count_char(t.out.p, t.out.n, '\n'), 2);
-	run_free(&t);
+	test_output_free(&t);
 	run_tool(&t, "--check", good, damaged, good, NULL);
 	ck_assert_int_eq(t.status, 1);
 	assert_one_error(&t, damaged, "damaged: ");
 	ck_assert_uint_eq(count_char(t.out.p, t.out.n, '\n'), 3);
-	run_free(&t);
+	test_output_free(&t);
 	run_tool(&t, "--check", missing, damaged, good, NULL);
 	ck_assert_int_eq(t.status, 2);
 	ck_assert_uint_eq(count_char(t.err.p, t.err.n, '\n'), 2);
-	run_free(&t);
+	test_output_free(&t);
 	run_tool(&t, "--json", good, missing, good, NULL);
 	ck_assert_int_eq(t.status, 2);
 	/* One array, one element per file, on a line of its own. */
@@ -1285,7 +1216,7 @@ START_TEST(test_several_files_give_the_worst_status)
 	ck_assert_int_eq(j->t, J_ARR);
 	ck_assert_uint_eq(j->n, 3);
 	jfree(j);
-	run_free(&t);
+	test_output_free(&t);
 	/* --json-lines: the same elements, one object per line. */
 	run_tool(&t, "--json-lines", good, missing, good, NULL);
 	ck_assert_int_eq(t.status, 2);
@@ -1296,7 +1227,7 @@ START_TEST(test_several_files_give_the_worst_status)
 		ck_assert_int_eq(j->t, J_OBJ);
 		jfree(j);
 	}
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(rszshm_dt(&a), 0);
 }
 END_TEST

@@ -67,35 +67,6 @@ static void *shared_anon(size_t len)
 	return m;
 }
 
-static int dir_count(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-	closedir(d);
-	return n;
-}
-
-static char *subdir(char *buf, size_t len, const char *name)
-{
-	test_path(buf, len, "%s", name);
-	ck_assert_msg(mkdir(buf, 0700) == 0, "mkdir %s: %s", buf, strerror(errno));
-	return buf;
-}
-
-static char *in_dir(char *buf, const char *dir, const char *leaf)
-{
-	int n = snprintf(buf, RSZSHM_PATH_MAX, "%s/%s", dir, leaf);
-
-	ck_assert_msg(n > 0 && n < RSZSHM_PATH_MAX, "path too long");
-	return buf;
-}
-
 static mode_t mode_of(const char *path)
 {
 	struct stat st;
@@ -273,7 +244,7 @@ START_TEST(test_open_or_create_race_one_maker)
 	pid_t pids[RACERS];
 	int i, round;
 
-	subdir(dir, sizeof(dir), "race");
+	test_subdir(dir, sizeof(dir), "race");
 	ck_assert_int_eq(pipe(done), 0);
 	for (i = 0; i < RACERS; i++)
 		ck_assert_int_eq(pipe(go[i]), 0);
@@ -345,7 +316,7 @@ START_TEST(test_open_or_create_race_one_maker)
 		ck_assert_int_eq(test_wait(pids[i]), 0);
 	}
 	close(done[0]);
-	ck_assert_int_eq(dir_count(dir), 0);
+	ck_assert_int_eq(test_dir_count(dir), 0);
 }
 END_TEST
 
@@ -371,8 +342,8 @@ START_TEST(test_open_maker_killed_in_init_leaves_nothing)
 	char dir[RSZSHM_PATH_MAX], path[RSZSHM_PATH_MAX];
 	int pass;
 
-	subdir(dir, sizeof(dir), "killed");
-	in_dir(path, dir, "r");
+	test_subdir(dir, sizeof(dir), "killed");
+	test_in_dir(path, dir, "r");
 	for (pass = 0; pass < 2; pass++) {
 		struct rszshm_opts o = { .flags = RSZSHM_CREATE | (pass ? RSZSHM_HEAP : 0),
 					 .len = 4096, .scan = scan_at(41, 1 << 20, 64),
@@ -425,8 +396,8 @@ START_TEST(test_open_flags_and_errors)
 				 .scan = scan_at(42, 1 << 20, 64) };
 	struct rszshm r, h;
 
-	subdir(dir, sizeof(dir), "flags");
-	in_dir(path, dir, "r");
+	test_subdir(dir, sizeof(dir), "flags");
+	test_in_dir(path, dir, "r");
 	ck_assert_ptr_null(rszshm_open(&r, path, NULL));
 	ck_assert_int_eq(errno, ENOENT);
 	ck_assert_ptr_nonnull(rszshm_open(&r, path, &o));
@@ -454,7 +425,7 @@ START_TEST(test_open_flags_and_errors)
 	ck_assert_ptr_null(rszshm_open(&r, path, &o));
 	ck_assert_int_eq(errno, EDOM);
 	ck_assert_ptr_nonnull(strstr(rszshm_errmsg(), "initializer"));
-	ck_assert_int_eq(dir_count(dir), 0);
+	ck_assert_int_eq(test_dir_count(dir), 0);
 	o.init = NULL;
 
 	/* EINVAL: bad combinations, modes and lengths. */
@@ -479,10 +450,10 @@ START_TEST(test_open_flags_and_errors)
 	ck_assert_int_eq(errno, EINVAL);
 	ck_assert_ptr_null(rszshm_open(&r, NULL, NULL));
 	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_int_eq(dir_count(dir), 0);
+	ck_assert_int_eq(test_dir_count(dir), 0);
 	/* Open-or-create in a directory that does not exist. */
 	o = (struct rszshm_opts){ .flags = RSZSHM_CREATE, .len = 1 };
-	in_dir(path, dir, "missing/r");
+	test_in_dir(path, dir, "missing/r");
 	ck_assert_ptr_null(rszshm_open(&r, path, &o));
 	ck_assert_int_eq(errno, ENOENT);
 
@@ -636,8 +607,8 @@ START_TEST(test_no_tmpfile_killed_maker_leaves_no_file)
 	struct rszshm r;
 	int point, n;
 
-	subdir(dir, sizeof(dir), "notmpfile-kill");
-	in_dir(path, dir, "r");
+	test_subdir(dir, sizeof(dir), "notmpfile-kill");
+	test_in_dir(path, dir, "r");
 	for (point = 1; point <= 3; point++) {
 		char env[16];
 		pid_t pid;
@@ -655,7 +626,7 @@ START_TEST(test_no_tmpfile_killed_maker_leaves_no_file)
 		ck_assert_msg(!exists(path), "a file under the name after a kill at point %d",
 			      point);
 		/* Only the temporary file, under another name. */
-		ck_assert_int_eq(dir_count(dir), 1);
+		ck_assert_int_eq(test_dir_count(dir), 1);
 		rszshm__sys_no_tmpfile = true;
 		ck_assert_ptr_nonnull(rszshm_mk(&r, 4096, path, scan_at(45, 1 << 20, 64)));
 		rszshm__sys_no_tmpfile = false;
@@ -663,7 +634,7 @@ START_TEST(test_no_tmpfile_killed_maker_leaves_no_file)
 		ck_assert_int_eq(unlink(path), 0);
 		/* The dead maker's temporary file: remove it. */
 		remove_tmp_names(dir);
-		ck_assert_int_eq(dir_count(dir), 0);
+		ck_assert_int_eq(test_dir_count(dir), 0);
 	}
 	unsetenv("RSZSHM_TEST_KILL_AT");
 
@@ -688,7 +659,7 @@ START_TEST(test_no_tmpfile_killed_maker_leaves_no_file)
 			continue;
 		}
 		ck_assert_int_eq(errno, EIO);
-		ck_assert_msg(dir_count(dir) == 0, "call %d failing left a file", n);
+		ck_assert_msg(test_dir_count(dir) == 0, "call %d failing left a file", n);
 	}
 	ck_assert_int_gt(n, 5);
 	ck_assert_int_lt(n, 60);
@@ -696,7 +667,7 @@ START_TEST(test_no_tmpfile_killed_maker_leaves_no_file)
 	ck_assert_int_eq(close(open(path, O_CREAT | O_EXCL | O_WRONLY, 0600)), 0);
 	ck_assert_ptr_null(rszshm_mk(&r, 4096, path, scan_at(45, 1 << 20, 64)));
 	ck_assert_int_eq(errno, EEXIST);
-	ck_assert_int_eq(dir_count(dir), 1);
+	ck_assert_int_eq(test_dir_count(dir), 1);
 	rszshm__sys_no_tmpfile = false;
 	ck_assert_int_eq(unlink(path), 0);
 }
@@ -751,11 +722,11 @@ START_TEST(test_fuse_without_tmpfile_killed_maker_leaves_no_half_file)
 	int trial, complete = 0, absent = 0;
 	struct rszshm r;
 
-	subdir(src, sizeof(src), "fuse-src");
-	subdir(mnt, sizeof(mnt), "fuse-mnt");
+	test_subdir(src, sizeof(src), "fuse-src");
+	test_subdir(mnt, sizeof(mnt), "fuse-mnt");
 	ck_assert_int_eq(fuse_mount(src, mnt), 0);
 	ck_assert_int_eq(refuses_tmpfile(mnt), 1);
-	in_dir(path, mnt, "r");
+	test_in_dir(path, mnt, "r");
 	srandom(1);
 	for (trial = 0; trial < 100; trial++) {
 		/* 10 kills at each numbered point, then kills at random moments. */
@@ -798,7 +769,7 @@ START_TEST(test_fuse_without_tmpfile_killed_maker_leaves_no_half_file)
 		}
 		/* A dead maker's temporary file, under another name: remove it. */
 		remove_tmp_names(mnt);
-		ck_assert_int_eq(dir_count(mnt), 0);
+		ck_assert_int_eq(test_dir_count(mnt), 0);
 	}
 	unsetenv("RSZSHM_TEST_KILL_AT");
 	/* Every kill at a numbered point came before the link: nothing there. */
@@ -827,7 +798,7 @@ START_TEST(test_sparse_mk_full_fs_enospc_leaves_nothing)
 	char dir[RSZSHM_PATH_MAX];
 	pid_t pid;
 
-	subdir(dir, sizeof(dir), "fullmk");
+	test_subdir(dir, sizeof(dir), "fullmk");
 	pid = test_fork();
 	if (pid == 0) {
 		char path[RSZSHM_PATH_MAX + 32], buf[4096];
@@ -856,7 +827,7 @@ START_TEST(test_sparse_mk_full_fs_enospc_leaves_nothing)
 			CCHECK(!rszshm_mk_flags(&r, 1 << 20, path, scan_at(46, 64 << 20, 64),
 						heap ? RSZSHM_HEAP : 0));
 			CCHECK(errno == ENOSPC);
-			CCHECK(dir_count(dir) == 1);
+			CCHECK(test_dir_count(dir) == 1);
 			CCHECK(rszshm_errmsg() != NULL);
 			if (heap)
 				CCHECK(pwrite(fd, buf, pgsz(), full - (off_t)pgsz()) == (ssize_t)pgsz());

@@ -27,41 +27,6 @@
 
 /* ------------------------------------------------- running a program */
 
-struct buf {
-	char *p;
-	size_t n;
-};
-
-struct run {
-	int status;
-	struct buf out;
-	struct buf err;
-};
-
-static void buf_read(struct buf *b, int fd, bool *open)
-{
-	char chunk[4096];
-	ssize_t n = read(fd, chunk, sizeof(chunk));
-
-	if (n < 0 && errno == EINTR)
-		return;
-	if (n <= 0) {
-		*open = false;
-		return;
-	}
-	ck_assert_ptr_nonnull(b->p = realloc(b->p, b->n + (size_t)n + 1));
-	memcpy(b->p + b->n, chunk, (size_t)n);
-	b->n += (size_t)n;
-	b->p[b->n] = '\0';
-}
-
-static void run_free(struct run *r)
-{
-	free(r->out.p);
-	free(r->err.p);
-	memset(r, 0, sizeof(*r));
-}
-
 static const char *prog(const char *env)
 {
 	const char *p = getenv(env);
@@ -70,57 +35,17 @@ static const char *prog(const char *env)
 	return p;
 }
 
-/* Run @argv (argv[0] the program's path) as @uid (or as we are, if 0). */
-static void run_argv(struct run *r, uid_t uid, char **argv)
+/* Run @argv (argv[0] the program's path) as @uid (or as we are, if 0): the
+ * build's programs through its exe wrapper (qemu-user for a cross build), if
+ * any; python3 is the host's own. */
+static void run_argv(struct test_output *r, uid_t uid, char **argv)
 {
-	int po[2], pe[2];
-	bool open_out = true, open_err = true;
-	pid_t pid;
-
-	memset(r, 0, sizeof(*r));
-	r->out.p = strdup("");
-	r->err.p = strdup("");
-	ck_assert_int_eq(pipe2(po, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(pe, O_CLOEXEC), 0);
-	pid = test_fork();
-	if (pid == 0) {
-		dup2(po[1], STDOUT_FILENO);
-		dup2(pe[1], STDERR_FILENO);
-		alarm(60);	/* a program that hangs dies, rather than outliving the test */
-		if (uid && (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
-			    setresuid(uid, uid, uid) < 0))
-			_exit(126);
-		/* The build's programs through its exe wrapper (qemu-user for a
-		 * cross build), if any; python3 is the host's own. */
-		if (strcmp(argv[0], prog("RSZSHM_PYTHON")) == 0)
-			execv(argv[0], argv);
-		else
-			test_execv(argv[0], argv);
-		_exit(127);
-	}
-	close(po[1]);
-	close(pe[1]);
-	while (open_out || open_err) {
-		struct pollfd fds[2] = { { open_out ? po[0] : -1, POLLIN, 0 },
-					 { open_err ? pe[0] : -1, POLLIN, 0 } };
-
-		if (poll(fds, 2, -1) < 0) {
-			ck_assert_int_eq(errno, EINTR);
-			continue;
-		}
-		if (fds[0].revents)
-			buf_read(&r->out, po[0], &open_out);
-		if (fds[1].revents)
-			buf_read(&r->err, pe[0], &open_err);
-	}
-	close(po[0]);
-	close(pe[0]);
-	r->status = test_wait(pid);
+	test_capture(r, uid, strcmp(argv[0], prog("RSZSHM_PYTHON")) == 0, argv[0], argv);
 }
 
 /* Run the program $@env with the arguments given (NULL-terminated). */
 #define run(r, env, ...) run_as((r), 0, (env), __VA_ARGS__)
-static void run_as(struct run *r, uid_t uid, const char *env, ...)
+static void run_as(struct test_output *r, uid_t uid, const char *env, ...)
 {
 	char *argv[16];
 	int argc = 0;
@@ -153,7 +78,7 @@ static char *py(const char *json, const char *expr, char *out, size_t len)
 {
 	static unsigned seq;
 	char path[256];
-	struct run r;
+	struct test_output r;
 	FILE *f;
 
 	test_path(path, sizeof(path), "json-%d-%u", (int)getpid(), seq++);
@@ -167,7 +92,7 @@ static char *py(const char *json, const char *expr, char *out, size_t len)
 	ck_assert_msg(r.status == 0, "python3 refused the JSON:\n%s\n%s", json, r.err.p);
 	snprintf(out, len, "%s", r.out.p);
 	out[strcspn(out, "\n")] = '\0';
-	run_free(&r);
+	test_output_free(&r);
 	unlink(path);
 	return out;
 }
@@ -261,7 +186,7 @@ START_TEST(test_list_shows_who_maps_a_region_and_when_it_is_stale)
 {
 	char dir[256], path[300], expr[512], want[64], comm[32];
 	struct holder h;
-	struct run t;
+	struct test_output t;
 
 	/* The holders' command as the kernel shows it: "test-tools", or the
 	 * emulator's name under an exe wrapper (qemu-user). */
@@ -290,23 +215,23 @@ START_TEST(test_list_shows_who_maps_a_region_and_when_it_is_stale)
 	snprintf(expr, sizeof(expr), "[p['pid'] for p in d[0]['mapped_by']] == [%s]", h.pids);
 	ck_assert_py(t.out.p, expr, "True");
 	ck_assert_py(t.out.p, "d[0]['mapped_by'][0]['command']", comm);
-	run_free(&t);
+	test_output_free(&t);
 	/* In text: one header line, one line per region, naming the process. */
 	run(&t, "RSZSHM_DUMP", "--list", dir, NULL);
 	ck_assert_int_eq(t.status, 0);
 	ck_assert_uint_eq(count_lines(t.out.p), 2);
 	snprintf(want, sizeof(want), "mapped by %s (%s)", h.pids, comm);
 	ck_assert_msg(strstr(t.out.p, want), "no \"%s\" in:\n%s", want, t.out.p);
-	run_free(&t);
+	test_output_free(&t);
 
 	release(&h);
 	run(&t, "RSZSHM_DUMP", "--list", "--json", dir, NULL);
 	ck_assert_py(t.out.p, "(d[0]['stale'], d[0]['mapped_by'], d[0]['mapped_by_count'])",
 		     "(True, [], 0)");
-	run_free(&t);
+	test_output_free(&t);
 	run(&t, "RSZSHM_DUMP", "--list", dir, NULL);
 	ck_assert_msg(strstr(t.out.p, "  stale\n"), "not stale:\n%s", t.out.p);
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
@@ -314,7 +239,7 @@ START_TEST(test_list_skips_files_that_are_not_regions)
 {
 	char dir[256], sub[300], path[320], tmpl[320];
 	unsigned char junk[8192];
-	struct run t;
+	struct test_output t;
 	int fd;
 
 	fresh_dir(dir, sizeof(dir), "list-mixed");
@@ -365,19 +290,19 @@ START_TEST(test_list_skips_files_that_are_not_regions)
 	}
 	ck_assert_py(t.out.p, "[(r['heap'], r['records']) for r in d]",
 		     "[(False, None), (False, None)]");
-	run_free(&t);
+	test_output_free(&t);
 	/* In text too: the header and two rows, nothing on stderr. */
 	run(&t, "RSZSHM_DUMP", "--list", dir, NULL);
 	ck_assert_int_eq(t.status, 0);
 	ck_assert_uint_eq(count_lines(t.out.p), 3);
 	ck_assert_msg(!strstr(t.err.p, dir), "%s", t.err.p);
-	run_free(&t);
+	test_output_free(&t);
 	/* A directory that is not there: a diagnostic and status 2. */
 	snprintf(path, sizeof(path), "%s/nowhere", dir);
 	run(&t, "RSZSHM_DUMP", "--list", path, NULL);
 	ck_assert_int_eq(t.status, 2);
 	ck_assert_msg(strstr(t.err.p, "/nowhere: No such file or directory\n"), "%s", t.err.p);
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
@@ -390,7 +315,7 @@ START_TEST(test_list_works_for_a_user_who_is_not_root)
 {
 	char dir[256], mine[300], theirs[300], expr[512];
 	struct holder h;
-	struct run t;
+	struct test_output t;
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "%s: skipped: needs root to drop privileges\n", __func__);
@@ -419,12 +344,12 @@ START_TEST(test_list_works_for_a_user_who_is_not_root)
 	ck_assert_py(t.out.p, "all(r['unseen_processes'] > 0 for r in d)", "True");
 	/* ...and says so. */
 	ck_assert_msg(strstr(t.err.p, "could not be read"), "stderr: %s", t.err.p);
-	run_free(&t);
+	test_output_free(&t);
 	/* Root sees the process that maps its region. */
 	run(&t, "RSZSHM_DUMP", "--list", "--json", theirs, NULL);
 	snprintf(expr, sizeof(expr), "[p['pid'] for p in d[0]['mapped_by']] == [%s]", h.pids);
 	ck_assert_py(t.out.p, expr, "True");
-	run_free(&t);
+	test_output_free(&t);
 	release(&h);
 	ck_assert_int_eq(chmod(test_dir(), 0700), 0);
 }
@@ -435,7 +360,7 @@ END_TEST
 START_TEST(test_json_of_several_files_is_one_array)
 {
 	char dir[256], a[300], b[300], missing[300];
-	struct run t;
+	struct test_output t;
 
 	fresh_dir(dir, sizeof(dir), "json-many");
 	snprintf(a, sizeof(a), "%s/a", dir);
@@ -448,18 +373,18 @@ START_TEST(test_json_of_several_files_is_one_array)
 	ck_assert_py(t.out.p, "[r['file'].rsplit('/', 1)[1] for r in d]", "['a', 'missing', 'b']");
 	ck_assert_py(t.out.p, "('error' in d[1], [x['name'] for x in d[2]['records']])",
 		     "(True, ['rec-0'])");
-	run_free(&t);
+	test_output_free(&t);
 	/* No file that works: still an array. */
 	run(&t, "RSZSHM_DUMP", "--json", missing, NULL);
 	ck_assert_py(t.out.p, "len(d)", "1");
-	run_free(&t);
+	test_output_free(&t);
 	/* An empty listing is an empty array. */
 	snprintf(missing, sizeof(missing), "%s/empty", dir);
 	ck_assert_int_eq(mkdir(missing, 0755), 0);
 	run(&t, "RSZSHM_DUMP", "--list", "--json", missing, NULL);
 	ck_assert_int_eq(t.status, 0);
 	ck_assert_py(t.out.p, "d", "[]");
-	run_free(&t);
+	test_output_free(&t);
 	/* JSON Lines: each line parses alone, one per file. */
 	run(&t, "RSZSHM_DUMP", "--json-lines", a, b, NULL);
 	ck_assert_int_eq(t.status, 0);
@@ -471,7 +396,7 @@ START_TEST(test_json_of_several_files_is_one_array)
 		ck_assert_py(t.out.p, "d['heap']", "False");
 		ck_assert_py(nl + 1, "d['heap']", "True");
 	}
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
@@ -480,7 +405,7 @@ END_TEST
 START_TEST(test_watch_stops_after_count)
 {
 	char dir[256], path[300];
-	struct run t;
+	struct test_output t;
 
 	fresh_dir(dir, sizeof(dir), "watch-count");
 	snprintf(path, sizeof(path), "%s/quiet", dir);
@@ -490,23 +415,23 @@ START_TEST(test_watch_stops_after_count)
 	ck_assert_msg(strncmp(t.out.p, "=== ", 4) == 0 && strstr(t.out.p, " snapshot 1\n"),
 		      "%s", t.out.p);
 	ck_assert_msg(strstr(t.out.p, "rec-1"), "no records in:\n%s", t.out.p);
-	run_free(&t);
+	test_output_free(&t);
 	run(&t, "RSZSHM_DUMP", "--watch=0.01", "--count", "1", "--json", path, NULL);
 	ck_assert_int_eq(t.status, 0);
 	ck_assert_py(t.out.p, "(len(d), d[0]['snapshot'], d[0]['region']['heap_stats']['records'])",
 		     "(1, 1, 2)");
-	run_free(&t);
+	test_output_free(&t);
 	/* Bad usage. */
 	run(&t, "RSZSHM_DUMP", "--watch=0", path, NULL);
 	ck_assert_int_eq(t.status, 2);
-	run_free(&t);
+	test_output_free(&t);
 	run(&t, "RSZSHM_DUMP", "--count", "2", path, NULL);
 	ck_assert_int_eq(t.status, 2);
 	ck_assert_uint_eq(count_lines(t.err.p), 1);
-	run_free(&t);
+	test_output_free(&t);
 	run(&t, "RSZSHM_DUMP", "--watch", path, path, NULL);
 	ck_assert_int_eq(t.status, 2);
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
@@ -583,7 +508,7 @@ START_TEST(test_clean_never_removes_a_mapped_region)
 {
 	char dir[256], live[300], stale[300], other[300];
 	struct holder h;
-	struct run t;
+	struct test_output t;
 	int fd;
 
 	fresh_dir(dir, sizeof(dir), "clean");
@@ -603,7 +528,7 @@ START_TEST(test_clean_never_removes_a_mapped_region)
 	ck_assert_msg(strstr(t.out.p, "would remove ") && strstr(t.out.p, "/stale\n"), "%s",
 		      t.out.p);
 	ck_assert(exists(stale));
-	run_free(&t);
+	test_output_free(&t);
 
 	run(&t, "RSZSHM_CLEAN", "-v", dir, NULL);
 	ck_assert_msg(t.status == 0, "status %d: %s", t.status, t.err.p);
@@ -612,7 +537,7 @@ START_TEST(test_clean_never_removes_a_mapped_region)
 	ck_assert(exists(live));
 	ck_assert(!exists(stale));
 	ck_assert(exists(other));	/* not a region: never touched */
-	run_free(&t);
+	test_output_free(&t);
 
 	/* The holder's mapping is unharmed; once it has gone, the region goes. */
 	release(&h);
@@ -620,7 +545,7 @@ START_TEST(test_clean_never_removes_a_mapped_region)
 	ck_assert_int_eq(t.status, 0);
 	ck_assert(!exists(live));
 	ck_assert(exists(other));
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
@@ -632,7 +557,7 @@ END_TEST
 START_TEST(test_clean_as_a_user_keeps_what_others_may_map)
 {
 	char dir[256], private[300], shared[300];
-	struct run t;
+	struct test_output t;
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "%s: skipped: needs root to drop privileges\n", __func__);
@@ -654,7 +579,7 @@ START_TEST(test_clean_as_a_user_keeps_what_others_may_map)
 	ck_assert(!exists(private));
 	ck_assert_msg(exists(shared), "%s", t.out.p);
 	ck_assert_msg(strstr(t.out.p, "/shared: others may map it"), "%s", t.out.p);
-	run_free(&t);
+	test_output_free(&t);
 	ck_assert_int_eq(chmod(test_dir(), 0700), 0);
 }
 END_TEST
@@ -663,7 +588,7 @@ START_TEST(test_clean_removes_the_template_directory)
 {
 	char dir[256], tmpl[320], sub[320];
 	struct rszshm r;
-	struct run t;
+	struct test_output t;
 
 	fresh_dir(dir, sizeof(dir), "clean-tmpl");
 	snprintf(tmpl, sizeof(tmpl), "%s/rszshm_XXXXXX/0", dir);
@@ -677,7 +602,7 @@ START_TEST(test_clean_removes_the_template_directory)
 	ck_assert(!exists(r.fname));
 	ck_assert(!exists(sub));
 	ck_assert(exists(dir));
-	run_free(&t);
+	test_output_free(&t);
 }
 END_TEST
 
@@ -690,32 +615,32 @@ START_TEST(test_every_program_takes_help_and_version)
 
 	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
 		char want[64];
-		struct run t;
+		struct test_output t;
 
 		snprintf(want, sizeof(want), "%s %s\n", names[i], getenv("RSZSHM_VERSION"));
 		run(&t, envs[i], "--version", NULL);
 		ck_assert_int_eq(t.status, 0);
 		ck_assert_str_eq(t.out.p, want);
-		run_free(&t);
+		test_output_free(&t);
 		run(&t, envs[i], "-V", NULL);
 		ck_assert_str_eq(t.out.p, want);
-		run_free(&t);
+		test_output_free(&t);
 		run(&t, envs[i], "--help", NULL);
 		ck_assert_int_eq(t.status, 0);
 		ck_assert_msg(strncmp(t.out.p, "usage: ", 7) == 0, "%s --help: %s", names[i],
 			      t.out.p);
-		run_free(&t);
+		test_output_free(&t);
 		run(&t, envs[i], "-h", NULL);
 		ck_assert_int_eq(t.status, 0);
 		ck_assert_msg(strncmp(t.out.p, "usage: ", 7) == 0, "%s -h", names[i]);
-		run_free(&t);
+		test_output_free(&t);
 		/* Bad usage: status 2, one line pointing at --help, nothing on stdout. */
 		run(&t, envs[i], "--no-such-option", NULL);
 		ck_assert_int_eq(t.status, 2);
 		ck_assert_str_eq(t.out.p, "");
 		ck_assert_uint_eq(count_lines(t.err.p), 1);
 		ck_assert_msg(strstr(t.err.p, "--help"), "%s: %s", names[i], t.err.p);
-		run_free(&t);
+		test_output_free(&t);
 	}
 }
 END_TEST
