@@ -316,9 +316,21 @@ void test_capture(struct test_output *o, uid_t uid, bool host, const char *path,
 		  char *const argv[])
 {
 	bool open_out = true, open_err = true;
-	int po[2], pe[2];
+	int po[2], pe[2], prog = -1;
+	char fdpath[32];
 	pid_t pid;
 
+	/*
+	 * Another user may not reach @path (a build directory under /root, mode
+	 * 0700): open it now, and exec it as /proc/self/fd/N once the child has
+	 * become that user, which needs execute permission on the file only.
+	 */
+	if (uid) {
+		prog = open(path, O_RDONLY);
+		ck_assert_msg(prog >= 0, "open %s: %s", path, strerror(errno));
+		snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", prog);
+		path = fdpath;
+	}
 	memset(o, 0, sizeof(*o));
 	ck_assert_ptr_nonnull(o->out.p = strdup(""));
 	ck_assert_ptr_nonnull(o->err.p = strdup(""));
@@ -340,6 +352,8 @@ void test_capture(struct test_output *o, uid_t uid, bool host, const char *path,
 	}
 	close(po[1]);
 	close(pe[1]);
+	if (prog >= 0)
+		close(prog);
 	while (open_out || open_err) {
 		struct pollfd fds[2] = { { open_out ? po[0] : -1, POLLIN, 0 },
 					 { open_err ? pe[0] : -1, POLLIN, 0 } };

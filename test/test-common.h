@@ -111,7 +111,9 @@ struct test_output {
 /*
  * Run @path with @argv in a child, its stdout and stderr captured into @o,
  * and wait for it.  The child runs as @uid (and that group, no supplementary
- * groups) when @uid is not 0, exits 126 if it cannot; it goes through the
+ * groups) when @uid is not 0 (running @path through a descriptor opened
+ * before, so that user needs no access to its directory), exits 126 if it
+ * cannot; it goes through the
  * build's exe wrapper (test_execv()) unless @host says @path is a program of
  * this machine's; it dies of SIGALRM after 60 s rather than outlive the test.
  * Release @o with test_output_free().
