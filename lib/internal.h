@@ -99,7 +99,6 @@ RSZSHM__INTERNAL int rszshm__sysq_ftruncate(int fd, uint64_t len);
 /* flock(LOCK_EX | LOCK_NB): 0, -EWOULDBLOCK, or another error. */
 RSZSHM__INTERNAL int rszshm__sysq_trylock(int fd);
 RSZSHM__INTERNAL void rszshm__sysq_unlock(int fd);
-RSZSHM__INTERNAL bool rszshm__sysq_pid_gone(pid_t pid);
 RSZSHM__INTERNAL void rszshm__sysq_pause_us(unsigned us);
 RSZSHM__INTERNAL uint64_t rszshm__sysq_random(void);
 /* 1 if @fd and @other are the same file, 0 if not, or a negative errno. */

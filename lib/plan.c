@@ -333,7 +333,7 @@ static bool alive(struct plan *p, unsigned i)
 		       (uint64_t)st.st_ino == p->s[i].ino;
 	}
 	if (m.state == ST_LIVE || m.state == ST_PENDING)
-		return !rszshm__sysq_pid_gone(m.pid);
+		return m.pid > 0 && !rszshm__sys_thread_gone(m.pid);
 	return false;
 }
 

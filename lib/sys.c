@@ -442,11 +442,6 @@ void rszshm__sysq_unlock(int fd)
 	flock(fd, LOCK_UN);
 }
 
-bool rszshm__sysq_pid_gone(pid_t pid)
-{
-	return pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH);
-}
-
 void rszshm__sysq_pause_us(unsigned us)
 {
 	struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)us * 1000 };
