@@ -9,7 +9,9 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -290,6 +292,37 @@ int test_dir_count(const char *path)
 		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
 	closedir(d);
 	return n;
+}
+
+int test_small_tmpfs(const char *dir)
+{
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("rszshm-test", dir, "tmpfs", 0, "size=1m,mode=0700") < 0)
+		return -1;
+	return 0;
+}
+
+bool test_can_mount_tmpfs(void)
+{
+	/* Outside a test: no ck_assert (test_dir() has one), so the scratch
+	 * directory comes from the environment main() set. */
+	const char *scratch = getenv("RSZSHM_TEST_DIR");
+	char dir[RSZSHM_PATH_MAX];
+	pid_t pid;
+	int st;
+
+	if (!scratch || snprintf(dir, sizeof(dir), "%s/mount-probe", scratch) >= (int)sizeof(dir))
+		return false;
+	if (mkdir(dir, 0700) < 0)
+		return false;
+	pid = fork();
+	if (pid == 0)
+		_exit(test_small_tmpfs(dir) == 0 ? 0 : 1);
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return false;
+	rmdir(dir);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
 /* ------------------------------------------- running a program, captured */

@@ -97,6 +97,11 @@ void test_wait_byte(int fd);
 char *test_subdir(char *buf, size_t len, const char *name);
 char *test_in_dir(char *buf, const char *dir, const char *leaf);
 int test_dir_count(const char *path);
+/* In a child with its own mount namespace: mount a 1 MiB tmpfs at @dir;
+ * 0 or -1.  test_can_mount_tmpfs(): whether this process may (root and
+ * unshare(CLONE_NEWNS)); for registering tests, outside any test. */
+int test_small_tmpfs(const char *dir);
+bool test_can_mount_tmpfs(void);
 
 /* A program's exit status and what it printed, as test_capture() ran it. */
 struct test_buf {

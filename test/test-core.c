@@ -1925,16 +1925,6 @@ START_TEST(test_allocate_backs_every_page)
 }
 END_TEST
 
-/* In a child with its own mount namespace: a 1 MiB tmpfs at @dir. */
-static int small_tmpfs(const char *dir)
-{
-	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-	    mount("rszshm-test", dir, "tmpfs", 0, "size=1m,mode=0700") < 0)
-		return -1;
-	return 0;
-}
-
 START_TEST(test_allocate_full_fs_enospc)
 {
 	char dir[RSZSHM_PATH_MAX];
@@ -1947,7 +1937,7 @@ START_TEST(test_allocate_full_fs_enospc)
 		struct rszshm r;
 		size_t flen;
 
-		CCHECK(small_tmpfs(dir) == 0);
+		CCHECK(test_small_tmpfs(dir) == 0);
 		test_in_dir(path, dir, "f");
 		CCHECK(rszshm_mk_flags(&r, 4096, path, RSZSHM_DFLT_SCAN, RSZSHM_ALLOCATE));
 		while (rszshm_grow(&r) == 1)
@@ -2494,31 +2484,6 @@ END_TEST
 
 /* ================================================================ suite */
 
-/* Whether this process may mount a tmpfs in a mount namespace of its own. */
-static bool can_mount_tmpfs(void)
-{
-	/* Outside a test: no ck_assert (test_dir() has one), so the scratch
-	 * directory comes from test-common.c's environment variable. */
-	const char *scratch = getenv("RSZSHM_TEST_DIR");
-	char dir[RSZSHM_PATH_MAX];
-	pid_t pid;
-	int st;
-
-	if (!scratch)
-		return false;
-	if (snprintf(dir, sizeof(dir), "%s/mount-probe", scratch) >= (int)sizeof(dir))
-		return false;
-	if (mkdir(dir, 0700) < 0)
-		return false;
-	pid = fork();
-	if (pid == 0)
-		_exit(small_tmpfs(dir) == 0 ? 0 : 1);
-	if (pid < 0 || waitpid(pid, &st, 0) != pid)
-		return false;
-	rmdir(dir);
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
-}
-
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("core");
@@ -2562,7 +2527,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_rdonly_attach);
 	TEST_ADD(s, test_anon_region_shared_with_children);
 	TEST_ADD(s, test_allocate_backs_every_page);
-	if (can_mount_tmpfs())
+	if (test_can_mount_tmpfs())
 		TEST_ADD(s, test_allocate_full_fs_enospc);
 	else
 		fprintf(stderr, "test-core: cannot mount a tmpfs here (needs root and "

@@ -781,16 +781,6 @@ END_TEST
 
 /* ====================================================== full file system */
 
-/* In a child with its own mount namespace: a 1 MiB tmpfs at @dir. */
-static int small_tmpfs(const char *dir)
-{
-	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-	    mount("rszshm-test", dir, "tmpfs", 0, "size=1m,mode=0700") < 0)
-		return -1;
-	return 0;
-}
-
 /* A sparse mk on a full file system, raw or heap: ENOSPC, and nothing left
  * behind (no file, no temporary file, no directory). */
 START_TEST(test_sparse_mk_full_fs_enospc_leaves_nothing)
@@ -806,7 +796,7 @@ START_TEST(test_sparse_mk_full_fs_enospc_leaves_nothing)
 		int fd, pass;
 		off_t full;
 
-		CCHECK(small_tmpfs(dir) == 0);
+		CCHECK(test_small_tmpfs(dir) == 0);
 		snprintf(path, sizeof(path), "%s/filler", dir);
 		fd = open(path, O_CREAT | O_WRONLY, 0600);
 		CCHECK(fd >= 0);
@@ -938,26 +928,6 @@ END_TEST
 
 /* ================================================================ suite */
 
-static bool can_mount_tmpfs(void)
-{
-	const char *scratch = getenv("RSZSHM_TEST_DIR");
-	char dir[RSZSHM_PATH_MAX];
-	pid_t pid;
-	int st;
-
-	if (!scratch || snprintf(dir, sizeof(dir), "%s/mount-probe", scratch) >= (int)sizeof(dir))
-		return false;
-	if (mkdir(dir, 0700) < 0)
-		return false;
-	pid = fork();
-	if (pid == 0)
-		_exit(small_tmpfs(dir) == 0 ? 0 : 1);
-	if (pid < 0 || waitpid(pid, &st, 0) != pid)
-		return false;
-	rmdir(dir);
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
-}
-
 /* Can this process make a FUSE mount without O_TMPFILE (bindfs, root)? */
 static bool can_mount_fuse(void)
 {
@@ -1007,7 +977,7 @@ Suite *test_suite(void)
 		fprintf(stderr, "test-open: cannot make a FUSE mount here (needs root, /dev/fuse "
 			"and bindfs): test_fuse_without_tmpfile_killed_maker_leaves_no_half_file "
 			"not run\n");
-	if (can_mount_tmpfs())
+	if (test_can_mount_tmpfs())
 		TEST_ADD(s, test_sparse_mk_full_fs_enospc_leaves_nothing);
 	else
 		fprintf(stderr, "test-open: cannot mount a tmpfs here (needs root and "
