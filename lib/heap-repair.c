@@ -28,18 +28,39 @@
  * address order, on the free-run list.  The repair of the global part, and
  * the cure for a fragmented or damaged list.
  */
+/* Does ctl->slot_runs name SLOTS run @s? */
+static bool slots_named(struct ctl *h, struct seg *s)
+{
+	unsigned k;
+
+	for (k = 0; k < NSLOTRUNS; k++)
+		if (RD(h->slot_runs[k]) == (uint64_t)(uintptr_t)s)
+			return true;
+	return false;
+}
+
 int rszshm__heap_runs_rebuild(struct rszshm *r, struct ctl *h)
 {
 	uint64_t i, n, top = RD(h->top), nfree = 0, *tail = &h->free_runs;
 	struct seg *s, *open = NULL;
+	unsigned k;
 
 	if (!top_ok(r, top))
 		return -ENOTRECOVERABLE;
+	/* A name of no SLOTS run is forgotten (no slot was ever claimed in
+	 * it: claims follow only names of SLOTS runs). */
+	for (k = 0; k < NSLOTRUNS; k++)
+		if (RD(h->slot_runs[k]) && !rszshm__heap_slot_run(r, h, k))
+			PUT(h->slot_runs[k], 0);
 	PUT(h->free_runs, 0);
 	for (i = 1; i < top; i += n) {
 		s = seg_at(r, i);
 		if ((n = rszshm__heap_run_len(s, i, top)) == 0)
 			return -ENOTRECOVERABLE;
+		/* A SLOTS run nobody names was being made when its maker
+		 * died: it is free. */
+		if (s->kind == K_SLOTS && !slots_named(h, s))
+			PUT(s->kind, K_FREE);
 		if (s->kind != K_FREE) {
 			open = NULL;
 			continue;

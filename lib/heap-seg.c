@@ -78,7 +78,8 @@ uint64_t rszshm__heap_run_len(struct seg *s, uint64_t i, uint64_t top)
 	uint8_t k = GET(s->kind);
 
 	if (RD(s->magic) != SEG_MAGIC || n == 0 || n > top - i ||
-	    (k != K_FREE && k != K_SMALL && k != K_LARGE) || (k == K_SMALL && n != 1))
+	    (k != K_FREE && k != K_SMALL && k != K_LARGE && k != K_SLOTS) ||
+	    ((k == K_SMALL || k == K_SLOTS) && n != 1))
 		return 0;
 	return n;
 }

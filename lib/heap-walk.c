@@ -32,6 +32,9 @@ struct walk {
 	uint64_t nsmall;		/* SMALL segments */
 	bool busy[NARENAS], gbusy;
 	uint64_t nonfull[NARENAS];	/* SMALL segments with room, per arena */
+	uint64_t nslots;		/* SLOTS runs */
+	uint64_t *spare;		/* blocks free though live: pending, cached */
+	size_t nspare, spare_cap;
 	uint32_t empty[NARENAS][NCLS];	/* ... and with no live block */
 };
 
@@ -148,6 +151,12 @@ static int walk_runs(struct walk *w)
 			if ((rc = walk_small(w, i, s)) != 0)
 				return rc;
 			break;
+		case K_SLOTS:
+			if (n != 1 || RD(s->first) != 64 || RD(s->nblocks) != SLOTS_PER_RUN ||
+			    RD(s->bsize) != sizeof(struct tslot))
+				return damaged(w, "segment %" PRIu64 ": thread slots of a wrong geometry", i);
+			w->nslots++;
+			break;
 		case K_LARGE:
 			first = RD(s->first);
 			if (first < SEG_HDR || first % RSZSHM_ALIGN || first > SEG ||
@@ -172,6 +181,20 @@ static bool run_start(const struct walk *w, uint64_t addr, uint64_t *i)
 		return false;
 	*i = off >> SEG_SHIFT;
 	return bit_test(w->runs, *i);
+}
+
+static int spare_add(struct walk *w, uint64_t v)
+{
+	uint64_t *n;
+
+	if (w->nspare == w->spare_cap) {
+		w->spare_cap = w->spare_cap ? w->spare_cap * 2 : 256;
+		if (!(n = realloc(w->spare, w->spare_cap * sizeof(*n))))
+			return -ENOMEM;
+		w->spare = n;
+	}
+	w->spare[w->nspare++] = v;
+	return 0;
 }
 
 static int walk_free_list(struct walk *w)
@@ -244,7 +267,109 @@ static int walk_pending(struct walk *w, unsigned ai)
 		w->st->blocks--;
 		w->st->used_bytes -= bs;
 		w->st->free_bytes += bs;
+		if (spare_add(w, v) < 0)
+			return -ENOMEM;
 	}
+	return 0;
+}
+
+/*
+ * The cached blocks of thread slot @t (slot @k of the run at segment @i):
+ * each a live block of its class, free though its bit is set.
+ */
+static int walk_slot(struct walk *w, uint64_t i, uint32_t k, const struct tslot *t)
+{
+	uint64_t v, seg, off, b0, idx;
+	const uint64_t *word;
+	const struct seg *s;
+	uint32_t n, j, bs;
+	unsigned c;
+
+	for (c = 0; c < NCACHE; c++) {
+		if ((n = RD(t->n[c])) > CACHE_CAP)
+			return damaged(w, "thread slot %" PRIu64 ".%u caches %u blocks of class %u",
+				       i, k, n, c);
+		for (j = 0; j < n; j++) {
+			v = RD(t->blk[c][j]);
+			if (v <= w->v->base ||
+			    !run_start(w, w->v->base + ((v - 1 - w->v->base) & ~(SEG - 1)), &seg))
+				return damaged(w, "thread slot %" PRIu64 ".%u caches 0x%" PRIx64
+					       ", not in a run", i, k, v);
+			s = wseg(w, seg);
+			bs = rszshm__heap_cls_size[c];
+			b0 = w->v->base + (seg << SEG_SHIFT) + RD(s->first);
+			if (RD(s->kind) != K_SMALL || RD(s->cls) != c || v < b0 || (off = v - b0) % bs ||
+			    (idx = off / bs) >= RD(s->nblocks))
+				return damaged(w, "thread slot %" PRIu64 ".%u caches 0x%" PRIx64
+					       ", not a block of class %u", i, k, v, c);
+			word = rszshm__view_ptr(w->v, w->v->base + (seg << SEG_SHIFT) + SEG_HDR +
+							      idx / 64 * 8, 8);
+			if (!word || !((RD(*word) >> (idx % 64)) & 1))
+				return damaged(w, "thread slot %" PRIu64 ".%u caches 0x%" PRIx64
+					       ", which is free", i, k, v);
+			w->st->blocks--;
+			w->st->used_bytes -= bs;
+			w->st->free_bytes += bs;
+			if (spare_add(w, v) < 0)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* The SLOTS runs: named by the control block, each one once. */
+static int walk_slots(struct walk *w)
+{
+	uint64_t a, i, named = 0;
+	const struct seg *s;
+	const struct tslot *t;
+	unsigned k, j;
+	uint32_t m;
+	int rc;
+
+	for (k = 0; k < NSLOTRUNS; k++) {
+		if ((a = RD(w->c->slot_runs[k])) == 0)
+			continue;
+		if (!run_start(w, a, &i) || RD((s = wseg(w, i))->kind) != K_SLOTS) {
+			if (w->gbusy)
+				continue;
+			return damaged(w, "thread slots at 0x%" PRIx64 " are not a slots run", a);
+		}
+		for (j = 0; j < k; j++)
+			if (RD(w->c->slot_runs[j]) == a)
+				return damaged(w, "thread slots at 0x%" PRIx64 " named twice", a);
+		named++;
+		for (m = 0; m < SLOTS_PER_RUN; m++) {
+			if (!(t = rszshm__view_ptr(w->v, a + 64 + (uint64_t)m * sizeof(*t), sizeof(*t))))
+				return damaged(w, "thread slots at 0x%" PRIx64 " past the end", a);
+			if ((rc = walk_slot(w, i, m, t)) != 0)
+				return rc;
+		}
+	}
+	if (!w->gbusy && named != w->nslots)
+		return damaged(w, "%" PRIu64 " runs of thread slots are not named", w->nslots - named);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* No block is free twice: in two caches, or cached and pending. */
+static int walk_spare(struct walk *w)
+{
+	size_t i;
+
+	if (w->nspare < 2)
+		return 0;
+	qsort(w->spare, w->nspare, sizeof(uint64_t), cmp_u64);
+	for (i = 1; i < w->nspare; i++)
+		if (w->spare[i] == w->spare[i - 1])
+			return damaged(w, "block 0x%" PRIx64 " is free twice (cached or pending)",
+				       w->spare[i]);
 	return 0;
 }
 
@@ -342,6 +467,8 @@ int rszshm__heap_walk(const struct rszshm__view *v, struct rszshm_stats *st, cha
 	for (i = 0; i < NARENAS; i++)
 		if ((rc = walk_partial(w, i)) != 0 || (rc = walk_pending(w, i)) != 0)
 			goto out;
+	if ((rc = walk_slots(w)) != 0 || (rc = walk_spare(w)) != 0)
+		goto out;
 	/* Segments in the file but not carved yet. */
 	tail = flen >> SEG_SHIFT > w->top ? (flen >> SEG_SHIFT) - w->top : 0;
 	if (tail) {
@@ -352,6 +479,7 @@ int rszshm__heap_walk(const struct rszshm__view *v, struct rszshm_stats *st, cha
 out:
 	free(w->runs);
 	free(w->seen);
+	free(w->spare);
 	free(w);
 	return rc;
 }

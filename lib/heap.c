@@ -436,7 +436,8 @@ static void arena_drain(struct rszshm *r, struct ctl *h, unsigned ai)
 	}
 }
 
-static void *small_alloc(struct rszshm *r, struct ctl *h, unsigned c, int *err)
+/* Lock an arena and take a block of class @c, or 0 with *err set. */
+static uintptr_t arena_alloc(struct rszshm *r, struct ctl *h, unsigned c, int *err)
 {
 	unsigned ai = 0;
 	uintptr_t blk;
@@ -444,12 +445,184 @@ static void *small_alloc(struct rszshm *r, struct ctl *h, unsigned c, int *err)
 
 	if ((rc = arena_pick(r, h, &ai)) < 0) {
 		*err = rc;
-		return NULL;
+		return 0;
 	}
 	arena_drain(r, h, ai);
 	blk = small_take(r, h, ai, c, err);
 	arena_drop(h, ai);
-	return (void *)blk;
+	return blk;
+}
+
+/*
+ * Thread slot @t has no block of class @c: take one for the caller and up
+ * to CACHE_MOVE for the cache, under one arena lock.  Each cached block is
+ * stored before the count that makes it the cache's: a kill in between
+ * loses that one block.
+ */
+static uintptr_t refill(struct rszshm *r, struct ctl *h, struct tslot *t, unsigned c, int *err)
+{
+	unsigned ai = 0;
+	uintptr_t blk, more;
+	uint32_t n;
+	int rc, e2;
+
+	if ((rc = arena_pick(r, h, &ai)) < 0) {
+		*err = rc;
+		return 0;
+	}
+	arena_drain(r, h, ai);
+	if ((blk = small_take(r, h, ai, c, err)) != 0) {
+		if ((n = RD(t->n[c])) > CACHE_CAP)
+			n = 0;	/* damaged: its entries are not trusted */
+		for (; n < CACHE_MOVE; n++) {
+			if (!(more = small_take(r, h, ai, c, &e2)))
+				break;
+			PUT(t->blk[c][n], (uint64_t)more);
+			PUT(t->n[c], n + 1);
+		}
+	}
+	arena_drop(h, ai);
+	return blk;
+}
+
+/*
+ * May @p, read from a thread slot, be handed out as a block of class @c?
+ * It must lie inside the region's carved part of the file (@len) and be
+ * aligned: damage never sends a caller's writes outside the region.
+ */
+static inline bool cached_ok(struct rszshm *r, uint64_t p, uint64_t len, unsigned c)
+{
+	uint64_t off = p - (uintptr_t)r->hdr;
+
+	return !(p & (RSZSHM_ALIGN - 1)) && off >= SEG + SEG_HDR && off < len &&
+	       len - off >= rszshm__heap_cls_size[c];
+}
+
+static void *small_alloc(struct rszshm *r, struct ctl *h, unsigned c, uint64_t len, int *err)
+{
+	struct tslot *t;
+	uint64_t p;
+	uint32_t n;
+
+	if (c >= NCACHE || !(t = my_slot(r, h)))
+		return (void *)arena_alloc(r, h, c, err);
+	/* The fast path: plain loads and stores on this thread's slot. */
+	n = RD(t->n[c]);
+	if (__builtin_expect(n - 1u < CACHE_CAP, 1)) {
+		p = RD(t->blk[c][n - 1]);
+		PUT(t->n[c], n - 1);
+		if (__builtin_expect(cached_ok(r, p, len, c), 1)) {
+			((uint64_t *)(uintptr_t)p)[1] = 0;	/* the cache's mark */
+			return (void *)(uintptr_t)p;
+		}
+		/* A damaged entry is dropped. */
+	}
+	return (void *)refill(r, h, t, c, err);
+}
+
+/* Is @p in a thread slot's cache of class @c (a double free)?  Only asked
+ * when @p carries the cache's mark, which a live block rarely does. */
+static bool is_cached(struct rszshm *r, struct ctl *h, uint64_t p, unsigned c)
+{
+	uint32_t n, i;
+	unsigned k, j;
+	void *run;
+
+	for (k = 0; k < NSLOTRUNS && (run = rszshm__heap_slot_run(r, h, k)); k++)
+		for (j = 0; j < SLOTS_PER_RUN; j++) {
+			struct tslot *t = slot_at(run, j);
+
+			if ((n = RD(t->n[c])) > CACHE_CAP)
+				n = CACHE_CAP;
+			for (i = 0; i < n; i++)
+				if (RD(t->blk[c][i]) == p)
+					return true;
+		}
+	return false;
+}
+
+void rszshm__heap_slot_flush(struct rszshm *r, struct ctl *h, struct tslot *t, unsigned c,
+			     unsigned max)
+{
+	unsigned held = NARENAS, ai;
+	uint64_t p;
+	uint32_t n = RD(t->n[c]);
+	struct seg *s;
+
+	if (n > CACHE_CAP) {
+		PUT(t->n[c], 0);	/* damaged: its entries are not trusted */
+		return;
+	}
+	/* Count each block out before it goes back: a kill in between loses
+	 * that one block, never gives one out twice. */
+	for (; n > 0 && max > 0; max--) {
+		p = RD(t->blk[c][--n]);
+		PUT(t->n[c], n);
+		if (!(s = locate(r, h, p)) || GET(s->kind) != K_SMALL || (ai = RD(s->arena)) >= NARENAS)
+			continue;
+		if (ai != held) {
+			if (held < NARENAS)
+				arena_drop(h, held);
+			held = NARENAS;
+			if (arena_take(r, h, ai, false) < 0)
+				continue;
+			held = ai;
+			arena_drain(r, h, ai);
+		}
+		/* Only the owner changes a SMALL segment: check again, locked. */
+		if (s->kind == K_SMALL && s->arena == ai)
+			small_put(r, h, ai, s, p);
+	}
+	if (held < NARENAS)
+		arena_drop(h, held);
+}
+
+/*
+ * Free block @p of SMALL segment @s into this thread's slot: 1 if done, 0
+ * if it goes to the arenas (class not cached, no slot, interior pointer),
+ * -EINVAL if it is not a live block.  A free block's bit is set while it is
+ * cached or pending, so those carry a mark in their second word (ctl->key,
+ * random per heap) and a marked block is looked for in every cache and in
+ * its arena's pending slots; a live block that holds the mark by chance
+ * costs that look, nothing else.
+ */
+static int small_cache(struct rszshm *r, struct ctl *h, struct seg *s, uintptr_t p)
+{
+	unsigned c = RD(s->cls), ai = RD(s->arena);
+	uint32_t bs = RD(s->bsize), idx, n;
+	uintptr_t b0;
+	uint64_t off;
+	struct tslot *t;
+
+	if (c >= NCACHE || ai >= NARENAS)
+		return 0;
+	if (bs != rszshm__heap_cls_size[c] || RD(s->first) != rszshm__heap_cls_geom[c].first ||
+	    RD(s->nblocks) != rszshm__heap_cls_geom[c].nblocks)
+		return -EINVAL;
+	b0 = (uintptr_t)s + rszshm__heap_cls_geom[c].first;
+	if (p < b0 || (off = p - b0) >= (uint64_t)rszshm__heap_cls_geom[c].nblocks * bs)
+		return -EINVAL;
+	idx = (uint32_t)((off * rszshm__heap_cls_recip[c]) >> 32);
+	if ((uint64_t)idx * bs != off)
+		return 0;
+	if (!bit_get(s, idx))
+		return -EINVAL;
+	if (!(t = my_slot(r, h)))
+		return 0;
+	/* Blocks in caches and pending slots carry the mark: only a marked
+	 * block is looked for there. */
+	if (((uint64_t *)p)[1] == RD(h->key) &&
+	    (is_cached(r, h, p, c) || is_pending(&h->arenas[ai], p)))
+		return -EINVAL;
+	if ((n = RD(t->n[c])) >= CACHE_CAP) {
+		rszshm__heap_slot_flush(r, h, t, c, CACHE_MOVE);
+		if ((n = RD(t->n[c])) >= CACHE_CAP)
+			return 0;
+	}
+	PUT(t->blk[c][n], (uint64_t)p);
+	((uint64_t *)p)[1] = RD(h->key);
+	PUT(t->n[c], n + 1);
+	return 1;
 }
 
 /*
@@ -474,6 +647,10 @@ static int small_defer(struct ctl *h, struct seg *s, uintptr_t p)
 	a = &h->arenas[ai];
 	if (!bit_get(s, idx) || is_pending(a, p))
 		return -EINVAL;
+	/* The cache's mark: a thread caching frees finds a double free of a
+	 * pending block by it (small_cache() does not scan the slots). */
+	if (c < NCACHE)
+		((uint64_t *)p)[1] = RD(h->key);
 	for (i = 0; i < NPENDING; i++) {
 		zero = 0;
 		if (RD(a->pending[i]) == 0 &&
@@ -590,6 +767,9 @@ static size_t usable(struct rszshm *r, struct ctl *h, uintptr_t p, int *err)
 		if (!bit_get(s, idx) || RD(s->arena) >= NARENAS ||
 		    is_pending(&h->arenas[RD(s->arena)], p))
 			return 0;
+		if (blk == p && c < NCACHE && RD(((const uint64_t *)p)[1]) == RD(h->key) &&
+		    is_cached(r, h, p, c))
+			return 0;
 		return blk + bs - p;
 	case K_LARGE:
 		if (p != (uintptr_t)s + RD(s->first))
@@ -605,6 +785,7 @@ static size_t usable(struct rszshm *r, struct ctl *h, uintptr_t p, int *err)
 
 static void *alloc_in(struct rszshm *r, struct ctl *h, size_t size, size_t align, int *err)
 {
+	uint64_t len = rszshm__map_safe_len(r);
 	uintptr_t blk, p;
 
 	/* A block of 0 bytes is a block of 1: with size 0 an aligned block
@@ -613,11 +794,11 @@ static void *alloc_in(struct rszshm *r, struct ctl *h, size_t size, size_t align
 		size = 1;
 	if (align <= RSZSHM_ALIGN) {
 		if (size <= SMALL_MAX)
-			return small_alloc(r, h, size_cls(size), err);
+			return small_alloc(r, h, size_cls(size), len, err);
 		return large_alloc(r, h, size, RSZSHM_ALIGN, err);
 	}
 	if (align - RSZSHM_ALIGN < SMALL_MAX && size <= SMALL_MAX - (align - RSZSHM_ALIGN)) {
-		blk = (uintptr_t)small_alloc(r, h, size_cls(size + align - RSZSHM_ALIGN), err);
+		blk = (uintptr_t)small_alloc(r, h, size_cls(size + align - RSZSHM_ALIGN), len, err);
 		if (!blk)
 			return NULL;
 		p = (blk + align - 1) & ~(uintptr_t)(align - 1);
@@ -626,6 +807,24 @@ static void *alloc_in(struct rszshm *r, struct ctl *h, size_t size, size_t align
 		return (void *)p;
 	}
 	return large_alloc(r, h, size, align, err);
+}
+
+/*
+ * alloc_in() and, when the span is full, once more after giving this
+ * thread's cached blocks back: they may empty a segment another class or a
+ * large block can use.
+ */
+static void *alloc_retry(struct rszshm *r, struct ctl *h, size_t size, size_t align, int *err)
+{
+	struct tslot *t;
+	void *p;
+	unsigned c;
+
+	if ((p = alloc_in(r, h, size, align, err)) || *err != -ENOMEM || !(t = my_slot(r, h)))
+		return p;
+	for (c = 0; c < NCACHE; c++)
+		rszshm__heap_slot_flush(r, h, t, c, CACHE_CAP);
+	return alloc_in(r, h, size, align, err);
 }
 
 static int free_in(struct rszshm *r, struct ctl *h, uintptr_t p)
@@ -645,7 +844,7 @@ static int free_in(struct rszshm *r, struct ctl *h, uintptr_t p)
 		default:
 			return -EINVAL;
 		}
-		if ((rc = small_defer(h, s, p)) != 0)
+		if ((rc = small_cache(r, h, s, p)) != 0 || (rc = small_defer(h, s, p)) != 0)
 			return rc < 0 ? rc : 0;
 		if ((ai = RD(s->arena)) >= NARENAS)
 			return -EINVAL;
@@ -683,6 +882,7 @@ int rszshm__heap_init(struct rszshm *r)
 	h->narenas = NARENAS;
 	h->nclasses = NCLS;
 	h->top = 1;
+	h->key = rszshm__sysq_random() | 1;
 	for (i = 0; i < NARENAS; i++)
 		if ((rc = rszshm__lock_init(&h->arenas[i].lock)) < 0)
 			return rc;
@@ -694,23 +894,48 @@ int rszshm__heap_init(struct rszshm *r)
 void *rszshm__heap_alloc(struct rszshm *r, size_t size, int *err)
 {
 	struct ctl *h;
+	struct tslot *t;
+	uint64_t len, p;
+	uint32_t n;
+	unsigned c;
 	int rc;
 
-	if ((rc = get_ctl(r, true, &h)) < 0) {
+	if ((rc = get_ctl_len(r, true, &h, &len)) < 0) {
 		*err = rc;
 		return NULL;
 	}
-	return alloc_in(r, h, size, RSZSHM_ALIGN, err);
+	/* The fast path, small_alloc()'s first half inline. */
+	if (size - 1 < rszshm__heap_cls_size[NCACHE - 1] && (t = my_slot(r, h))) {
+		c = size_cls(size);
+		n = RD(t->n[c]);
+		if (__builtin_expect(n - 1u < CACHE_CAP, 1)) {
+			p = RD(t->blk[c][n - 1]);
+			if (__builtin_expect(cached_ok(r, p, len, c), 1)) {
+				PUT(t->n[c], n - 1);
+				((uint64_t *)(uintptr_t)p)[1] = 0;
+				return (void *)(uintptr_t)p;
+			}
+		}
+	}
+	return alloc_retry(r, h, size, RSZSHM_ALIGN, err);
 }
 
 int rszshm__heap_free(struct rszshm *r, void *p)
 {
 	struct ctl *h;
+	struct seg *s;
+	uint64_t len;
 	int rc;
 
-	if ((rc = get_ctl(r, true, &h)) < 0)
+	if ((rc = get_ctl_len(r, true, &h, &len)) < 0)
 		return rc;
-	return p ? free_in(r, h, (uintptr_t)p) : 0;
+	if (!p)
+		return 0;
+	/* The fast path: a small block into this thread's cache. */
+	if ((s = locate_len(r, h, (uintptr_t)p, len)) && GET(s->kind) == K_SMALL &&
+	    (rc = small_cache(r, h, s, (uintptr_t)p)) != 0)
+		return rc < 0 ? rc : 0;
+	return free_in(r, h, (uintptr_t)p);
 }
 
 /* Test hook: how many abandoned heap locks were found and repaired. */
@@ -759,7 +984,7 @@ void *rszshm_alloc_aligned(struct rszshm *r, size_t align, size_t size)
 		return RSZSHM__FAIL(err, NULL);
 	if (align == 0 || (align & (align - 1)) || align > MAX_ALIGN)
 		return RSZSHM__FAIL(-EINVAL, NULL);
-	p = alloc_in(r, h, size, align < RSZSHM_ALIGN ? RSZSHM_ALIGN : align, &err);
+	p = alloc_retry(r, h, size, align < RSZSHM_ALIGN ? RSZSHM_ALIGN : align, &err);
 	return p ? p : RSZSHM__FAIL(err, NULL);
 }
 
@@ -779,7 +1004,7 @@ void *rszshm_realloc(struct rszshm *r, void *p, size_t size)
 	/* Shrink in place unless that would waste more than half the block. */
 	if (size <= have && (have <= 64 || size >= have / 2))
 		return p;
-	if (!(q = alloc_in(r, h, size, RSZSHM_ALIGN, &err)))
+	if (!(q = alloc_retry(r, h, size, RSZSHM_ALIGN, &err)))
 		return RSZSHM__FAIL(err, NULL);
 	memcpy(q, p, size < have ? size : have);
 	if ((err = free_in(r, h, (uintptr_t)p)) < 0) {

@@ -115,13 +115,18 @@
 #define SMALL_MAX 16384u
 #define MAX_ALIGN (64u * 1024u)
 #define NPENDING 8u
+#define NCACHE 20u		/* classes a thread caches: 16 B .. 1 KiB */
+#define CACHE_CAP 16u		/* blocks a thread caches per class */
+#define CACHE_MOVE 8u		/* blocks moved per refill or flush */
+#define NSLOTRUNS 4u		/* runs of thread slots a heap may have */
+#define OWNER_TID_BITS 22u	/* pid_max is at most 2^22 */
 
 #define HEAP_MAGIC 0x50414548534d5352ULL	/* "RSMSHEAP" */
-#define HEAP_VERSION 1u
+#define HEAP_VERSION 2u
 #define SEG_MAGIC 0x21474553u			/* "SEG!" */
 #define TAG_MAGIC 0x9e3779b97f4a7c15ULL		/* interior-pointer tags */
 
-enum { K_FREE = 1, K_SMALL = 2, K_LARGE = 3 };
+enum { K_FREE = 1, K_SMALL = 2, K_LARGE = 3, K_SLOTS = 4 };
 
 /* Ordered stores and loads: what a crash or another process may observe. */
 #define PUT(lv, v) __atomic_store_n(&(lv), (v), __ATOMIC_RELEASE)
@@ -167,7 +172,10 @@ struct ctl {
 	uint32_t seg_shift;
 	uint32_t narenas;
 	uint32_t nclasses;
-	uint64_t spare0_[5];
+	uint64_t key;		/* marks blocks in thread caches (heap-own.c) */
+	/* SLOTS runs of thread slots, published under the heap lock, never
+	 * taken back (heap-own.c). */
+	uint64_t slot_runs[NSLOTRUNS];
 	/* The global part, under shared->heap_lock. */
 	uint64_t top __attribute__((aligned(64)));	/* first segment not carved */
 	uint64_t free_runs;	/* first FREE run of the free-run list */
@@ -180,6 +188,28 @@ struct ctl {
 };
 _Static_assert(sizeof(struct rszshm_hdr) + sizeof(struct ctl) <= SEG,
 	       "the control block fits segment 0");
+
+/*
+ * A thread slot (heap-own.c): the blocks one thread keeps free for itself,
+ * per cached class, taken and given with plain loads and stores.  Entries
+ * 0 .. n[c]-1 of blk[c] are free blocks of class c whose bits are set: the
+ * owner stores an entry before it raises n, and lowers n before it hands
+ * the entry out or gives it back to its arena.  Owned by the thread named
+ * in @owner (tid | start time << 22, 0 when free), adopted when it is dead.
+ */
+struct tslot {
+	uint64_t owner;
+	uint64_t adoptions;		/* dead owners' caches taken over here */
+	uint32_t n[NCACHE];
+	uint64_t blk[NCACHE][CACHE_CAP];
+} __attribute__((aligned(64)));
+#define SLOTS_PER_RUN ((uint32_t)((SEG - 64) / sizeof(struct tslot)))
+_Static_assert(SLOTS_PER_RUN >= 16, "a SLOTS run holds enough slots");
+/* Slot @k of SLOTS run @s: after the run header, 64-byte aligned. */
+static inline struct tslot *slot_at(void *run, uint32_t k)
+{
+	return (struct tslot *)(void *)((char *)run + 64 + (uint64_t)k * sizeof(struct tslot));
+}
 
 /* Size classes (heap-seg.c): block sizes, ceil(2^32 / size) for divisions,
  * and each class's geometry in a segment, filled in at load time. */
@@ -283,8 +313,9 @@ static inline bool seg_addr_ok(struct rszshm *r, uint64_t addr, uint64_t top)
 	       top_ok(r, top);
 }
 
-/* 0 and the control block if @r is a usable heap region. */
-static inline int get_ctl(struct rszshm *r, bool write, struct ctl **out)
+/* 0 and the control block if @r is a usable heap region; *@len is
+ * rszshm__map_safe_len(). */
+static inline int get_ctl_len(struct rszshm *r, bool write, struct ctl **out, uint64_t *len)
 {
 	struct ctl *h;
 
@@ -297,10 +328,17 @@ static inline int get_ctl(struct rszshm *r, bool write, struct ctl **out)
 		return -EINVAL;
 	h = ctl_of(r);
 	if (RD(rszshm__shared(r->hdr)->heap) != (uintptr_t)h ||
-	    rszshm__map_safe_len(r) < HDR_SIZE + sizeof(*h) || RD(h->magic) != HEAP_MAGIC)
+	    (*len = rszshm__map_safe_len(r)) < HDR_SIZE + sizeof(*h) || RD(h->magic) != HEAP_MAGIC)
 		return -EBADMSG;
 	*out = h;
 	return 0;
+}
+
+static inline int get_ctl(struct rszshm *r, bool write, struct ctl **out)
+{
+	uint64_t len;
+
+	return get_ctl_len(r, write, out, &len);
 }
 
 /* The run header of block @p, or NULL if @p cannot be a block. */
@@ -314,6 +352,22 @@ static inline struct seg *locate(struct rszshm *r, struct ctl *h, uintptr_t p)
 		return NULL;
 	i = (p - 1 - base) >> SEG_SHIFT;
 	if (!seg_addr_ok(r, base + (i << SEG_SHIFT), GET(h->top)))
+		return NULL;
+	s = seg_at(r, i);
+	return RD(s->magic) == SEG_MAGIC ? s : NULL;
+}
+
+/* locate(), with rszshm__map_safe_len() known: @len. */
+static inline struct seg *locate_len(struct rszshm *r, struct ctl *h, uintptr_t p, uint64_t len)
+{
+	uintptr_t base = (uintptr_t)r->hdr;
+	uint64_t i, top = GET(h->top);
+	struct seg *s;
+
+	if (p & (RSZSHM_ALIGN - 1) || p <= base + SEG)
+		return NULL;
+	i = (p - 1 - base) >> SEG_SHIFT;
+	if (i >= top || top > span_segs(r) || top << SEG_SHIFT > len)
 		return NULL;
 	s = seg_at(r, i);
 	return RD(s->magic) == SEG_MAGIC ? s : NULL;
@@ -345,6 +399,36 @@ RSZSHM__INTERNAL int rszshm__heap_run_take(struct rszshm *r, struct ctl *h, uint
 /* heap.c: arena partial lists, under the arena's lock. */
 RSZSHM__INTERNAL bool rszshm__heap_list_push(struct rszshm *r, struct ctl *h, unsigned ai,
 					     struct seg *s);
+
+/* heap-own.c: thread slots.  The slot a thread uses in a region is
+ * remembered in rszshm__heap_tl; rszshm__heap_epoch moves whenever a slot
+ * the process held is given back (detach, fork), which sends every thread
+ * back to rszshm__heap_slot_claim() to look again. */
+#define RSZSHM__HEAP_TLS __attribute__((tls_model("initial-exec")))
+struct rszshm__heap_tl {
+	uintptr_t base;		/* region the slot is for */
+	uint64_t epoch;		/* rszshm__heap_epoch when it was found */
+	struct tslot *slot;	/* NULL: allocate through the arenas */
+};
+RSZSHM__INTERNAL extern _Thread_local struct rszshm__heap_tl rszshm__heap_tl RSZSHM__HEAP_TLS;
+RSZSHM__INTERNAL extern uint64_t rszshm__heap_epoch;
+RSZSHM__INTERNAL struct tslot *rszshm__heap_slot_claim(struct rszshm *r, struct ctl *h);
+/* The SLOTS run ctl->slot_runs[@k] names, checked, or NULL. */
+RSZSHM__INTERNAL void *rszshm__heap_slot_run(struct rszshm *r, struct ctl *h, unsigned k);
+
+/* This thread's slot in @r, or NULL: one compare on the fast path. */
+static inline struct tslot *my_slot(struct rszshm *r, struct ctl *h)
+{
+	if (__builtin_expect(rszshm__heap_tl.base == (uintptr_t)r->hdr &&
+			     rszshm__heap_tl.epoch == RD(rszshm__heap_epoch), 1))
+		return rszshm__heap_tl.slot;
+	return rszshm__heap_slot_claim(r, h);
+}
+
+/* heap.c: give back up to @max cached blocks of class @c of slot @t (owned
+ * by the caller) to their arenas. */
+RSZSHM__INTERNAL void rszshm__heap_slot_flush(struct rszshm *r, struct ctl *h, struct tslot *t,
+					      unsigned c, unsigned max);
 
 /* heap-repair.c: rebuilding from the truth. */
 RSZSHM__INTERNAL int rszshm__heap_runs_rebuild(struct rszshm *r, struct ctl *h);

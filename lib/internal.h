@@ -299,6 +299,9 @@ RSZSHM__INTERNAL int rszshm__map_attach(struct rszshm *r, const char *fname, uns
 RSZSHM__INTERNAL extern void (*rszshm__map_hook)(int point);
 /* Reset a handle to detached. */
 RSZSHM__INTERNAL void rszshm__map_reset(struct rszshm *r);
+/* Unmap attached handle @r and close its file (flushed first if it is
+ * writable); 0 or the first negative errno.  rszshm_dt() (open.c). */
+RSZSHM__INTERNAL int rszshm__map_detach(struct rszshm *r);
 
 /* 0 if @r is an attached handle (and writable, with @write), else -EINVAL/-EPERM. */
 RSZSHM__INTERNAL int rszshm__map_usable(const struct rszshm *r, bool write);
@@ -398,11 +401,20 @@ RSZSHM__INTERNAL int rszshm__heap_walk(const struct rszshm__view *v, struct rszs
 /* Where the arenas' lock words lie, as offsets from the region's base, in
  * @off (up to @max); returns how many there are (for the writer fuzzer). */
 RSZSHM__INTERNAL unsigned rszshm__heap_lock_offsets(uint64_t *off, unsigned max);
+/* Give back the thread slots this process's threads hold in @r's heap
+ * (heap-own.c), before @r is unmapped. */
+RSZSHM__INTERNAL void rszshm__heap_detach(struct rszshm *r);
+/* Test hook: how many dead owners' thread caches were adopted in @r. */
+RSZSHM__INTERNAL uint64_t rszshm__heap_adoptions(struct rszshm *r);
+/* Test hook: the calling thread allocates in @r with no thread cache (as
+ * one that found no free slot), until the process next detaches a region. */
+RSZSHM__INTERNAL void rszshm__heap_nocache(struct rszshm *r);
 
 /* --------------------------------------------------------------- open.c
- * rszshm_open() and the mk/at wrappers (public only): composes map.c's
- * make/publish/abort and attach with heap.c's layout and the caller's
- * initializer.  Nothing below calls up into it. */
+ * rszshm_open() and the mk/at wrappers, and rszshm_dt() (public only):
+ * composes map.c's make/publish/abort, attach and detach with heap.c's
+ * layout, its thread slots and the caller's initializer.  Nothing below
+ * calls up into it. */
 
 /* ---------------------------------------------------------------- rec.c
  * The index, bucket arrays and records are followed only inside the region

@@ -550,14 +550,10 @@ fail_fd:
 
 /* ---------------------------------------------------------------- detach */
 
-int rszshm_dt(struct rszshm *r)
+int rszshm__map_detach(struct rszshm *r)
 {
 	int rc = 0, rc2;
 
-	if (!r)
-		return RSZSHM__FAIL(-EINVAL, -1);
-	if (!(r->flags & RSZSHM__F_ATTACHED))
-		return 0;
 	if (!(r->flags & RSZSHM_RDONLY))
 		rc = rszshm__sys_msync(r->hdr, rszshm__map_safe_len(r));
 	live_remove(r->hdr);
@@ -566,7 +562,7 @@ int rszshm_dt(struct rszshm *r)
 	if ((rc2 = rszshm__sys_close(r->fd)) < 0 && rc == 0)
 		rc = rc2;
 	rszshm__map_reset(r);
-	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
+	return rc;
 }
 
 /* ------------------------------------------------------------------ grow */

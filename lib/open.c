@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * open.c - the entry points that make or attach a region: rszshm_open() and
- * its thin wrappers rszshm_mk(), rszshm_mk_flags(), rszshm_at() and
- * rszshm_at_flags().
+ * open.c - the entry points that make, attach and detach a region:
+ * rszshm_open() and its thin wrappers rszshm_mk(), rszshm_mk_flags(),
+ * rszshm_at() and rszshm_at_flags(), and rszshm_dt().
  *
  * This file sits above map.c and heap.c and composes them, so data flows one
  * way: map.c makes the file and maps it (not yet under its name), heap.c
@@ -247,4 +247,20 @@ void *rszshm_at_flags(struct rszshm *r, const char *fname, unsigned flags)
 void *rszshm_at(struct rszshm *r, const char *fname)
 {
 	return rszshm_at_flags(r, fname, 0);
+}
+
+int rszshm_dt(struct rszshm *r)
+{
+	int rc;
+
+	if (!r)
+		return RSZSHM__FAIL(-EINVAL, -1);
+	if (!(r->flags & RSZSHM__F_ATTACHED))
+		return 0;
+	/* The thread slots this process holds go back before the unmap:
+	 * their blocks would be out of reach of anyone until the threads died. */
+	if ((r->flags & RSZSHM_HEAP) && !(r->flags & RSZSHM_RDONLY))
+		rszshm__heap_detach(r);
+	rc = rszshm__map_detach(r);
+	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
 }
