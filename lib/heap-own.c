@@ -343,6 +343,16 @@ struct tslot *rszshm__heap_slot_claim(struct rszshm *r, struct ctl *h)
 	for (e = reg; e; e = e->next)
 		if (e->base == base && e->tid == tid)
 			break;
+	if (e && GET(e->slot->owner) != mine) {
+		/* Taken from us (damage): forget it, claim another. */
+		struct own **link;
+
+		for (link = &reg; *link != e; link = &(*link)->next)
+			;
+		*link = e->next;
+		free(e);
+		e = NULL;
+	}
 	if (e) {
 		t = e->slot;
 	} else if ((e = malloc(sizeof(*e)))) {
@@ -363,6 +373,7 @@ struct tslot *rszshm__heap_slot_claim(struct rszshm *r, struct ctl *h)
 	rszshm__heap_tl.base = base;
 	rszshm__heap_tl.epoch = epoch;
 	rszshm__heap_tl.slot = t;
+	rszshm__heap_tl.me = mine;
 	return t;
 out:
 	rszshm__heap_tl.base = base;
@@ -394,6 +405,43 @@ void rszshm__heap_nocache(struct rszshm *r)
 	rszshm__heap_tl.base = (uintptr_t)r->hdr;
 	rszshm__heap_tl.epoch = RD(rszshm__heap_epoch);
 	rszshm__heap_tl.slot = NULL;
+}
+
+/* Test hook: slot @k (counted over the SLOTS runs) of @r's heap. */
+int rszshm__heap_slot_peek(struct rszshm *r, unsigned k, struct rszshm__slot_view *out)
+{
+	struct tslot *t;
+	struct ctl *h;
+	void *run;
+
+	if (get_ctl(r, false, &h) < 0 || k >= NSLOTRUNS * SLOTS_PER_RUN ||
+	    !(run = rszshm__heap_slot_run(r, h, k / SLOTS_PER_RUN)))
+		return -1;
+	t = slot_at(run, k % SLOTS_PER_RUN);
+	out->owner = &t->owner;
+	out->n = t->n;
+	out->blk = &t->blk[0][0];
+	out->ncache = NCACHE;
+	out->cap = CACHE_CAP;
+	out->nslots = NSLOTRUNS * SLOTS_PER_RUN;
+	return 0;
+}
+
+/* Test hook: blocks in all of @r's thread caches. */
+uint64_t rszshm__heap_cached(struct rszshm *r)
+{
+	struct ctl *h;
+	uint64_t n = 0;
+	unsigned k, i, c;
+	void *run;
+
+	if (get_ctl(r, false, &h) < 0)
+		return 0;
+	for (k = 0; k < NSLOTRUNS && (run = rszshm__heap_slot_run(r, h, k)); k++)
+		for (i = 0; i < SLOTS_PER_RUN; i++)
+			for (c = 0; c < NCACHE; c++)
+				n += RD(slot_at(run, i)->n[c]);
+	return n;
 }
 
 /* Test hook: adoptions recorded in region @r's slots. */

@@ -454,34 +454,39 @@ static uintptr_t arena_alloc(struct rszshm *r, struct ctl *h, unsigned c, int *e
 }
 
 /*
- * Thread slot @t has no block of class @c: take one for the caller and up
- * to CACHE_MOVE for the cache, under one arena lock.  Each cached block is
- * stored before the count that makes it the cache's: a kill in between
- * loses that one block.
+ * Thread slot @t has no usable block of class @c: fill its cache with up to
+ * CACHE_MOVE + 1 blocks under one arena lock, then hand the caller the
+ * last.  Each block is stored before the count that makes it the cache's,
+ * and counted out before it is handed over, so a kill at any instruction
+ * leaves at most one block in motion, nobody's.
  */
 static uintptr_t refill(struct rszshm *r, struct ctl *h, struct tslot *t, unsigned c, int *err)
 {
 	unsigned ai = 0;
-	uintptr_t blk, more;
+	uintptr_t blk;
 	uint32_t n;
-	int rc, e2;
+	int rc, e2 = 0;
 
 	if ((rc = arena_pick(r, h, &ai)) < 0) {
 		*err = rc;
 		return 0;
 	}
 	arena_drain(r, h, ai);
-	if ((blk = small_take(r, h, ai, c, err)) != 0) {
-		if ((n = RD(t->n[c])) > CACHE_CAP)
-			n = 0;	/* damaged: its entries are not trusted */
-		for (; n < CACHE_MOVE; n++) {
-			if (!(more = small_take(r, h, ai, c, &e2)))
-				break;
-			PUT(t->blk[c][n], (uint64_t)more);
-			PUT(t->n[c], n + 1);
-		}
+	if ((n = RD(t->n[c])) > CACHE_CAP)
+		n = 0;	/* damaged: its entries are not trusted */
+	for (; n <= CACHE_MOVE; n++) {
+		if (!(blk = small_take(r, h, ai, c, &e2)))
+			break;
+		PUT(t->blk[c][n], (uint64_t)blk);
+		PUT(t->n[c], n + 1);
 	}
 	arena_drop(h, ai);
+	if (n == 0) {
+		*err = e2;
+		return 0;
+	}
+	blk = RD(t->blk[c][n - 1]);
+	PUT(t->n[c], n - 1);
 	return blk;
 }
 

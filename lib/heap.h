@@ -409,6 +409,7 @@ struct rszshm__heap_tl {
 	uintptr_t base;		/* region the slot is for */
 	uint64_t epoch;		/* rszshm__heap_epoch when it was found */
 	struct tslot *slot;	/* NULL: allocate through the arenas */
+	uint64_t me;		/* the slot's owner word when it is ours */
 };
 RSZSHM__INTERNAL extern _Thread_local struct rszshm__heap_tl rszshm__heap_tl RSZSHM__HEAP_TLS;
 RSZSHM__INTERNAL extern uint64_t rszshm__heap_epoch;
@@ -416,12 +417,20 @@ RSZSHM__INTERNAL struct tslot *rszshm__heap_slot_claim(struct rszshm *r, struct 
 /* The SLOTS run ctl->slot_runs[@k] names, checked, or NULL. */
 RSZSHM__INTERNAL void *rszshm__heap_slot_run(struct rszshm *r, struct ctl *h, unsigned k);
 
-/* This thread's slot in @r, or NULL: one compare on the fast path. */
+/*
+ * This thread's slot in @r, or NULL.  The fast path compares the region and
+ * the epoch, and checks that the slot still names this thread (a slot taken
+ * over by another, as only damage or a forged word can do, is claimed anew):
+ * the owner word shares a cache line with the first classes' counts.
+ */
 static inline struct tslot *my_slot(struct rszshm *r, struct ctl *h)
 {
+	struct tslot *t = rszshm__heap_tl.slot;
+
 	if (__builtin_expect(rszshm__heap_tl.base == (uintptr_t)r->hdr &&
-			     rszshm__heap_tl.epoch == RD(rszshm__heap_epoch), 1))
-		return rszshm__heap_tl.slot;
+			     rszshm__heap_tl.epoch == RD(rszshm__heap_epoch) &&
+			     (!t || RD(t->owner) == rszshm__heap_tl.me), 1))
+		return t;
 	return rszshm__heap_slot_claim(r, h);
 }
 

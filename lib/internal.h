@@ -406,6 +406,18 @@ RSZSHM__INTERNAL unsigned rszshm__heap_lock_offsets(uint64_t *off, unsigned max)
 RSZSHM__INTERNAL void rszshm__heap_detach(struct rszshm *r);
 /* Test hook: how many dead owners' thread caches were adopted in @r. */
 RSZSHM__INTERNAL uint64_t rszshm__heap_adoptions(struct rszshm *r);
+/* Test hook: where thread slot @k of @r's heap keeps its words (blk[c *
+ * cap + i] is entry i of class c); 0, or -1 if there is no such slot. */
+struct rszshm__slot_view {
+	uint64_t *owner;
+	uint32_t *n;
+	uint64_t *blk;
+	unsigned ncache, cap, nslots;
+};
+RSZSHM__INTERNAL int rszshm__heap_slot_peek(struct rszshm *r, unsigned k,
+					    struct rszshm__slot_view *out);
+/* Test hook: blocks held in all of @r's thread caches. */
+RSZSHM__INTERNAL uint64_t rszshm__heap_cached(struct rszshm *r);
 /* Test hook: the calling thread allocates in @r with no thread cache (as
  * one that found no free slot), until the process next detaches a region. */
 RSZSHM__INTERNAL void rszshm__heap_nocache(struct rszshm *r);
