@@ -279,7 +279,7 @@ static inline struct rszshm_scan rszshm_dflt_scan_(void)
 /** First 8 bytes of every region file: "RSZSHM\x1a\n" read little-endian. */
 #define RSZSHM_MAGIC 0x0a1a4d48535a5352ULL
 /** Version of the on-file format this library reads and writes. */
-#define RSZSHM_FORMAT_VERSION 2u
+#define RSZSHM_FORMAT_VERSION 3u
 
 /*
  * Flags, for rszshm_mk_flags() (RSZSHM_ALLOCATE, RSZSHM_HEAP, RSZSHM_ANON,
@@ -321,7 +321,7 @@ static inline struct rszshm_scan rszshm_dflt_scan_(void)
  *       "Sharing" in the README): x86-64 with x86-64, i386 with i386, aarch64
  *       with aarch64, whichever compiler built the library
  *
- * Layout (format version 2), in the byte order of the machine that made it:
+ * Layout (format version 3), in the byte order of the machine that made it:
  * magic at offset 0, version 8, hdr_size 12, page_size 16, flags 24, addr 32
  * (8 bytes on every build: the pointer, and on 32-bit builds zero padding),
  * max 40, flen 48, abi 56, then 448 bytes private to the library.
@@ -670,11 +670,15 @@ RSZSHM_API void *rszshm_at_flags(struct rszshm *r, const char *fname, unsigned f
  * rszshm_dt - detach: flush, unmap and close
  * @r: handle
  *
- * Flushes the region to its file (msync(2), skipped for read-only handles),
- * unmaps the whole span and closes the descriptor.  Resets every field but
+ * In a heap region, first gives back the free blocks the process's threads
+ * keep cached in it (see rszshm_alloc()).  Flushes the region to its file
+ * (msync(2), skipped for read-only handles), unmaps the whole span and
+ * closes the descriptor.  Resets every field but
  * @fname (which rszshm_rm() needs).  Calling it again on a detached handle
  * does nothing and returns 0.  Other processes are not affected.
  *
+ * Safety: no other call on @r (in any thread) may run at the same time or
+ * after it.
  * Errors: EINVAL @r is NULL; and the errors of msync(2), munmap(2), close(2)
  * (the handle is detached all the same).
  * Returns: 0 on success, -1 with errno set if any step failed.
@@ -854,6 +858,23 @@ RSZSHM_API int rszshm_unlock(struct rszshm *r);
 
 /* ------------------------------------------------------------------------
  * The heap: an allocator whose whole state lives in a RSZSHM_HEAP region.
+ *
+ * Thread caches.  Each thread that allocates in a heap region owns a slot in
+ * it, holding up to 16 free blocks of each size up to 1 KiB (at most 100 KiB
+ * per thread), so that a thread allocating and freeing small blocks takes no
+ * lock and no atomic read-modify-write: a free puts the block in the
+ * caller's cache, whichever process allocated it; an allocation takes from
+ * it; a full or empty cache moves 8 blocks to or from the shared arenas
+ * under one lock.  The slot names its thread (thread id and start time);
+ * it is given back when the thread exits and, for all of a process's
+ * threads, by rszshm_dt().  The cache of a thread that died without giving
+ * it back (a killed process, one that exited without rszshm_dt(), an exec)
+ * is adopted by the next thread of any process to claim a slot in the
+ * region.  Blocks in caches are free: rszshm_stats() counts them so, and a
+ * second free of one fails with EINVAL.  A region has slots for 96 threads
+ * at once; further threads allocate through the arenas (correct, slower).
+ * A thread that finds the span full gives its own cache back and tries
+ * again, but blocks cached by other live threads stay theirs.
  * ------------------------------------------------------------------------ */
 
 /** Alignment of every block rszshm_alloc() returns. */
@@ -865,14 +886,18 @@ RSZSHM_API int rszshm_unlock(struct rszshm *r);
  * @size: bytes wanted (0 gives a unique minimal block)
  *
  * The block is aligned to RSZSHM_ALIGN and its address is valid in every
- * attached process.  A block freed by any process is reused by any other.
- * The region grows on demand, up to its span.
+ * attached process.  A block freed by any process is reused by any other
+ * (through the freeing thread's cache first, see above).  The region grows
+ * on demand, up to its span.  The first allocation of a thread in a region
+ * claims its cache slot (a look at /proc for each slot whose owner may have
+ * died).
  *
- * A process killed at any point inside rszshm_alloc() loses at most the
- * block it was handing out (allocated, but never returned to it): at most
- * one block per killed thread.  The next process to use the heap lock it
- * held rebuilds the lock's bookkeeping from the segment headers and
- * bitmaps; rszshm_check() passes before and after.
+ * A thread killed at any point inside rszshm_alloc() or rszshm_dealloc()
+ * loses at most one block: the one it was moving (handing out, or between
+ * its cache and an arena).  Its cache is adopted as described above; the
+ * next process to use a heap lock it held rebuilds the lock's bookkeeping
+ * from the segment headers and bitmaps; rszshm_check() passes before and
+ * after.
  *
  * Safety: any thread of any attached process at once.
  * Errors: EINVAL @r is NULL, detached or not a heap region; EPERM @r is
@@ -913,9 +938,12 @@ RSZSHM_API void *rszshm_realloc(struct rszshm *r, void *p, size_t size);
  * @p: a block of this region, or NULL (does nothing)
  *
  * Any process may free any live block, whichever process allocated it
- * (a producer process may allocate and a consumer process free).  A process
- * killed inside rszshm_dealloc() loses nothing: the block is either free or
- * still live (then rszshm_dealloc() of it succeeds in another process).
+ * (a producer process may allocate and a consumer process free).  A block
+ * of up to 1 KiB goes to the calling thread's cache (see above), a larger
+ * one to its arena.  A thread killed inside rszshm_dealloc() loses at most
+ * one block (see rszshm_alloc()); a block whose free was under way is
+ * either free or still live (then rszshm_dealloc() of it succeeds in
+ * another process).
  *
  * Safety: any thread of any attached process at once; usually lock-free.
  * Errors: EINVAL @r is NULL, detached or not a heap region, or @p is not a

@@ -2,7 +2,7 @@
 /*
  * hdr.c - the on-file header, and the rules every header must pass.
  *
- * The format (version 2), at file offset 0, native byte order, 512 bytes:
+ * The format (version 3), at file offset 0, native byte order, 512 bytes:
  *
  *   offset size field      rule checked by rszshm__hdr_validate()
  *   0      8    magic      == RSZSHM_MAGIC ("RSZSHM\x1a\n")          EPROTO
@@ -21,7 +21,8 @@
  *                          words waiters sleep on (struct rszshm__shared);
  *                          checked by their own layers (version 2 added
  *                          the ABI, the namespace, the wait words and each
- *                          record's stamp)
+ *                          record's stamp; version 3 the heap's thread
+ *                          slots)
  *
  * and the file itself must be at least as long as the header, and at least
  * flen bytes long (ENODATA).  The rules are checked in the order above, but

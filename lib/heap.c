@@ -5,12 +5,18 @@
  * Owns: the NARENAS arenas (their robust locks, busy flags, per-class
  * partial lists of SMALL segments with room, pending slots of lock-free
  * frees); the allocation and free of small blocks (a bitmap bit in a SMALL
- * segment) and of large runs (a LARGE run from heap-seg.c); the thread's
- * remembered arena; rszshm_alloc() and friends.  See heap.h for the layout
+ * segment) and of large runs (a LARGE run from heap-seg.c); what a thread
+ * slot holds (the cached fast path of rszshm_alloc() and rszshm_dealloc(),
+ * refill and flush, the double-free mark); the thread's remembered arena;
+ * rszshm_alloc() and friends.  Which thread owns which slot is heap-own.c's.  See heap.h for the layout
  * and the invariants a crash may leave, heap-repair.c for what the next
  * lock holder rebuilds.
  *
- * A thread allocates from the arena it used last (a thread-local index,
+ * A thread with a slot allocates and frees blocks up to 1 KiB in its cache
+ * (no lock, no atomic read-modify-write); an empty cache is refilled from
+ * an arena, a full one flushed to the blocks' arenas, CACHE_MOVE at a time.
+ * Below the caches, and for larger blocks and threads without a slot:
+ * a thread allocates from the arena it used last (a thread-local index,
  * reset in forked children), moving on to the next arena when trylock finds
  * one busy, so threads and processes spread over the arenas; a block is
  * freed into the arena that owns its segment.  A small block is freed

@@ -9,7 +9,10 @@
  *   heap-seg.c     size classes and the global part: segments, runs, the
  *                  free-run list, the heap lock, carving at the top
  *   heap.c         arenas and blocks: allocation and free of small blocks
- *                  and large runs, and the public calls
+ *                  and large runs, the thread caches' contents (the fast
+ *                  path, refill, flush), and the public calls
+ *   heap-own.c     thread slots: claim, owners, adoption of dead owners'
+ *                  caches, giving slots back at thread exit and detach
  *   heap-repair.c  rebuilding the global part and an arena from the truth
  *                  (run headers, bitmaps) after a lock holder died
  *   heap-walk.c    the read-only, bounded walker behind rszshm_check()
@@ -28,6 +31,8 @@
  *   LARGE  one block bigger than 16 KiB (or aligned beyond what a small
  *          block can hold): run header, block
  *   FREE   unused segments, on the global free-run list
+ *   SLOTS  one segment of thread slots (struct tslot), named by
+ *          ctl->slot_runs; made on first need, never taken back
  *
  *   base     +512                 +SEG                           +2 SEG
  *   | hdr | ctl |  ...            | seg | bitmap | b0 | b1 | ... | seg | large
@@ -88,6 +93,14 @@
  * after a crash, which leaves damaged segments off the lists for good (the
  * walker goes on reporting them); if it fails them again, or top is outside
  * the region, the call fails with ENOTRECOVERABLE.
+ *
+ * Thread caches.  A thread allocating or freeing a block of a class up to
+ * 1 KiB uses its slot (heap-own.c): entries 0 .. n-1 of a class are free
+ * blocks whose bits stay set; a pop and a push are two plain stores each,
+ * ordered so a kill leaves at most the one block in motion lost.  A cached
+ * or pending block carries ctl->key in its second word, so a double free of
+ * one is found by a scan that only a marked block costs.  Refill and flush
+ * move blocks under one arena lock, through small_take()/small_put().
  *
  * Blocks are found by scanning a segment's bitmap from a cursor, not by a
  * free list threaded through the blocks: allocating and freeing touch only

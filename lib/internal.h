@@ -370,12 +370,17 @@ RSZSHM__INTERNAL void rszshm__view_close(struct rszshm__view *v);
 RSZSHM__INTERNAL void rszshm__view_of(struct rszshm *r, struct rszshm__view *v);
 
 /* --------------------------------------------------------------- heap.c
- * The heap is four files sharing lib/heap.h (its layout, and the bounds
+ * The heap is five files sharing lib/heap.h (its layout, and the bounds
  * checks inlined on the fast path): heap-seg.c (size classes, runs, the
  * free-run list and the heap lock), heap.c (arenas, small and large blocks,
- * the public calls), heap-repair.c (rebuilding lists and counts from run
- * headers and bitmaps after a lock holder died), heap-walk.c (the read-only
- * walker below).  Nothing outside them includes heap.h.
+ * the thread caches' contents and the cached fast path, the public calls),
+ * heap-own.c (thread slots: claim, ownership by thread id and start time,
+ * adoption of dead owners' caches, the process's record of its slots,
+ * given back at thread exit and rszshm_dt()), heap-repair.c (rebuilding
+ * lists and counts from run headers and bitmaps after a lock holder died),
+ * heap-walk.c (the read-only walker below).  Nothing outside them includes
+ * heap.h.  A thread killed at any instruction of a heap call loses at most
+ * one block; its cache is adopted by the next claim of a slot.
  * Every segment address the writers read from the region (the top, list
  * links, pending frees, blocks to free) is checked against the handle's
  * span and rszshm__map_safe_len() before it is followed: damage never sends

@@ -321,7 +321,8 @@ START_TEST(test_cached_and_pending_blocks_cannot_be_freed_again)
 	ck_assert_ptr_eq(q, p);
 	rszshm__heap_nocache(&r);
 	ck_assert_int_eq(rszshm_dealloc(&r, q), 0);
-	ck_assert_int_eq(pthread_create(&t, NULL, free_thread, (void *[]){ &r, q }), 0);
+	args[1] = q;
+	ck_assert_int_eq(pthread_create(&t, NULL, free_thread, args), 0);
 	ck_assert_int_eq(pthread_join(t, &ok), 0);
 	ck_assert_ptr_eq(ok, (void *)1);
 	assert_consistent(&r);
