@@ -279,7 +279,7 @@ static inline struct rszshm_scan rszshm_dflt_scan_(void)
 /** First 8 bytes of every region file: "RSZSHM\x1a\n" read little-endian. */
 #define RSZSHM_MAGIC 0x0a1a4d48535a5352ULL
 /** Version of the on-file format this library reads and writes. */
-#define RSZSHM_FORMAT_VERSION 2u
+#define RSZSHM_FORMAT_VERSION 3u
 
 /*
  * Flags, for rszshm_mk_flags() (RSZSHM_ALLOCATE, RSZSHM_HEAP, RSZSHM_ANON,
@@ -321,7 +321,7 @@ static inline struct rszshm_scan rszshm_dflt_scan_(void)
  *       "Sharing" in the README): x86-64 with x86-64, i386 with i386, aarch64
  *       with aarch64, whichever compiler built the library
  *
- * Layout (format version 2), in the byte order of the machine that made it:
+ * Layout (format version 3), in the byte order of the machine that made it:
  * magic at offset 0, version 8, hdr_size 12, page_size 16, flags 24, addr 32
  * (8 bytes on every build: the pointer, and on 32-bit builds zero padding),
  * max 40, flen 48, abi 56, then 448 bytes private to the library.
