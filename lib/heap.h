@@ -178,8 +178,8 @@ struct ctl {
 	uint64_t spare1_[3];
 	struct arena arenas[NARENAS];
 };
-_Static_assert(sizeof(struct rszshm_hdr) + sizeof(struct ctl) <= SEG,
-	       "the control block fits segment 0");
+_Static_assert(sizeof(struct rszshm_hdr) + sizeof(struct ctl) <= RSZSHM__REC_ROOT_OFF,
+	       "the control block fits segment 0, before the record index's root");
 
 /* Size classes (heap-seg.c): block sizes, ceil(2^32 / size) for divisions,
  * and each class's geometry in a segment, filled in at load time. */

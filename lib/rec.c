@@ -2,13 +2,15 @@
 /*
  * rec.c - named records: a hash index of names kept in a heap region.
  *
- * Everything lives in heap blocks of the region, and every stored address is
+ * The index's root (struct idx) has a fixed place in the region's first
+ * segment (RSZSHM__REC_ROOT_OFF), which attaching maps in anyway; the rest
+ * lives in heap blocks of the region, and every stored address is
  * absolute (a uint64_t), so a list or tree published by one process is walked
  * by another with no translation, and a view mapped elsewhere (rszshm-dump)
  * translates each address through rszshm__view_ptr():
  *
  *   shared->recs --> struct idx --buckets--> struct bkt { n, slot[n] }
- *                     head, tail                 slot = { hash, rec }
+ *    (segment 0)      head, tail, nslots         slot = { hash, rec }
  *                       |                                    | rec
  *                       |                                    v
  *                       '--> rec --next--> rec --next--> rec     (ids 1 < 2 < 3)
@@ -165,7 +167,10 @@ struct idx {
 	uint64_t count;		/* records (derived) */
 	uint64_t next_id;	/* next insertion id; ids start at 1 */
 	struct op op;
+	uint64_t nslots;	/* slots of the array at buckets (a copy of its n,
+				 * so that a lookup need not read the array's head) */
 };
+_Static_assert(sizeof(struct idx) <= RSZSHM__REC_ROOT_MAX, "the index root fits its place");
 
 /*
  * Test hook: called at numbered points inside the index lock, so that a
@@ -290,7 +295,11 @@ static uint64_t walk_limit(const struct rszshm__view *v, const struct idx *x)
 	return (n < m ? n : m) + 1;
 }
 
-/* The index of a view: 1 with *x set, 0 if there is none yet, -EBADMSG. */
+/*
+ * The index of a view: 1 with *x set, 0 if there is none yet, -EBADMSG.
+ * Its root has one place, RSZSHM__REC_ROOT_OFF into segment 0; any other
+ * address in shared->recs is damage.
+ */
 static int idx_of(const struct rszshm__view *v, const struct idx **x)
 {
 	const struct rszshm__shared *sh = rszshm__shared(rszshm__view_hdr(v));
@@ -300,11 +309,31 @@ static int idx_of(const struct rszshm__view *v, const struct idx **x)
 	*x = NULL;
 	if (!a)
 		return 0;
-	p = blk_at(v, a, sizeof(*p));
-	if (!p || LD(p->magic) != IDX_MAGIC)
+	if (a != v->base + RSZSHM__REC_ROOT_OFF ||
+	    !(p = rszshm__view_ptr(v, a, sizeof(*p))) || LD(p->magic) != IDX_MAGIC)
 		return -EBADMSG;
 	*x = p;
 	return 1;
+}
+
+/*
+ * The slot array as a lookup sees it, from the root alone (address and
+ * count), checked: past segment 0 and inside the region.  Writers and the
+ * walker also check the array's own head (bkt_of()).
+ */
+static int slots_of(const struct rszshm__view *v, const struct idx *x, const struct slot **slot,
+		    uint64_t *n)
+{
+	uint64_t a = LD(x->buckets), k = LD(x->nslots);
+	const struct slot *s;
+
+	if ((a & 15) || a < v->base || a - v->base < RSZSHM__HEAP_BLOCKS_FROM ||
+	    k < BKT_MIN || (k & (k - 1)) || k > v->len / sizeof(struct slot) ||
+	    !(s = rszshm__view_ptr(v, a + sizeof(struct bkt), k * sizeof(struct slot))))
+		return -EBADMSG;
+	*slot = s;
+	*n = k;
+	return 0;
 }
 
 static int bkt_of(const struct rszshm__view *v, const struct idx *x, const struct slot **slot,
@@ -423,7 +452,7 @@ static int lookup(const struct rszshm__view *v, const struct idx *x, const char 
 	uint64_t n, a, i;
 	int rc;
 
-	if ((rc = bkt_of(v, x, &s, &n)) < 0)
+	if ((rc = slots_of(v, x, &s, &n)) < 0)
 		return rc;
 	i = h & (n - 1);
 	for (uint64_t k = 0; k < n; k++, i = succ(i, n)) {
@@ -431,6 +460,11 @@ static int lookup(const struct rszshm__view *v, const struct idx *x, const char 
 			return 0;
 		if (LD(s[i].hash) != h)
 			continue;
+		/* The record's name and an inline value are on the lines after
+		 * its head: ask for them now rather than one after the other (a
+		 * hint only: it reads nothing). */
+		__builtin_prefetch((const void *)(uintptr_t)(a + offsetof(struct rec, name)));
+		__builtin_prefetch((const void *)(uintptr_t)(a + val_off(nlen)));
 		if (!(p = rec_at(v, a)) || LD(p->magic) != REC_LIVE)
 			return -EBADMSG;
 		if (LD(p->namelen) == nlen) {
@@ -634,6 +668,7 @@ static int rebuild(const struct rszshm__view *v, struct idx *x)
 		ST(x->next_id, maxid + 1);
 	if (cnt >= n)
 		return -ENOTRECOVERABLE;	/* more records than the array can hold */
+	ST(x->nslots, n);
 	for (uint64_t i = 0; i < n; i++) {
 		ST(slot[i].rec, 0);
 		ST(slot[i].hash, 0);
@@ -909,7 +944,7 @@ static void *heap_alloc(struct rszshm *r, size_t size, int *err)
 static int ensure_idx(struct rszshm *r)
 {
 	struct rszshm__shared *sh = rszshm__shared(r->hdr);
-	struct idx *x = NULL;
+	struct idx *x;
 	struct bkt *b = NULL;
 	int rc;
 
@@ -919,27 +954,31 @@ static int ensure_idx(struct rszshm *r)
 		return rc;
 	if (__atomic_load_n(&sh->recs, __ATOMIC_ACQUIRE))
 		goto out;
-	if (!(x = heap_alloc(r, sizeof(*x), &rc)) ||
-	    !(b = heap_alloc(r, sizeof(*b) + BKT_MIN * sizeof(struct slot), &rc)))
+	/* The array first: a heap block lies past segment 0, so once it is
+	 * made the file surely holds the root's place too. */
+	if (!(b = heap_alloc(r, sizeof(*b) + BKT_MIN * sizeof(struct slot), &rc)))
 		goto out;
-	memset(x, 0, sizeof(*x));
+	if (rszshm__map_safe_len(r) < RSZSHM__REC_ROOT_OFF + sizeof(*x)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	x = (struct idx *)((char *)r->hdr + RSZSHM__REC_ROOT_OFF);
 	memset(b, 0, sizeof(*b) + BKT_MIN * sizeof(struct slot));
 	b->magic = BKT_MAGIC;
 	b->n = BKT_MIN;
+	memset(x, 0, sizeof(*x));
 	x->magic = IDX_MAGIC;
 	x->seed = seed_for(r);
 	x->buckets = A(b);
+	x->nslots = BKT_MIN;
 	x->next_id = 1;
 	__atomic_store_n(&sh->recs, A(x), __ATOMIC_RELEASE);
-	x = NULL;
 	b = NULL;
 	rc = 0;
 out:
 	unlock_idx(r);
 	if (b)
 		rszshm__heap_free(r, b);
-	if (x)
-		rszshm__heap_free(r, x);
 	return rc;
 }
 
@@ -1072,6 +1111,7 @@ static int rehash(struct wr *w)
 	STEP();
 	trash_add(&w->t, LD(x->buckets));
 	ST(x->buckets, A(b));
+	ST(x->nslots, n2);
 	clear_op(x);
 	wr_end(x);
 	return 0;
@@ -1571,6 +1611,9 @@ static int walk_once(const struct rszshm__view *v, const struct idx *x, uint64_t
 	if (bkt_of(v, x, &slot, &n) < 0)
 		return SAY("bucket array at %#" PRIx64 " is damaged or outside the region",
 			   LD(x->buckets));
+	if (LD(x->nslots) != n)
+		return SAY("the index says %" PRIu64 " slots, its array has %" PRIu64,
+			   LD(x->nslots), n);
 	if (cnt > max_recs(v) || cnt >= n)
 		return SAY("count %" PRIu64 " is impossible in %" PRIu64 " bytes and %" PRIu64
 			   " slots", cnt, v->len, n);
