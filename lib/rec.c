@@ -463,8 +463,10 @@ static int lookup(const struct rszshm__view *v, const struct idx *x, const char 
 		/* The record's name and an inline value are on the lines after
 		 * its head: ask for them now rather than one after the other (a
 		 * hint only: it reads nothing). */
-		__builtin_prefetch((const void *)(uintptr_t)(a + offsetof(struct rec, name)));
-		__builtin_prefetch((const void *)(uintptr_t)(a + val_off(nlen)));
+		__builtin_prefetch((const void *)(uintptr_t)(A(v->map) + (a - v->base) +
+							     offsetof(struct rec, name)));
+		__builtin_prefetch((const void *)(uintptr_t)(A(v->map) + (a - v->base) +
+							     val_off(nlen)));
 		if (!(p = rec_at(v, a)) || LD(p->magic) != REC_LIVE)
 			return -EBADMSG;
 		if (LD(p->namelen) == nlen) {
