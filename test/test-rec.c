@@ -34,6 +34,7 @@ struct m_rec {
 };
 struct m_idx {
 	uint64_t magic, seq, seed, buckets, head, tail, count, next_id;
+	uint64_t op_[8], nslots;
 };
 struct m_slot {
 	uint64_t hash, rec;
@@ -1115,6 +1116,130 @@ START_TEST(test_rec_walker_reports_damage_without_crashing)
 }
 END_TEST
 
+/* ------------------------------------------------------ the slot array */
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * Removals in every order keep each remaining name findable: a removal
+ * shifts the rest of its probe run back, and a record left behind an empty
+ * slot would be lost to lookups (and to the check).
+ */
+START_TEST(test_rec_removals_keep_every_probe_run_whole)
+{
+	enum { N = 700 };
+	static bool live[N];
+	uint64_t s = 0x2545f4914f6cdd1dULL;
+	char path[256], name[32];
+	struct rszshm r;
+
+	mk_heap(&r, path, "runs");
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "run-%d", i);
+		put_str(&r, name, name);
+		live[i] = true;
+	}
+	for (int round = 0; round < 6; round++) {
+		/* Remove (or put back) a pseudo-random third, then look all up. */
+		for (int k = 0; k < N / 3; k++) {
+			int i = (int)(rnd(&s) % N);
+
+			snprintf(name, sizeof(name), "run-%d", i);
+			if (live[i])
+				ck_assert_int_eq(rszshm_rec_remove(&r, name), 0);
+			else
+				put_str(&r, name, name);
+			live[i] = !live[i];
+		}
+		for (int i = 0; i < N; i++) {
+			snprintf(name, sizeof(name), "run-%d", i);
+			if (live[i])
+				expect_str(&r, name, name);
+			else
+				ERRNO_IS(rszshm_rec_find(&r, name, NULL) == NULL, ENOENT);
+		}
+		check_ok(&r);
+	}
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/*
+ * The index root has one place, in segment 0; a root anywhere else, even a
+ * faithful copy of it, is refused by readers, writers and the check alike.
+ */
+START_TEST(test_rec_index_root_has_one_place_in_segment_0)
+{
+	struct rszshm__shared *sh;
+	char path[256], msg[256];
+	struct rszshm r;
+	uint64_t saved;
+	void *copy;
+
+	mk_heap(&r, path, "root");
+	put_str(&r, "a", "a");
+	sh = rszshm__shared(r.hdr);
+	ck_assert_uint_eq(sh->recs, (uintptr_t)r.hdr + RSZSHM__REC_ROOT_OFF);
+	ck_assert_ptr_nonnull(copy = rszshm_alloc(&r, RSZSHM__REC_ROOT_MAX));
+	memcpy(copy, (const void *)(uintptr_t)sh->recs, RSZSHM__REC_ROOT_MAX);
+	saved = sh->recs;
+	sh->recs = (uintptr_t)copy;
+	ERRNO_IS(rszshm_rec_find(&r, "a", NULL) == NULL, EBADMSG);
+	ERRNO_IS(rszshm_rec_put(&r, "b", 0, "b", 2) == -1, EBADMSG);
+	ck_assert_int_eq(rszshm_check(&r, msg, sizeof(msg)), 1);
+	ck_assert_msg(strstr(msg, "index") != NULL, "check said: %s", msg);
+	sh->recs = saved;
+	expect_str(&r, "a", "a");
+	ck_assert_int_eq(rszshm_dealloc(&r, copy), 0);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/*
+ * The slot count lookups read from the root is checked against the region
+ * (a lookup never reads past it) and, by the check, against the array's
+ * own head.
+ */
+START_TEST(test_rec_slot_count_in_the_root_is_checked)
+{
+	const uint64_t bad[] = { 0, 8, 24, 1ULL << 40, ~0ULL, 0 };
+	char path[256], name[32], msg[256];
+	struct m_idx *x;
+	struct rszshm r;
+	uint64_t good;
+
+	mk_heap(&r, path, "nslots");
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		put_str(&r, name, name);
+	}
+	x = m_idx(&r);
+	good = x->nslots;
+	ck_assert_uint_eq(good, ((struct m_bkt *)(uintptr_t)x->buckets)->n);
+	ck_assert_uint_ge(good, 2 * 100);	/* the load stays at most 1/2 */
+	for (unsigned k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		x->nslots = k + 1 < sizeof(bad) / sizeof(bad[0]) ? bad[k] : good / 2;
+		for (int i = 0; i < 100; i++) {
+			snprintf(name, sizeof(name), "n%d", i);
+			if (!rszshm_rec_find(&r, name, NULL))
+				ck_assert(errno == ENOENT || errno == EBADMSG);
+		}
+		ck_assert_int_eq(rszshm_check(&r, msg, sizeof(msg)), 1);
+		ck_assert_msg(strstr(msg, "slots") != NULL, "check said: %s", msg);
+	}
+	x->nslots = good;
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
 /*
  * A record whose value lies outside the region, or in its header, is
  * refused by every reader alike (EBADMSG), never handed out: rec_get,
@@ -1214,13 +1339,6 @@ static void add_target(struct targets *t, uint64_t a, uint64_t words)
 	}
 }
 
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
 
 /* A damaging value: zero, all ones, random, or an address in the region. */
 static uint64_t bad_value(uint64_t *s, const struct targets *t, uint64_t base, uint64_t len)
@@ -1456,6 +1574,9 @@ Suite *test_suite(void)
 	TEST_ADD_T(s, test_rec_survives_writers_killed_in_the_index_lock, 240);
 	TEST_ADD(s, test_rec_readonly_attach_finds_gets_and_iterates);
 	TEST_ADD(s, test_rec_walker_reports_damage_without_crashing);
+	TEST_ADD(s, test_rec_removals_keep_every_probe_run_whole);
+	TEST_ADD(s, test_rec_index_root_has_one_place_in_segment_0);
+	TEST_ADD(s, test_rec_slot_count_in_the_root_is_checked);
 	TEST_ADD(s, test_rec_readers_refuse_values_outside_the_region_or_in_its_header);
 	TEST_ADD(s, test_rec_writers_never_write_through_a_link_into_the_header);
 	TEST_ADD(s, test_rec_view_lists_records_at_another_address);
