@@ -411,9 +411,13 @@ RSZSHM__INTERNAL unsigned rszshm__heap_lock_offsets(uint64_t *off, unsigned max)
  * initializer.  Nothing below calls up into it. */
 
 /* ---------------------------------------------------------------- rec.c
- * The index, bucket arrays and records are followed only inside the region
- * and past its first segment (RSZSHM__HEAP_BLOCKS_FROM); a value only inside
- * the region and past its header, by every reader and by the walker alike. */
+ * The index's root is read only at its fixed place (RSZSHM__REC_ROOT_OFF,
+ * in segment 0; shared->recs naming anything else is damage).  Slot arrays
+ * and records are followed only inside the region and past its first
+ * segment (RSZSHM__HEAP_BLOCKS_FROM); a value only inside the region and
+ * past its header, by every reader and by the walker alike.  A slot array
+ * is open addressing ({ hash, record } slots, load at most 3/4), so every
+ * probe run ends at an empty slot or after one lap, never loops. */
 /* As rszshm__heap_walk(), for the record index: counts records into @st. */
 RSZSHM__INTERNAL int rszshm__rec_walk(const struct rszshm__view *v, struct rszshm_stats *st,
 				      char *msg, size_t msglen);
