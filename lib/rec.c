@@ -342,7 +342,7 @@ static int bkt_of(const struct rszshm__view *v, const struct idx *x, const struc
 	uint64_t a = LD(x->buckets), k;
 	const struct bkt *b = blk_at(v, a, sizeof(*b));
 
-	if (!b || LD(b->magic) != BKT_MAGIC)
+	if (!b || (a & 15) || LD(b->magic) != BKT_MAGIC)
 		return -EBADMSG;
 	k = LD(b->n);
 	if (k < BKT_MIN || (k & (k - 1)) || k > v->len / sizeof(struct slot) ||
@@ -1131,6 +1131,8 @@ static int insert(struct wr *w, struct rec *p)
 
 	if ((rc = rehash(w)) < 0 || (rc = bkt_of(&w->v, x, &cslot, &n)) < 0)
 		return rc;
+	if (LD(x->nslots) != n)
+		return -EBADMSG;	/* lookups would not see what we write */
 	if (LD(x->count) + 1 > n - n / 4)
 		return -ENOMEM;		/* the array could not double */
 	slot = MUT(cslot);
@@ -1217,6 +1219,8 @@ static int unlink_rec(struct wr *w, uint64_t a, struct rec *p)
 
 	if ((rc = bkt_of(&w->v, x, &cslot, &n)) < 0)
 		return rc;
+	if (LD(x->nslots) != n)
+		return -EBADMSG;
 	slot = MUT(cslot);
 	if ((pa && (!(pp = MUT(rec_at(&w->v, pa))) || LD(pp->next) != a)) ||
 	    (!pa && LD(x->head) != a) ||

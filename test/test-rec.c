@@ -1233,8 +1233,15 @@ START_TEST(test_rec_slot_count_in_the_root_is_checked)
 		}
 		ck_assert_int_eq(rszshm_check(&r, msg, sizeof(msg)), 1);
 		ck_assert_msg(strstr(msg, "slots") != NULL, "check said: %s", msg);
+		/* Writers refuse too: lookups would not see what they wrote. */
+		ERRNO_IS(rszshm_rec_put(&r, "fresh", 0, "x", 2) == -1, EBADMSG);
+		errno = 0;
+		ck_assert_int_eq(rszshm_rec_remove(&r, "n5"), -1);
+		ck_assert(errno == EBADMSG || errno == ENOENT);
 	}
 	x->nslots = good;
+	ERRNO_IS(rszshm_rec_find(&r, "fresh", NULL) == NULL, ENOENT);
+	expect_str(&r, "n5", "n5");
 	check_ok(&r);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
