@@ -975,8 +975,9 @@ RSZSHM_API size_t rszshm_usable_size(struct rszshm *r, const void *p);
  * file name and looks the name up; since the region is at the same address
  * everywhere, the pointers inside a published structure work as they are.
  *
- * The index lives in the region: a hash table (O(1) expected lookups; it
- * doubles its buckets as it fills) and a list in insertion order.  Writers
+ * The index lives in the region: a hash table (O(1) expected lookups; open
+ * addressing, at most half full, doubling as it fills) and a list in
+ * insertion order.  Writers
  * (add, put, remove, clear) serialize on a robust lock in the header; a
  * writer killed at any point leaves an update that the next writer
  * completes.  Readers (find, get, next) take no lock: they read the index
@@ -1112,7 +1113,7 @@ RSZSHM_API int rszshm_rec_put(struct rszshm *r, const char *name, uint32_t type,
  * @name: the name
  * @info: (optional) filled with the record's fields, all from one moment
  *
- * O(1) expected: one hash, one bucket, a short chain.  The address returned
+ * O(1) expected: one hash, a slot or two, one record.  The address returned
  * is valid in every attached process.  For a published pointer
  * (rszshm_rec_add()) it stays valid as long as its owner keeps the memory;
  * for a copied value (rszshm_rec_put()) only until the record is next
@@ -1202,8 +1203,8 @@ RSZSHM_API int rszshm_rec_remove(struct rszshm *r, const char *name);
  * Removes, oldest first, each record that existed when the call started, as
  * rszshm_rec_remove() would (one short lock hold each, so readers and other
  * writers go on meanwhile); records other processes add during the call are
- * kept.  TMapFile's RemoveAll.  The index itself stays (a few hundred bytes
- * plus its bucket array).
+ * kept.  TMapFile's RemoveAll.  The index itself stays (its root in the
+ * header's segment, and its slot array).
  *
  * Safety: as rszshm_rec_add(); O(n).
  * Errors: EINVAL @r is NULL, detached or not a heap region; EPERM @r is
@@ -1401,7 +1402,7 @@ typedef struct rszshm_stats rszshm_stats_t;
  * Checks every header field and the header's four locks (type fields as
  * made, a lock word and owner some holder could have written; a lock merely
  * held is not damage), then, in a heap region, every segment and free
- * list of the heap and every chain and record of the index, following each
+ * list of the heap and every slot and record of the index, following each
  * stored pointer only after checking it lies inside the region, and bounding
  * every walk (a loop is damage, not a hang).  Reports the first violation:
  * every kind of damage that a heap or record call refuses is reported.  On

@@ -199,8 +199,8 @@ struct ctl {
 	uint64_t spare1_[3];
 	struct arena arenas[NARENAS];
 };
-_Static_assert(sizeof(struct rszshm_hdr) + sizeof(struct ctl) <= SEG,
-	       "the control block fits segment 0");
+_Static_assert(sizeof(struct rszshm_hdr) + sizeof(struct ctl) <= RSZSHM__REC_ROOT_OFF,
+	       "the control block fits segment 0, before the record index's root");
 
 /*
  * A thread slot (heap-own.c): the blocks one thread keeps free for itself,

@@ -389,6 +389,12 @@ RSZSHM__INTERNAL void rszshm__view_of(struct rszshm *r, struct rszshm__view *v);
  * the header and the heap's control block, locks included.  Record
  * structures, which writers write through, are refused below it. */
 #define RSZSHM__HEAP_BLOCKS_FROM ((uint64_t)1 << 16)
+/* rec.c's index root lies at base + this, at most RSZSHM__REC_ROOT_MAX
+ * bytes: in segment 0, past the heap's control block (heap.h asserts that
+ * the control block ends before it), and so in the 64 KiB that attaching
+ * has already mapped in. */
+#define RSZSHM__REC_ROOT_OFF (RSZSHM__HEAP_BLOCKS_FROM - 512)
+#define RSZSHM__REC_ROOT_MAX 512u
 /* Lay out an empty heap in a new RSZSHM_HEAP region; 0 or a negative errno. */
 RSZSHM__INTERNAL int rszshm__heap_init(struct rszshm *r);
 RSZSHM__INTERNAL void *rszshm__heap_alloc(struct rszshm *r, size_t size, int *err);
@@ -434,9 +440,13 @@ RSZSHM__INTERNAL void rszshm__heap_nocache(struct rszshm *r);
  * calls up into it. */
 
 /* ---------------------------------------------------------------- rec.c
- * The index, bucket arrays and records are followed only inside the region
- * and past its first segment (RSZSHM__HEAP_BLOCKS_FROM); a value only inside
- * the region and past its header, by every reader and by the walker alike. */
+ * The index's root is read only at its fixed place (RSZSHM__REC_ROOT_OFF,
+ * in segment 0; shared->recs naming anything else is damage).  Slot arrays
+ * and records are followed only inside the region and past its first
+ * segment (RSZSHM__HEAP_BLOCKS_FROM); a value only inside the region and
+ * past its header, by every reader and by the walker alike.  A slot array
+ * is open addressing ({ hash, record } slots, load at most 3/4), so every
+ * probe run ends at an empty slot or after one lap, never loops. */
 /* As rszshm__heap_walk(), for the record index: counts records into @st. */
 RSZSHM__INTERNAL int rszshm__rec_walk(const struct rszshm__view *v, struct rszshm_stats *st,
 				      char *msg, size_t msglen);

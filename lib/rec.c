@@ -2,18 +2,29 @@
 /*
  * rec.c - named records: a hash index of names kept in a heap region.
  *
- * Everything lives in heap blocks of the region, and every stored address is
+ * The index's root (struct idx) has a fixed place in the region's first
+ * segment (RSZSHM__REC_ROOT_OFF), which attaching maps in anyway; the rest
+ * lives in heap blocks of the region, and every stored address is
  * absolute (a uint64_t), so a list or tree published by one process is walked
  * by another with no translation, and a view mapped elsewhere (rszshm-dump)
  * translates each address through rszshm__view_ptr():
  *
  *   shared->recs --> struct idx --buckets--> struct bkt { n, slot[n] }
- *                     head, tail                        | chain
- *                       |                               v
+ *    (segment 0)      head, tail, nslots         slot = { hash, rec }
+ *                       |                                    | rec
+ *                       |                                    v
  *                       '--> rec --next--> rec --next--> rec     (ids 1 < 2 < 3)
  *                             |val          |val
  *                             v             v
  *                           value         value
+ *
+ * The bucket array is open addressing with linear probing: a slot holds a
+ * record's address beside its full name hash, so a lookup reads slots (four
+ * to a cache line) and follows an address only when the hash matches: one
+ * record read per hit, none for most misses.  The load stays at most 1/2
+ * (the array doubles); if a doubling cannot be allocated, inserts go on up
+ * to 3/4 and then fail with ENOMEM.  A removal shifts the later slots of
+ * its run back (no tombstones), so a probe ends at the first empty slot.
  *
  * A value is a copy owned by the record (rszshm_rec_put(): the first one in
  * the record's own block, after the name; each replacement in a block of its
@@ -22,7 +33,7 @@
  * Invariants (all changes under shared->rec_lock, a robust mutex):
  *  - The forward list (idx->head, rec->next) holds every record once, in
  *    increasing insertion id; it is the source of truth.  prev, tail, count,
- *    next_id and the bucket chains are derived from it and can be rebuilt.
+ *    next_id and the slot array are derived from it and can be rebuilt.
  *  - Every change of the forward list is one pointer store: an append
  *    publishes a record that is complete, a removal unpublishes one.
  *  - Before changing anything a writer writes what it is about to do in
@@ -73,7 +84,7 @@
 #define REC_DEAD 0x44442d4345525252ULL	/* "RRREC-DD" */
 
 #define REC_COPIED 0x1u			/* rec->flags: the value is ours */
-#define BKT_MIN 16u			/* buckets of a new index */
+#define BKT_MIN 16u			/* slots of a new index */
 #define SPINS 32u			/* lock-free tries before taking the lock */
 #define RDONLY_STUCK (1u << 18)		/* read-only: tries while seq stays one odd value */
 #define RDONLY_TRIES (1u << 24)		/* read-only: tries in all */
@@ -89,8 +100,6 @@ enum { OP_NONE, OP_INSERT, OP_REPLACE, OP_REMOVE, OP_REHASH, OP_KINDS };
  */
 struct rec {
 	uint64_t magic;		/* REC_LIVE, REC_DEAD once unlinked */
-	uint64_t hash;		/* of the name, with idx->seed */
-	uint64_t chain;		/* next on the bucket chain (derived) */
 	uint8_t namelen;	/* 1..RSZSHM_NAME_MAX */
 	uint8_t flags;		/* REC_COPIED */
 	uint8_t pad_[2];
@@ -98,10 +107,11 @@ struct rec {
 	uint64_t val;		/* address of the value */
 	uint64_t size;		/* its size */
 	uint64_t gen;		/* 1 when made, +1 per replacement */
+	uint64_t stamp;		/* wait.c's change count at its last change */
+	uint64_t hash;		/* of the name, with idx->seed */
 	uint64_t id;		/* insertion id, from idx->next_id */
 	uint64_t next;		/* insertion order (the source of truth) */
 	uint64_t prev;		/* derived */
-	uint64_t stamp;		/* wait.c's change count at its last change */
 	char name[];		/* namelen bytes and a NUL */
 };
 #define REC_MIN (sizeof(struct rec) + 2)
@@ -120,10 +130,16 @@ static inline bool own_block(uint64_t a, uint64_t namelen, uint64_t val, uint8_t
 	return (flags & REC_COPIED) && val != a + val_off(namelen);
 }
 
+/* A slot of the bucket array: empty while rec is 0. */
+struct slot {
+	uint64_t hash;		/* the record's hash: a lookup reads the record only if it matches */
+	uint64_t rec;		/* the record's address, 0 if empty */
+};
+
 struct bkt {
 	uint64_t magic;		/* BKT_MAGIC */
-	uint64_t n;		/* a power of two, >= BKT_MIN */
-	uint64_t slot[];	/* first record of each chain, 0 if none */
+	uint64_t n;		/* slots: a power of two, >= BKT_MIN */
+	struct slot slot[];	/* record i sits in its probe run from slot hash & (n - 1) */
 };
 
 /* What a writer is about to do: enough for the next locker to redo it. */
@@ -151,7 +167,10 @@ struct idx {
 	uint64_t count;		/* records (derived) */
 	uint64_t next_id;	/* next insertion id; ids start at 1 */
 	struct op op;
+	uint64_t nslots;	/* slots of the array at buckets (a copy of its n,
+				 * so that a lookup need not read the array's head) */
 };
+_Static_assert(sizeof(struct idx) <= RSZSHM__REC_ROOT_MAX, "the index root fits its place");
 
 /*
  * Test hook: called at numbered points inside the index lock, so that a
@@ -276,7 +295,11 @@ static uint64_t walk_limit(const struct rszshm__view *v, const struct idx *x)
 	return (n < m ? n : m) + 1;
 }
 
-/* The index of a view: 1 with *x set, 0 if there is none yet, -EBADMSG. */
+/*
+ * The index of a view: 1 with *x set, 0 if there is none yet, -EBADMSG.
+ * Its root has one place, RSZSHM__REC_ROOT_OFF into segment 0; any other
+ * address in shared->recs is damage.
+ */
 static int idx_of(const struct rszshm__view *v, const struct idx **x)
 {
 	const struct rszshm__shared *sh = rszshm__shared(rszshm__view_hdr(v));
@@ -286,28 +309,118 @@ static int idx_of(const struct rszshm__view *v, const struct idx **x)
 	*x = NULL;
 	if (!a)
 		return 0;
-	p = blk_at(v, a, sizeof(*p));
-	if (!p || LD(p->magic) != IDX_MAGIC)
+	if (a != v->base + RSZSHM__REC_ROOT_OFF ||
+	    !(p = rszshm__view_ptr(v, a, sizeof(*p))) || LD(p->magic) != IDX_MAGIC)
 		return -EBADMSG;
 	*x = p;
 	return 1;
 }
 
-static int bkt_of(const struct rszshm__view *v, const struct idx *x, const uint64_t **slot,
+/*
+ * The slot array as a lookup sees it, from the root alone (address and
+ * count), checked: past segment 0 and inside the region.  Writers and the
+ * walker also check the array's own head (bkt_of()).
+ */
+static int slots_of(const struct rszshm__view *v, const struct idx *x, const struct slot **slot,
+		    uint64_t *n)
+{
+	uint64_t a = LD(x->buckets), k = LD(x->nslots);
+	const struct slot *s;
+
+	if ((a & 15) || a < v->base || a - v->base < RSZSHM__HEAP_BLOCKS_FROM ||
+	    k < BKT_MIN || (k & (k - 1)) || k > v->len / sizeof(struct slot) ||
+	    !(s = rszshm__view_ptr(v, a + sizeof(struct bkt), k * sizeof(struct slot))))
+		return -EBADMSG;
+	*slot = s;
+	*n = k;
+	return 0;
+}
+
+static int bkt_of(const struct rszshm__view *v, const struct idx *x, const struct slot **slot,
 		  uint64_t *n)
 {
 	uint64_t a = LD(x->buckets), k;
 	const struct bkt *b = blk_at(v, a, sizeof(*b));
 
-	if (!b || LD(b->magic) != BKT_MAGIC)
+	if (!b || (a & 15) || LD(b->magic) != BKT_MAGIC)
 		return -EBADMSG;
 	k = LD(b->n);
-	if (k < BKT_MIN || (k & (k - 1)) || k > v->len / 8 ||
-	    !rszshm__view_ptr(v, a + sizeof(*b), k * 8))
+	if (k < BKT_MIN || (k & (k - 1)) || k > v->len / sizeof(struct slot) ||
+	    !rszshm__view_ptr(v, a + sizeof(*b), k * sizeof(struct slot)))
 		return -EBADMSG;
 	*slot = b->slot;
 	*n = k;
 	return 0;
+}
+
+/* Slot @i's successor on a probe run of an array of @n slots. */
+static inline uint64_t succ(uint64_t i, uint64_t n)
+{
+	return (i + 1) & (n - 1);
+}
+
+/* The slot holding record @a of hash @h: its index, or @n if not found
+ * before an empty slot (or within n probes). */
+static uint64_t slot_of(const struct slot *s, uint64_t n, uint64_t h, uint64_t a)
+{
+	uint64_t i = h & (n - 1), c;
+
+	for (uint64_t k = 0; k < n; k++, i = succ(i, n)) {
+		if ((c = LD(s[i].rec)) == a)
+			return i;
+		if (!c)
+			break;
+	}
+	return n;
+}
+
+/* The first empty slot of @h's probe run: its index, or @n if none. */
+static uint64_t slot_free(const struct slot *s, uint64_t n, uint64_t h)
+{
+	uint64_t i = h & (n - 1);
+
+	for (uint64_t k = 0; k < n; k++, i = succ(i, n))
+		if (!LD(s[i].rec))
+			return i;
+	return n;
+}
+
+/* Put record @a of hash @h in its probe run: 0, or -1 if the array is full. */
+static int slot_put(struct slot *s, uint64_t n, uint64_t h, uint64_t a)
+{
+	uint64_t i = slot_free(s, n, h);
+
+	if (i == n)
+		return -1;
+	ST(s[i].hash, h);
+	ST(s[i].rec, a);
+	return 0;
+}
+
+/*
+ * Empty slot @i and shift back the later slots of its run that may move
+ * there (those whose home is not between @i and them), so that every
+ * record stays reachable from its home with no empty slot in between.
+ */
+static void slot_del(struct slot *s, uint64_t n, uint64_t i)
+{
+	uint64_t j = i, m = n - 1;
+
+	for (uint64_t k = 1; k < n; k++) {
+		uint64_t a, home;
+
+		j = succ(j, n);
+		if (!(a = LD(s[j].rec)))
+			break;
+		home = LD(s[j].hash) & m;
+		if (((j - home) & m) >= ((j - i) & m)) {
+			ST(s[i].hash, LD(s[j].hash));
+			ST(s[i].rec, a);
+			i = j;
+		}
+	}
+	ST(s[i].rec, 0);
+	ST(s[i].hash, 0);
 }
 
 /* The name of a record, checked: NULL if out of bounds or malformed. */
@@ -326,34 +439,49 @@ static const char *name_of(const struct rszshm__view *v, uint64_t a, const struc
 	return s;
 }
 
-/* Look @name up: 1 with *at and *out set, 0 if absent, -EBADMSG. */
+/*
+ * Look @name up: 1 with *at and *out set, 0 if absent, -EBADMSG.  Only a
+ * slot whose hash matches leads to a record; a probe run with no empty slot
+ * to end it (the load never passes 3/4) is damage.
+ */
 static int lookup(const struct rszshm__view *v, const struct idx *x, const char *name,
 		  size_t nlen, uint64_t h, uint64_t *at, const struct rec **out)
 {
-	const uint64_t *slot;
+	const struct slot *s;
 	const struct rec *p;
-	uint64_t n, a, steps = 0, lim;
+	uint64_t n, a, i;
 	int rc;
 
-	if ((rc = bkt_of(v, x, &slot, &n)) < 0)
+	if ((rc = slots_of(v, x, &s, &n)) < 0)
 		return rc;
-	lim = walk_limit(v, x);
-	for (a = LD(slot[h & (n - 1)]); a; a = LD(p->chain)) {
-		if (!(p = rec_at(v, a)) || ++steps > lim || LD(p->magic) != REC_LIVE)
+	i = h & (n - 1);
+	for (uint64_t k = 0; k < n; k++, i = succ(i, n)) {
+		if (!(a = LD(s[i].rec)))
+			return 0;
+		if (LD(s[i].hash) != h)
+			continue;
+		/* The record's name and an inline value are on the lines after
+		 * its head: ask for them now rather than one after the other (a
+		 * hint only: it reads nothing). */
+		__builtin_prefetch((const void *)(uintptr_t)(A(v->map) + (a - v->base) +
+							     offsetof(struct rec, name)));
+		__builtin_prefetch((const void *)(uintptr_t)(A(v->map) + (a - v->base) +
+							     val_off(nlen)));
+		if (!(p = rec_at(v, a)) || LD(p->magic) != REC_LIVE)
 			return -EBADMSG;
-		if (LD(p->hash) == h && LD(p->namelen) == nlen) {
-			const char *s = rszshm__view_ptr(v, a + offsetof(struct rec, name), nlen + 1);
+		if (LD(p->namelen) == nlen) {
+			const char *nm = rszshm__view_ptr(v, a + offsetof(struct rec, name), nlen + 1);
 
-			if (!s)
+			if (!nm)
 				return -EBADMSG;
-			if (memcmp(s, name, nlen) == 0) {
+			if (memcmp(nm, name, nlen) == 0) {
 				*at = a;
 				*out = p;
 				return 1;
 			}
 		}
 	}
-	return 0;
+	return -EBADMSG;
 }
 
 /* One record's value fields, read once. */
@@ -513,13 +641,13 @@ static void trash_empty(struct rszshm *r, struct trash *t)
 
 /*
  * Rebuild the derived fields from the forward list: prev links, tail, count,
- * next_id, hashes and every bucket chain.  Under the lock, seq odd.
+ * next_id, hashes and the slot array.  Under the lock, seq odd.
  */
 static int rebuild(const struct rszshm__view *v, struct idx *x)
 {
 	uint64_t a, n, cnt = 0, maxid = 0, prev = 0, lim = max_recs(v), seed = LD(x->seed);
-	const uint64_t *cslot;
-	uint64_t *slot;
+	const struct slot *cslot;
+	struct slot *slot;
 	struct rec *p;
 	const char *nm;
 	size_t len;
@@ -540,15 +668,17 @@ static int rebuild(const struct rszshm__view *v, struct idx *x)
 	ST(x->count, cnt);
 	if (LD(x->next_id) <= maxid)
 		ST(x->next_id, maxid + 1);
-	for (uint64_t i = 0; i < n; i++)
-		ST(slot[i], 0);
+	if (cnt >= n)
+		return -ENOTRECOVERABLE;	/* more records than the array can hold */
+	ST(x->nslots, n);
+	for (uint64_t i = 0; i < n; i++) {
+		ST(slot[i].rec, 0);
+		ST(slot[i].hash, 0);
+	}
 	for (a = LD(x->head); a; a = LD(p->next)) {
-		uint64_t b;
-
 		p = MUT(rec_at(v, a));
-		b = LD(p->hash) & (n - 1);
-		ST(p->chain, LD(slot[b]));
-		ST(slot[b], a);
+		if (slot_put(slot, n, LD(p->hash), a) < 0)
+			return -ENOTRECOVERABLE;
 	}
 	return 0;
 }
@@ -816,7 +946,7 @@ static void *heap_alloc(struct rszshm *r, size_t size, int *err)
 static int ensure_idx(struct rszshm *r)
 {
 	struct rszshm__shared *sh = rszshm__shared(r->hdr);
-	struct idx *x = NULL;
+	struct idx *x;
 	struct bkt *b = NULL;
 	int rc;
 
@@ -826,27 +956,31 @@ static int ensure_idx(struct rszshm *r)
 		return rc;
 	if (__atomic_load_n(&sh->recs, __ATOMIC_ACQUIRE))
 		goto out;
-	if (!(x = heap_alloc(r, sizeof(*x), &rc)) ||
-	    !(b = heap_alloc(r, sizeof(*b) + BKT_MIN * sizeof(uint64_t), &rc)))
+	/* The array first: a heap block lies past segment 0, so once it is
+	 * made the file surely holds the root's place too. */
+	if (!(b = heap_alloc(r, sizeof(*b) + BKT_MIN * sizeof(struct slot), &rc)))
 		goto out;
-	memset(x, 0, sizeof(*x));
-	memset(b, 0, sizeof(*b) + BKT_MIN * sizeof(uint64_t));
+	if (rszshm__map_safe_len(r) < RSZSHM__REC_ROOT_OFF + sizeof(*x)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	x = (struct idx *)((char *)r->hdr + RSZSHM__REC_ROOT_OFF);
+	memset(b, 0, sizeof(*b) + BKT_MIN * sizeof(struct slot));
 	b->magic = BKT_MAGIC;
 	b->n = BKT_MIN;
+	memset(x, 0, sizeof(*x));
 	x->magic = IDX_MAGIC;
 	x->seed = seed_for(r);
 	x->buckets = A(b);
+	x->nslots = BKT_MIN;
 	x->next_id = 1;
 	__atomic_store_n(&sh->recs, A(x), __ATOMIC_RELEASE);
-	x = NULL;
 	b = NULL;
 	rc = 0;
 out:
 	unlock_idx(r);
 	if (b)
 		rszshm__heap_free(r, b);
-	if (x)
-		rszshm__heap_free(r, x);
 	return rc;
 }
 
@@ -935,52 +1069,51 @@ static void *copy_new(struct rszshm *r, const void *data, size_t size, int *err)
 }
 
 /*
- * Double the bucket array when the load passes 1.  The new array is filled
- * under seq odd (chains are rewritten in place), then published.  An
- * allocation failure only leaves the load high.
+ * Double the slot array when an insert would take the load past 1/2.  The
+ * new array is filled from the old one's slots (no record is read) before
+ * it is published, under seq odd.  An allocation failure only leaves the
+ * load high (insert() refuses past 3/4).
  */
 static int rehash(struct wr *w)
 {
 	struct idx *x = w->x;
-	const uint64_t *oslot;
-	uint64_t n, n2, a, cnt = 0, lim;
+	const struct slot *os;
+	uint64_t n, n2, a, cnt = LD(x->count), moved = 0;
 	struct bkt *b;
-	struct rec *p;
 	int err;
 
-	if (bkt_of(&w->v, x, &oslot, &n) < 0)
+	if (bkt_of(&w->v, x, &os, &n) < 0)
 		return -EBADMSG;
-	if (LD(x->count) < n || n > (UINT64_MAX >> 4))
+	if (cnt + 1 <= n / 2 || n > (UINT64_MAX >> 5))
 		return 0;
 	n2 = n * 2;
-	if (n2 > SIZE_MAX / sizeof(uint64_t) - 2 ||
-	    !(b = heap_alloc(w->r, sizeof(*b) + n2 * sizeof(uint64_t), &err)))
+	if (n2 > (SIZE_MAX - sizeof(*b)) / sizeof(struct slot) ||
+	    !(b = heap_alloc(w->r, sizeof(*b) + n2 * sizeof(struct slot), &err)))
 		return 0;
-	memset(b->slot, 0, n2 * sizeof(uint64_t));
+	memset(b->slot, 0, n2 * sizeof(struct slot));
 	b->magic = BKT_MAGIC;
 	b->n = n2;
 	rszshm__view_of(w->r, &w->v);
-	lim = walk_limit(&w->v, x);
 
 	wr_begin(x);
 	ST(x->op.aux, A(b));
 	ST(x->op.old, LD(x->buckets));
 	set_op(x, OP_REHASH);
 	hook(9);
-	for (a = LD(x->head); a; a = LD(p->next)) {
-		uint64_t i;
-
-		if (!(p = MUT(rec_at(&w->v, a))) || ++cnt > lim)
-			return -EBADMSG;	/* op left pending: repair reports it */
-		i = LD(p->hash) & (n2 - 1);
-		ST(p->chain, b->slot[i]);
-		b->slot[i] = a;
-		if (cnt == LD(x->count) / 2 + 1)
+	for (uint64_t i = 0; i < n; i++) {
+		if (!(a = LD(os[i].rec)))
+			continue;
+		if (++moved > cnt || slot_put(b->slot, n2, LD(os[i].hash), a) < 0)
+			return -EBADMSG;	/* op left pending: repair rebuilds */
+		if (moved == cnt / 2 + 1)
 			hook(10);
 	}
+	if (moved != cnt)
+		return -EBADMSG;
 	STEP();
 	trash_add(&w->t, LD(x->buckets));
 	ST(x->buckets, A(b));
+	ST(x->nslots, n2);
 	clear_op(x);
 	wr_end(x);
 	return 0;
@@ -990,15 +1123,21 @@ static int rehash(struct wr *w)
 static int insert(struct wr *w, struct rec *p)
 {
 	struct idx *x = w->x;
-	const uint64_t *cslot;
-	uint64_t *slot, n, a = A(p), id, tail, b;
+	const struct slot *cslot;
+	struct slot *slot;
+	uint64_t n, a = A(p), id, tail, h = LD(p->hash), e;
 	struct rec *t = NULL;
 	int rc;
 
 	if ((rc = rehash(w)) < 0 || (rc = bkt_of(&w->v, x, &cslot, &n)) < 0)
 		return rc;
+	if (LD(x->nslots) != n)
+		return -EBADMSG;	/* lookups would not see what we write */
+	if (LD(x->count) + 1 > n - n / 4)
+		return -ENOMEM;		/* the array could not double */
 	slot = MUT(cslot);
-	b = LD(p->hash) & (n - 1);
+	if ((e = slot_free(slot, n, h)) == n)
+		return -EBADMSG;
 	if ((tail = LD(x->tail)) && !(t = MUT(rec_at(&w->v, tail))))
 		return -EBADMSG;
 	id = LD(x->next_id);
@@ -1012,7 +1151,6 @@ static int insert(struct wr *w, struct rec *p)
 	ST(p->stamp, rszshm__wait_next(w->r));
 	ST(p->next, 0);
 	ST(p->prev, tail);
-	ST(p->chain, LD(slot[b]));
 	STEP();
 	if (t)
 		ST(t->next, a);
@@ -1021,14 +1159,15 @@ static int insert(struct wr *w, struct rec *p)
 	STEP();
 	hook(2);
 	ST(x->tail, a);
-	ST(slot[b], a);
+	ST(slot[e].hash, h);
+	ST(slot[e].rec, a);
 	ST(x->next_id, id + 1);
 	ST(x->count, LD(x->count) + 1);
 	hook(3);
 	clear_op(x);
 	wr_end(x);
 	hook(11);
-	rszshm__wait_changed(w->r, LD(p->hash));
+	rszshm__wait_changed(w->r, h);
 	return 0;
 }
 
@@ -1072,26 +1211,24 @@ static void replace(struct wr *w, struct rec *p, uint64_t val, uint64_t size, ui
 static int unlink_rec(struct wr *w, uint64_t a, struct rec *p)
 {
 	struct idx *x = w->x;
-	const uint64_t *cslot;
-	uint64_t *slot, n, b, pa = LD(p->prev), na = LD(p->next), c, steps = 0, lim;
-	struct rec *pp = NULL, *np = NULL, *cp = NULL, *q;
+	const struct slot *cslot;
+	struct slot *slot;
+	uint64_t n, i, pa = LD(p->prev), na = LD(p->next);
+	struct rec *pp = NULL, *np = NULL;
 	int rc;
 
 	if ((rc = bkt_of(&w->v, x, &cslot, &n)) < 0)
 		return rc;
+	if (LD(x->nslots) != n)
+		return -EBADMSG;
 	slot = MUT(cslot);
 	if ((pa && (!(pp = MUT(rec_at(&w->v, pa))) || LD(pp->next) != a)) ||
 	    (!pa && LD(x->head) != a) ||
 	    (na && (!(np = MUT(rec_at(&w->v, na))) || LD(np->prev) != a)) ||
 	    (!na && LD(x->tail) != a))
 		return -EBADMSG;
-	b = LD(p->hash) & (n - 1);
-	lim = walk_limit(&w->v, x);
-	for (c = LD(slot[b]); c != a; c = LD(q->chain)) {
-		if (!c || !(q = MUT(rec_at(&w->v, c))) || ++steps > lim)
-			return -EBADMSG;
-		cp = q;
-	}
+	if ((i = slot_of(slot, n, LD(p->hash), a)) == n)
+		return -EBADMSG;
 
 	wr_begin(x);
 	ST(x->op.rec, a);
@@ -1107,10 +1244,7 @@ static int unlink_rec(struct wr *w, uint64_t a, struct rec *p)
 		ST(np->prev, pa);
 	else
 		ST(x->tail, pa);
-	if (cp)
-		ST(cp->chain, LD(p->chain));
-	else
-		ST(slot[b], LD(p->chain));
+	slot_del(slot, n, i);
 	ST(x->count, LD(x->count) - 1);
 	ST(p->magic, REC_DEAD);
 	clear_op(x);
@@ -1433,28 +1567,35 @@ int rszshm__rec_view_next(const struct rszshm__view *v, struct rszshm_rec_iter *
 
 #define SAY(...) (snprintf(msg, msglen, "records: " __VA_ARGS__), 1)
 
-/* Is record @a, named @nm, on its bucket chain, and alone with its name? */
-static int chain_has(const struct rszshm__view *v, const uint64_t *slot, uint64_t n,
-		     uint64_t lim, uint64_t a, uint64_t h, const char *nm, size_t len,
-		     char *msg, size_t msglen)
+/*
+ * Is record @a, named @nm, on its probe run (from its home slot, before an
+ * empty one), and alone there with its name?  @work counts the slots read,
+ * and must stay within @budget.
+ */
+static int run_has(const struct rszshm__view *v, const struct slot *s, uint64_t n, uint64_t a,
+		   uint64_t h, const char *nm, size_t len, uint64_t *work, uint64_t budget,
+		   char *msg, size_t msglen)
 {
-	uint64_t c, steps = 0;
+	uint64_t i = h & (n - 1), c;
 	const struct rec *q;
 	const char *qn;
 	size_t ql;
 	bool seen = false;
 
-	for (c = LD(slot[h & (n - 1)]); c; c = LD(q->chain)) {
-		if (!(q = rec_at(v, c)) || ++steps > lim)
-			return SAY("hash chain of \"%s\" leaves the region or loops", nm);
+	for (uint64_t k = 0; k < n && (c = LD(s[i].rec)); k++, i = succ(i, n)) {
+		if (++*work > budget)
+			return SAY("probe runs are far too long for %" PRIu64 " slots", n);
 		if (c == a) {
 			seen = true;
 			continue;
 		}
-		if ((qn = name_of(v, c, q, &ql)) && ql == len && memcmp(qn, nm, len) == 0)
+		if (LD(s[i].hash) != h)
+			continue;
+		if ((q = rec_at(v, c)) && (qn = name_of(v, c, q, &ql)) && ql == len &&
+		    memcmp(qn, nm, len) == 0)
 			return SAY("name \"%s\" is on the index twice", nm);
 	}
-	return seen ? 0 : SAY("record \"%s\" is missing from its hash chain", nm);
+	return seen ? 0 : SAY("record \"%s\" is missing from its probe run", nm);
 }
 
 /* One pass over the index; 0 if consistent, 1 with @msg. */
@@ -1464,7 +1605,7 @@ static int walk_once(const struct rszshm__view *v, const struct idx *x, uint64_t
 	uint64_t n, a, cnt = LD(x->count), seen = 0, prev = 0, lastid = 0, total = 0;
 	uint64_t seed = LD(x->seed), next_id = LD(x->next_id), kind = LD(x->op.kind);
 	uint64_t work = 0, budget;
-	const uint64_t *slot;
+	const struct slot *slot;
 	const struct rec *p;
 	const char *nm;
 	size_t len;
@@ -1476,39 +1617,36 @@ static int walk_once(const struct rszshm__view *v, const struct idx *x, uint64_t
 	if (bkt_of(v, x, &slot, &n) < 0)
 		return SAY("bucket array at %#" PRIx64 " is damaged or outside the region",
 			   LD(x->buckets));
-	if (cnt > max_recs(v))
-		return SAY("count %" PRIu64 " is impossible in %" PRIu64 " bytes", cnt, v->len);
+	if (LD(x->nslots) != n)
+		return SAY("the index says %" PRIu64 " slots, its array has %" PRIu64,
+			   LD(x->nslots), n);
+	if (cnt > max_recs(v) || cnt >= n)
+		return SAY("count %" PRIu64 " is impossible in %" PRIu64 " bytes and %" PRIu64
+			   " slots", cnt, v->len, n);
 
 	/*
-	 * The chains first: each record on them live and in its bucket, as many
-	 * as the count.  @work sums the chain positions, which bounds what the
-	 * per-record chain searches of the list pass cost: a sound index stays
-	 * far below the budget (it is about count * (1 + load)).
+	 * The slots first: each record in them live, with its own hash beside
+	 * it, as many as the count.  @work then counts the slots the probe-run
+	 * searches of the list pass read: a sound array stays far below the
+	 * budget (the load is at most 3/4).
 	 */
 	budget = 64 * (cnt + n);
 	for (uint64_t i = 0; i < n; i++) {
-		uint64_t steps = 0;
-
-		for (a = LD(slot[i]); a; a = LD(p->chain)) {
-			if (!(p = rec_at(v, a)) || ++steps > cnt + 1)
-				return SAY("hash chain %" PRIu64 " leaves the region or loops", i);
-			if (LD(p->magic) != REC_LIVE)
-				return SAY("record at %#" PRIx64 " on hash chain %" PRIu64
-					   " has a bad magic", a, i);
-			if ((LD(p->hash) & (n - 1)) != i)
-				return SAY("record at %#" PRIx64 " is on the wrong hash chain", a);
-			if (++total > cnt)
-				return SAY("hash chains hold more records than the count (%" PRIu64
-					   "): a loop?", cnt);
-			if ((work += steps) > budget)
-				return SAY("hash chains are far too long for %" PRIu64 " buckets", n);
-		}
+		if (!(a = LD(slot[i].rec)))
+			continue;
+		if (!(p = rec_at(v, a)))
+			return SAY("slot %" PRIu64 " leads outside the region", i);
+		if (LD(p->magic) != REC_LIVE)
+			return SAY("record at %#" PRIx64 " in slot %" PRIu64 " has a bad magic", a, i);
+		if (LD(slot[i].hash) != LD(p->hash))
+			return SAY("record at %#" PRIx64 " is in a slot with the wrong hash", a);
+		if (++total > cnt)
+			return SAY("slots hold more records than the count (%" PRIu64 ")", cnt);
 	}
 	if (total != cnt)
-		return SAY("hash chains hold %" PRIu64 " records, the count says %" PRIu64,
-			   total, cnt);
+		return SAY("slots hold %" PRIu64 " records, the count says %" PRIu64, total, cnt);
 
-	/* Then the list, in insertion order; each record found on its chain. */
+	/* Then the list, in insertion order; each record found on its probe run. */
 	for (a = LD(x->head); a; prev = a, a = LD(p->next)) {
 		uint64_t id, val, size;
 
@@ -1537,7 +1675,7 @@ static int walk_once(const struct rszshm__view *v, const struct idx *x, uint64_t
 		if (!val_at(v, val, size))
 			return SAY("record \"%s\": value [%#" PRIx64 ", +%" PRIu64
 				   ") is outside the region or in its header", nm, val, size);
-		if ((rc = chain_has(v, slot, n, cnt + 1, a, LD(p->hash), nm, len, msg, msglen)))
+		if ((rc = run_has(v, slot, n, a, LD(p->hash), nm, len, &work, budget, msg, msglen)))
 			return rc;
 	}
 	if (seen != cnt)

@@ -26,14 +26,22 @@
 /* rec.c's on-region layout, mirrored to damage it on purpose.  The damage
  * test first checks that the mirror matches what it finds. */
 struct m_rec {
-	uint64_t magic, hash, chain;
+	uint64_t magic;
 	uint8_t namelen, flags, pad_[2];
 	uint32_t type;
-	uint64_t val, size, gen, id, next, prev, stamp;
+	uint64_t val, size, gen, stamp, hash, id, next, prev;
 	char name[];
 };
 struct m_idx {
 	uint64_t magic, seq, seed, buckets, head, tail, count, next_id;
+	uint64_t op_[8], nslots;
+};
+struct m_slot {
+	uint64_t hash, rec;
+};
+struct m_bkt {
+	uint64_t magic, n;
+	struct m_slot slot[];
 };
 #define M_IDX_MAGIC 0x5844492d43455252ULL
 #define M_REC_LIVE 0x564c2d4345525252ULL
@@ -253,7 +261,7 @@ START_TEST(test_rec_put_copies_and_replaces)
 	ck_assert_uint_eq(info.type, 2);
 	ck_assert_uint_eq(info.gen, 2);
 	ck_assert_uint_eq(record_count(&r), 1);
-	ck_assert_uint_eq(heap_blocks(&r), 2 + 2);	/* index, buckets, record, new value */
+	ck_assert_uint_eq(heap_blocks(&r), 1 + 2);	/* slot array, record, new value (the root is in segment 0) */
 
 	/* A zero-sized value still has an address. */
 	ck_assert_int_eq(rszshm_rec_put(&r, "zero", 0, NULL, 0), 0);
@@ -991,6 +999,18 @@ static struct m_rec *m_rec(uint64_t a, const char *name)
 	return p;
 }
 
+/* The slot of record @a. */
+static struct m_slot *m_slot_of(struct m_idx *x, uint64_t a)
+{
+	struct m_bkt *b = (struct m_bkt *)(uintptr_t)x->buckets;
+
+	for (uint64_t i = 0; i < b->n; i++)
+		if (b->slot[i].rec == a)
+			return &b->slot[i];
+	ck_abort_msg("record %#" PRIx64 " is in no slot", a);
+	return NULL;
+}
+
 /* Damage one word, expect the check to say @what, restore, expect it clean. */
 static void damaged(struct rszshm *r, uint64_t *word, uint64_t bad, const char *what)
 {
@@ -1033,7 +1053,8 @@ START_TEST(test_rec_walker_reports_damage_without_crashing)
 	damaged(&r, &second->hash, second->hash ^ 1, "hash");
 	damaged(&r, &x->count, 9, "count");
 	damaged(&r, &x->buckets, outside, "bucket array");
-	damaged(&r, &second->chain, (uintptr_t)second, "loop");
+	damaged(&r, &m_slot_of(x, (uintptr_t)second)->hash, second->hash ^ 1, "wrong hash");
+	damaged(&r, &m_slot_of(x, (uintptr_t)second)->rec, outside, "outside the region");
 	damaged(&r, &rszshm__shared(r.hdr)->recs, outside, "index");
 
 	/* Live readers on a damaged index return, with EBADMSG, and never hang. */
@@ -1043,17 +1064,30 @@ START_TEST(test_rec_walker_reports_damage_without_crashing)
 		ck_assert_int_lt(++steps, 9);
 	ck_assert(rc == -1 && errno == EBADMSG);
 	last->next = saved;
-	saved = second->chain;
-	second->chain = (uintptr_t)second;
-	for (int i = 0; i < 2000; i++) {
-		snprintf(name, sizeof(name), "probe-%d", i);
-		if (!rszshm_rec_find(&r, name, NULL)) {
-			ck_assert(errno == ENOENT || errno == EBADMSG);
-			hits += errno == EBADMSG;
+
+	/* A slot array with no empty slot (the load never passes 3/4): every
+	 * probe run ends, and a name that is not there is EBADMSG. */
+	{
+		struct m_bkt *b = (struct m_bkt *)(uintptr_t)x->buckets;
+		struct m_slot *keep = malloc(b->n * sizeof(*keep));
+
+		ck_assert_ptr_nonnull(keep);
+		memcpy(keep, b->slot, b->n * sizeof(*keep));
+		for (uint64_t i = 0; i < b->n; i++)
+			if (!b->slot[i].rec)
+				b->slot[i] = (struct m_slot){ ~0ULL, (uintptr_t)second };
+		for (int i = 0; i < 2000; i++) {
+			snprintf(name, sizeof(name), "probe-%d", i);
+			if (!rszshm_rec_find(&r, name, NULL)) {
+				ck_assert(errno == ENOENT || errno == EBADMSG);
+				hits += errno == EBADMSG;
+			}
 		}
+		ck_assert_int_eq(hits, 2000);
+		ck_assert_ptr_nonnull(rszshm_rec_find(&r, "d1", NULL));
+		memcpy(b->slot, keep, b->n * sizeof(*keep));
+		free(keep);
 	}
-	ck_assert_int_gt(hits, 0);	/* some probe hashed to the looping chain */
-	second->chain = saved;
 	check_ok(&r);
 
 	/* A damaged root is reported to readers and writers alike. */
@@ -1077,6 +1111,138 @@ START_TEST(test_rec_walker_reports_damage_without_crashing)
 	first->next = saved;
 	put_str(&r, "w", "w");
 	expect_str(&r, "d1", "d1");
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------ the slot array */
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * Removals in every order keep each remaining name findable: a removal
+ * shifts the rest of its probe run back, and a record left behind an empty
+ * slot would be lost to lookups (and to the check).
+ */
+START_TEST(test_rec_removals_keep_every_probe_run_whole)
+{
+	enum { N = 700 };
+	static bool live[N];
+	uint64_t s = 0x2545f4914f6cdd1dULL;
+	char path[256], name[32];
+	struct rszshm r;
+
+	mk_heap(&r, path, "runs");
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "run-%d", i);
+		put_str(&r, name, name);
+		live[i] = true;
+	}
+	for (int round = 0; round < 6; round++) {
+		/* Remove (or put back) a pseudo-random third, then look all up. */
+		for (int k = 0; k < N / 3; k++) {
+			int i = (int)(rnd(&s) % N);
+
+			snprintf(name, sizeof(name), "run-%d", i);
+			if (live[i])
+				ck_assert_int_eq(rszshm_rec_remove(&r, name), 0);
+			else
+				put_str(&r, name, name);
+			live[i] = !live[i];
+		}
+		for (int i = 0; i < N; i++) {
+			snprintf(name, sizeof(name), "run-%d", i);
+			if (live[i])
+				expect_str(&r, name, name);
+			else
+				ERRNO_IS(rszshm_rec_find(&r, name, NULL) == NULL, ENOENT);
+		}
+		check_ok(&r);
+	}
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/*
+ * The index root has one place, in segment 0; a root anywhere else, even a
+ * faithful copy of it, is refused by readers, writers and the check alike.
+ */
+START_TEST(test_rec_index_root_has_one_place_in_segment_0)
+{
+	struct rszshm__shared *sh;
+	char path[256], msg[256];
+	struct rszshm r;
+	uint64_t saved;
+	void *copy;
+
+	mk_heap(&r, path, "root");
+	put_str(&r, "a", "a");
+	sh = rszshm__shared(r.hdr);
+	ck_assert_uint_eq(sh->recs, (uintptr_t)r.hdr + RSZSHM__REC_ROOT_OFF);
+	ck_assert_ptr_nonnull(copy = rszshm_alloc(&r, RSZSHM__REC_ROOT_MAX));
+	memcpy(copy, (const void *)(uintptr_t)sh->recs, RSZSHM__REC_ROOT_MAX);
+	saved = sh->recs;
+	sh->recs = (uintptr_t)copy;
+	ERRNO_IS(rszshm_rec_find(&r, "a", NULL) == NULL, EBADMSG);
+	ERRNO_IS(rszshm_rec_put(&r, "b", 0, "b", 2) == -1, EBADMSG);
+	ck_assert_int_eq(rszshm_check(&r, msg, sizeof(msg)), 1);
+	ck_assert_msg(strstr(msg, "index") != NULL, "check said: %s", msg);
+	sh->recs = saved;
+	expect_str(&r, "a", "a");
+	ck_assert_int_eq(rszshm_dealloc(&r, copy), 0);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/*
+ * The slot count lookups read from the root is checked against the region
+ * (a lookup never reads past it) and, by the check, against the array's
+ * own head.
+ */
+#define NSLOTS_RECS 70	/* past 1/2 of 128 slots, not past 3/4 */
+START_TEST(test_rec_slot_count_in_the_root_is_checked)
+{
+	const uint64_t bad[] = { 0, 8, 24, 1ULL << 40, ~0ULL, 0 };
+	char path[256], name[32], msg[256];
+	struct m_idx *x;
+	struct rszshm r;
+	uint64_t good;
+
+	mk_heap(&r, path, "nslots");
+	for (int i = 0; i < NSLOTS_RECS; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		put_str(&r, name, name);
+	}
+	x = m_idx(&r);
+	good = x->nslots;
+	ck_assert_uint_eq(good, ((struct m_bkt *)(uintptr_t)x->buckets)->n);
+	ck_assert_uint_ge(good, 2 * NSLOTS_RECS);	/* the load stays at most 1/2 */
+	for (unsigned k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		x->nslots = k + 1 < sizeof(bad) / sizeof(bad[0]) ? bad[k] : good / 2;
+		for (int i = 0; i < NSLOTS_RECS; i++) {
+			snprintf(name, sizeof(name), "n%d", i);
+			if (!rszshm_rec_find(&r, name, NULL))
+				ck_assert(errno == ENOENT || errno == EBADMSG);
+		}
+		ck_assert_int_eq(rszshm_check(&r, msg, sizeof(msg)), 1);
+		ck_assert_msg(strstr(msg, "slots") != NULL, "check said: %s", msg);
+		/* Writers refuse too: lookups would not see what they wrote. */
+		ERRNO_IS(rszshm_rec_put(&r, "fresh", 0, "x", 2) == -1, EBADMSG);
+		errno = 0;
+		ck_assert_int_eq(rszshm_rec_remove(&r, "n5"), -1);
+		ck_assert(errno == EBADMSG || errno == ENOENT);
+	}
+	x->nslots = good;
+	ERRNO_IS(rszshm_rec_find(&r, "fresh", NULL) == NULL, ENOENT);
+	expect_str(&r, "n5", "n5");
 	check_ok(&r);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
@@ -1181,13 +1347,6 @@ static void add_target(struct targets *t, uint64_t a, uint64_t words)
 	}
 }
 
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
 
 /* A damaging value: zero, all ones, random, or an address in the region. */
 static uint64_t bad_value(uint64_t *s, const struct targets *t, uint64_t base, uint64_t len)
@@ -1239,7 +1398,7 @@ START_TEST(test_rec_walkers_survive_random_damage)
 	check_ok(&r);
 	x = m_idx(&r);
 	add_target(&t, (uintptr_t)x, 8);
-	add_target(&t, x->buckets, 2 + 32);
+	add_target(&t, x->buckets, 2 + 2 * ((struct m_bkt *)(uintptr_t)x->buckets)->n);
 	for (a = x->head; a; a = ((struct m_rec *)(uintptr_t)a)->next)
 		add_target(&t, a, sizeof(struct m_rec) / 8 + 1);
 	base = (uintptr_t)r.hdr;
@@ -1423,6 +1582,9 @@ Suite *test_suite(void)
 	TEST_ADD_T(s, test_rec_survives_writers_killed_in_the_index_lock, 240);
 	TEST_ADD(s, test_rec_readonly_attach_finds_gets_and_iterates);
 	TEST_ADD(s, test_rec_walker_reports_damage_without_crashing);
+	TEST_ADD(s, test_rec_removals_keep_every_probe_run_whole);
+	TEST_ADD(s, test_rec_index_root_has_one_place_in_segment_0);
+	TEST_ADD(s, test_rec_slot_count_in_the_root_is_checked);
 	TEST_ADD(s, test_rec_readers_refuse_values_outside_the_region_or_in_its_header);
 	TEST_ADD(s, test_rec_writers_never_write_through_a_link_into_the_header);
 	TEST_ADD(s, test_rec_view_lists_records_at_another_address);
