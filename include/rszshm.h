@@ -868,9 +868,11 @@ RSZSHM_API int rszshm_unlock(struct rszshm *r);
  * under one lock.  The slot names its thread (thread id and start time);
  * it is given back when the thread exits and, for all of a process's
  * threads, by rszshm_dt().  The cache of a thread that died without giving
- * it back (a killed process, one that exited without rszshm_dt(), an exec)
- * is adopted by the next thread of any process to claim a slot in the
- * region.  Blocks in caches are free: rszshm_stats() counts them so, and a
+ * it back (a killed process, one that exited without rszshm_dt()) is
+ * adopted by the next thread of any process to claim a slot in the region.
+ * A process that calls exec without rszshm_dt() keeps its main thread's
+ * cache until it ends (the thread lives on) or attaches and allocates
+ * again (then that thread takes its slot back).  Blocks in caches are free: rszshm_stats() counts them so, and a
  * second free of one fails with EINVAL.  A region has slots for 96 threads
  * at once; further threads allocate through the arenas (correct, slower).
  * A thread that finds the span full gives its own cache back and tries

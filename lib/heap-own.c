@@ -56,6 +56,7 @@ struct own {
 	struct rszshm r;	/* a copy: the caller's handle may move */
 	uintptr_t base;
 	struct tslot *slot;
+	uint64_t word;		/* the owner word the slot holds while ours */
 	pid_t tid;
 };
 
@@ -266,12 +267,11 @@ static void release(struct own **link)
 {
 	struct own *e = *link;
 	struct ctl *h;
-	uint64_t o;
 
 	/* The region is mapped (rszshm_dt() drops its entries first) and
-	 * the slot was checked when it was claimed. */
-	if (get_ctl(&e->r, true, &h) == 0 && (o = GET(e->slot->owner)) != 0 &&
-	    (pid_t)(o & (((uint64_t)1 << OWNER_TID_BITS) - 1)) == e->tid) {
+	 * the slot was checked when it was claimed; a slot no longer ours
+	 * (damage) is left alone. */
+	if (get_ctl(&e->r, true, &h) == 0 && GET(e->slot->owner) == e->word) {
 		slot_empty(&e->r, h, e->slot);
 		PUT(e->slot->owner, 0);
 	}
@@ -360,6 +360,7 @@ struct tslot *rszshm__heap_slot_claim(struct rszshm *r, struct ctl *h)
 			e->r = *r;
 			e->base = base;
 			e->slot = t;
+			e->word = mine;
 			e->tid = tid;
 			e->next = reg;
 			reg = e;
