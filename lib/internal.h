@@ -45,6 +45,13 @@ RSZSHM__INTERNAL int rszshm__sys_open(const char *path, int flags, mode_t mode);
 RSZSHM__INTERNAL int rszshm__sys_memfd(const char *name);
 RSZSHM__INTERNAL int rszshm__sys_close(int fd);
 RSZSHM__INTERNAL int rszshm__sys_fsize(int fd, uint64_t *size, bool *regular);
+/* As rszshm__sys_fsize() (statx), and *memfs: msync(2) has nothing to write
+ * for this file (tmpfs: /dev/shm, memfd).  Known from a unique mount id
+ * (Linux 6.8), one fstatfs(2) per mount and process; false where the kernel
+ * gives none.  One wrapped call. */
+RSZSHM__INTERNAL int rszshm__sys_fstat(int fd, uint64_t *size, bool *regular, bool *memfs);
+/* How many msync calls this process has made (for tests). */
+RSZSHM__INTERNAL unsigned long rszshm__sys_msyncs(void);
 RSZSHM__INTERNAL ssize_t rszshm__sys_pread(int fd, void *buf, size_t len, uint64_t off);
 RSZSHM__INTERNAL ssize_t rszshm__sys_read(int fd, void *buf, size_t len);
 RSZSHM__INTERNAL int rszshm__sys_ftruncate(int fd, uint64_t len);
@@ -264,6 +271,7 @@ RSZSHM__INTERNAL extern void (*rszshm__lock_hook)(int point);
  * Making, attaching, growing and detaching the mapping of one region; the
  * public mk/at entry points compose these in open.c. */
 #define RSZSHM__F_ATTACHED 0x10000u	/* handle flag: mapped */
+#define RSZSHM__F_MEMFS 0x20000u	/* handle flag: on tmpfs, detach has nothing to msync */
 
 /* A region being made, between rszshm__map_make() and publish/abort. */
 struct rszshm__making {
