@@ -33,6 +33,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -1959,6 +1960,111 @@ START_TEST(test_allocate_full_fs_enospc)
 }
 END_TEST
 
+/* ================================================== detach and msync */
+
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x4000U
+#endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+
+/* Does the kernel give unique mount ids (Linux 6.8), which detach needs to
+ * know a tmpfs without asking each time? */
+static bool unique_mount_ids(void)
+{
+	struct statx sx;
+
+	return statx(AT_FDCWD, test_dir(), 0, STATX_MNT_ID_UNIQUE, &sx) == 0 &&
+	       (sx.stx_mask & STATX_MNT_ID_UNIQUE);
+}
+
+/* A fresh directory on a file system other than tmpfs, tracked for removal;
+ * false if there is none. */
+static bool disk_dir(char *buf, size_t len)
+{
+	const char *bases[] = { getenv("TMPDIR"), "/var/tmp", "/tmp" };
+	size_t i;
+
+	for (i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		struct statfs sf;
+
+		if (!bases[i] || statfs(bases[i], &sf) != 0 || sf.f_type == TMPFS_MAGIC)
+			continue;
+		snprintf(buf, len, "%s/rszshm_flush_XXXXXX", bases[i]);
+		if (mkdtemp(buf))
+			return true;
+	}
+	return false;
+}
+
+/* Attach a writer of @path, write @word, detach: how many msync calls the
+ * detach made. */
+static unsigned long dt_msyncs(const char *path, unsigned long word)
+{
+	struct rszshm r;
+	unsigned long before;
+
+	ck_assert_ptr_nonnull(rszshm_at(&r, path));
+	*(unsigned long *)r.dat = word;
+	before = rszshm__sys_msyncs();
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	return rszshm__sys_msyncs() - before;
+}
+
+/*
+ * Detach flushes (msync) a region on a disk file system, and does not on
+ * tmpfs, whose pages are the file: whatever order the two come in (the
+ * answer is remembered per mount).  rszshm_flush always flushes.  The data
+ * reaches the file either way.
+ */
+START_TEST(test_dt_flushes_disk_files_not_tmpfs)
+{
+	char dir[RSZSHM_PATH_MAX], disk[RSZSHM_PATH_MAX + 8], shm[RSZSHM_PATH_MAX];
+	bool skips = unique_mount_ids();
+	unsigned long got, before, w;
+	struct rszshm r;
+	int i, fd;
+
+	if (!disk_dir(dir, sizeof(dir) - 4)) {
+		printf("%s: skipped: no file system but tmpfs to make a file on\n", __func__);
+		return;
+	}
+	snprintf(disk, sizeof(disk), "%s/0", dir);
+	ck_assert_ptr_nonnull(rszshm_mk(&r, 4096, disk, RSZSHM_DFLT_SCAN));
+	test_track(disk);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	mk_in(&r, "dt-msync", 4096, RSZSHM_DFLT_SCAN, 0);
+	test_path(shm, sizeof(shm), "dt-msync");
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+
+	for (i = 0; i < 2; i++) {
+		got = dt_msyncs(shm, 0x1111u + (unsigned)i);
+		ck_assert_msg(got == (skips ? 0u : 1u), "tmpfs: %lu msync at detach", got);
+		got = dt_msyncs(disk, 0x2222u + (unsigned)i);
+		ck_assert_msg(got == 1, "disk: %lu msync at detach", got);
+		fd = open(disk, O_RDONLY);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(pread(fd, &w, sizeof(w), sizeof(struct rszshm_hdr)), (ssize_t)sizeof(w));
+		close(fd);
+		ck_assert_uint_eq(w, 0x2222u + (unsigned)i);
+	}
+	/* rszshm_flush is asked for, on tmpfs too. */
+	ck_assert_ptr_nonnull(rszshm_at(&r, shm));
+	before = rszshm__sys_msyncs();
+	ck_assert_int_eq(rszshm_flush(&r, NULL, 0), 0);
+	ck_assert_uint_eq(rszshm__sys_msyncs() - before, 1);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	/* The maker's handle, too. */
+	ck_assert_ptr_nonnull(rszshm_at(&r, disk));
+	ck_assert_int_eq(rszshm_unlink(&r), 0);
+	before = rszshm__sys_msyncs();
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	ck_assert_uint_eq(rszshm__sys_msyncs() - before, 1);
+	ck_assert_int_eq(unlink(shm), 0);
+}
+END_TEST
+
 static int mode_of(const char *path)
 {
 	struct stat st;
@@ -2581,6 +2687,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_files_created_0600);
 	TEST_ADD(s, test_symlink_at_name_eexist);
 	TEST_ADD(s, test_flush_then_reattach);
+	TEST_ADD(s, test_dt_flushes_disk_files_not_tmpfs);
 	TEST_ADD(s, test_user_lock);
 	TEST_ADD(s, test_grow_after_grower_killed);
 	TEST_ADD(s, test_at_of_a_region_grown_between_header_and_size);
