@@ -607,9 +607,13 @@ RSZSHM_API const char *rszshm_errmsg(void);
  * @fname: path of a file made by rszshm_mk()
  *
  * Opens the file, reads its header with pread(2) and checks every field (see
- * the errno table at the top of this file); claims the recorded span with
- * MAP_FIXED_NOREPLACE, so that nothing already mapped in this process is ever
- * replaced; then maps the file over the span.  A forked child already has the
+ * the errno table at the top of this file); maps the file over the recorded
+ * span with MAP_FIXED_NOREPLACE, so that nothing already mapped in this
+ * process is ever replaced; then reads the file's size (statx(2)) and
+ * checks it against the header before reading anything through the mapping,
+ * so that a file truncated before or while attaching is ENODATA, never
+ * SIGBUS, and a region grown meanwhile is attached at its new length.  A
+ * forked child already has the
  * region and must not attach it again.  The handle marks the file attached
  * (see "Locks" at the top); if no writer had it attached, the header's locks
  * are rewritten for this boot and namespace first.
@@ -619,7 +623,7 @@ RSZSHM_API const char *rszshm_errmsg(void);
  *   EINVAL   @r or @fname is NULL, @fname is "" or too long
  *   ENOENT, ENODATA, EPROTO, EPROTONOSUPPORT, EBADMSG, ENOSPC  see the table
  *   EXDEV    writers of another PID namespace have the region attached
- *   and the errors of open(2), fstat(2), pread(2), mmap(2), fcntl(2).
+ *   and the errors of open(2), pread(2), mmap(2), statx(2), fstat(2), fcntl(2).
  * Example:
  *	struct rszshm r;
  *
@@ -670,11 +674,16 @@ RSZSHM_API void *rszshm_at_flags(struct rszshm *r, const char *fname, unsigned f
  * rszshm_dt - detach: flush, unmap and close
  * @r: handle
  *
- * Flushes the region to its file (msync(2), skipped for read-only handles),
- * unmaps the whole span and closes the descriptor.  Resets every field but
- * @fname (which rszshm_rm() needs).  Calling it again on a detached handle
- * does nothing and returns 0.  Other processes are not affected.
+ * Flushes the region to its file (msync(2) with MS_SYNC, skipped for
+ * read-only handles, and for a file on tmpfs - /dev/shm, a memfd - whose
+ * pages are the file: there is nothing to write), unmaps the whole span and
+ * closes the descriptor.  Resets every field but @fname (which rszshm_rm()
+ * needs).  Calling it again on a detached handle does nothing and returns 0.
+ * Other processes are not affected.  (Telling tmpfs without a call needs
+ * Linux 6.8's unique mount ids; on older kernels every writer's detach
+ * flushes.)  rszshm_flush() flushes whatever the file system.
  *
+ * Safety: not with other calls on the same handle (see the top of this file).
  * Errors: EINVAL @r is NULL; and the errors of msync(2), munmap(2), close(2)
  * (the handle is detached all the same).
  * Returns: 0 on success, -1 with errno set if any step failed.

@@ -222,7 +222,8 @@ RSZSHM__INTERNAL uintptr_t rszshm__hdr_user_end(void);
  * pointers, little-endian, 40-byte locks)"; snprintf's return. */
 RSZSHM__INTERNAL uint64_t rszshm__hdr_abi(void);
 RSZSHM__INTERNAL int rszshm__hdr_abi_name(uint64_t abi, char *buf, size_t len);
-/* fstat @fd, pread its header and validate it against that size; if it does
+/* The careful read (views, and attach's path for a header that does not
+ * pass): fstat @fd, pread its header and validate it against that size; if it does
  * not fit, again with the size read after the header (in that order: a
  * grower extends the file before it publishes a length, so a region being
  * grown never looks truncated); *file_size gets the file's size. */
@@ -299,7 +300,9 @@ RSZSHM__INTERNAL int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszs
 RSZSHM__INTERNAL int rszshm__map_publish(struct rszshm *r, struct rszshm__making *p);
 RSZSHM__INTERNAL void rszshm__map_abort(struct rszshm *r, struct rszshm__making *p);
 /* Attach @fname (which may be r->fname) with RSZSHM_RDONLY or 0; says why
- * it failed with rszshm__why(). */
+ * it failed with rszshm__why().  The header is read (pread) before the
+ * mapping, the file's size (statx) after it and before anything is read
+ * through it; a header that does not pass takes rszshm__hdr_read(). */
 RSZSHM__INTERNAL int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags);
 /* Test hook: called at numbered points of making a file, so a test can kill
  * the maker there (1 file created, 2 mapped and laid out, 3 before link),
