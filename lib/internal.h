@@ -87,6 +87,8 @@ RSZSHM__INTERNAL void rszshm__fail(int rc);
 /* An open-file-description lock (F_RDLCK/F_WRLCK/F_UNLCK) on one byte far past
  * any region's end; -EAGAIN when held elsewhere and !@wait. */
 RSZSHM__INTERNAL int rszshm__sys_ofd_lock(int fd, short type, bool wait);
+/* How many open-file-description lock calls this process has made (tests). */
+RSZSHM__INTERNAL unsigned long rszshm__sys_ofd_locks(void);
 /* The inode of this process's PID namespace (/proc/self/ns/pid). */
 RSZSHM__INTERNAL int rszshm__sys_pidns(uint64_t *ino);
 RSZSHM__INTERNAL void rszshm__sys_futex_wake(void *word);
@@ -265,7 +267,9 @@ RSZSHM__INTERNAL int rszshm__lock_validate(const pthread_mutex_t *m, const char 
  */
 RSZSHM__INTERNAL int rszshm__lock_attach(int fd, struct rszshm_hdr *h);
 /* Test hook: called inside rszshm__lock_attach() at point 1, when the grow
- * lock is rewritten and the other header locks are not yet. */
+ * lock is rewritten and the other header locks are not yet; at point 2,
+ * when the header was found settled and the shared lock is not yet taken
+ * (the one-call path: locks unheld and sound, this namespace recorded). */
 RSZSHM__INTERNAL extern void (*rszshm__lock_hook)(int point);
 
 /* ---------------------------------------------------------------- map.c

@@ -413,6 +413,13 @@ const char *rszshm_errmsg(void)
 	return last.set ? last.text : NULL;
 }
 
+static unsigned long ofd_locks;	/* rszshm__sys_ofd_lock calls (for tests) */
+
+unsigned long rszshm__sys_ofd_locks(void)
+{
+	return __atomic_load_n(&ofd_locks, __ATOMIC_RELAXED);
+}
+
 int rszshm__sys_ofd_lock(int fd, short type, bool wait)
 {
 	/* One byte far past any region's end: open-file-description locks there
@@ -421,6 +428,7 @@ int rszshm__sys_ofd_lock(int fd, short type, bool wait)
 			    .l_start = INT64_MAX - 1, .l_len = 1 };
 
 	FAULT();
+	__atomic_fetch_add(&ofd_locks, 1, __ATOMIC_RELAXED);
 	while (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0) {
 		if (errno != EINTR)
 			return errno == EACCES ? -EAGAIN : -errno;
