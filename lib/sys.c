@@ -174,25 +174,27 @@ static bool on_memfs(int fd, uint64_t mnt)
 
 int rszshm__sys_fstat(int fd, uint64_t *size, bool *regular, bool *memfs)
 {
+	const unsigned need = STATX_TYPE | STATX_SIZE;
 	struct statx sx;
 	struct stat st;
 
 	FAULT();
-	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT,
-		  STATX_TYPE | STATX_SIZE | STATX_MNT_ID_UNIQUE, &sx) < 0) {
-		if (errno != ENOSYS)
-			return -errno;
-		/* A kernel before statx (4.11): fstat, and "not known". */
-		if (fstat(fd, &st) < 0)
-			return -errno;
-		*size = (uint64_t)st.st_size;
-		*regular = S_ISREG(st.st_mode);
-		*memfs = false;
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, need | STATX_MNT_ID_UNIQUE,
+		  &sx) == 0 && (sx.stx_mask & need) == need) {
+		*size = (uint64_t)sx.stx_size;
+		*regular = S_ISREG(sx.stx_mode);
+		*memfs = *regular &&
+			 on_memfs(fd, (sx.stx_mask & STATX_MNT_ID_UNIQUE) ? sx.stx_mnt_id : 0);
 		return 0;
 	}
-	*size = (uint64_t)sx.stx_size;
-	*regular = S_ISREG(sx.stx_mode);
-	*memfs = *regular && on_memfs(fd, (sx.stx_mask & STATX_MNT_ID_UNIQUE) ? sx.stx_mnt_id : 0);
+	/* A kernel before statx (4.11), a sandbox that refuses it (some
+	 * seccomp profiles say EPERM), a file system that did not say: fstat,
+	 * and "not known". */
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	*size = (uint64_t)st.st_size;
+	*regular = S_ISREG(st.st_mode);
+	*memfs = false;
 	return 0;
 }
 
