@@ -489,7 +489,8 @@ void rszshm__map_abort(struct rszshm *r, struct rszshm__making *p)
 
 /*
  * Attach, in as few calls as the checks allow: open, pread the header, map
- * the span, statx, and for a writer the attach guard (two fcntl).
+ * the span, statx, and for a writer the attach guard (one fcntl; two when
+ * the header's locks need the first attacher's rewrite, see lock.c).
  *
  * The header is read first and checked in every field but those that need
  * the file's size; the size (and that it is a regular file) is read after
