@@ -118,7 +118,10 @@
  * gives each new region a span no live region holds.  The default scan (any
  * scan with RSZSHM_DFLT_SCAN's start, hop and iter) is placed next to the
  * last region placed, anywhere from 24 to 72 TiB, from a random starting
- * point per table; any other scan is searched in ccan's documented order,
+ * point per table, and if longer than 64 MiB starts 64 MiB below a GiB
+ * boundary (detaching a region whose head alone was touched then costs the
+ * kernel a walk of 32 page-table entries, not 512); any other scan is
+ * searched in ccan's documented order,
  * passing over spans live regions hold.  An entry lasts while its file (same
  * device and inode) exists, or while its maker lives until the file has its
  * name; entries of removed files and killed makers are dropped when next in
