@@ -366,7 +366,8 @@ struct rszshm_hdr {
  *       fork-and-fill example, where a worker whose handle was stale
  *       refreshes instead of growing) lands in shared memory, not past the
  *       end of the file
- * @flags: RSZSHM_* flags of the region and of this attachment
+ * @flags: RSZSHM_* flags of the region and of this attachment (bits from
+ *         0x10000 up are the library's own: test flags with &)
  * @max: length of the span, as validated when the handle was made
  *
  * All fields are read-only to users.  @flen and @cap may lag behind the
