@@ -118,7 +118,10 @@
  * gives each new region a span no live region holds.  The default scan (any
  * scan with RSZSHM_DFLT_SCAN's start, hop and iter) is placed next to the
  * last region placed, anywhere from 24 to 72 TiB, from a random starting
- * point per table; any other scan is searched in ccan's documented order,
+ * point per table, and if longer than 64 MiB starts 64 MiB below a GiB
+ * boundary (detaching a region whose head alone was touched then costs the
+ * kernel a walk of 32 page-table entries, not 512); any other scan is
+ * searched in ccan's documented order,
  * passing over spans live regions hold.  An entry lasts while its file (same
  * device and inode) exists, or while its maker lives until the file has its
  * name; entries of removed files and killed makers are dropped when next in
@@ -363,7 +366,8 @@ struct rszshm_hdr {
  *       fork-and-fill example, where a worker whose handle was stale
  *       refreshes instead of growing) lands in shared memory, not past the
  *       end of the file
- * @flags: RSZSHM_* flags of the region and of this attachment
+ * @flags: RSZSHM_* flags of the region and of this attachment (bits from
+ *         0x10000 up are the library's own: test flags with &)
  * @max: length of the span, as validated when the handle was made
  *
  * All fields are read-only to users.  @flen and @cap may lag behind the
@@ -607,9 +611,13 @@ RSZSHM_API const char *rszshm_errmsg(void);
  * @fname: path of a file made by rszshm_mk()
  *
  * Opens the file, reads its header with pread(2) and checks every field (see
- * the errno table at the top of this file); claims the recorded span with
- * MAP_FIXED_NOREPLACE, so that nothing already mapped in this process is ever
- * replaced; then maps the file over the span.  A forked child already has the
+ * the errno table at the top of this file); maps the file over the recorded
+ * span with MAP_FIXED_NOREPLACE, so that nothing already mapped in this
+ * process is ever replaced; then reads the file's size (statx(2)) and
+ * checks it against the header before reading anything through the mapping,
+ * so that a file truncated before or while attaching is ENODATA, never
+ * SIGBUS, and a region grown meanwhile is attached at its new length.  A
+ * forked child already has the
  * region and must not attach it again.  The handle marks the file attached
  * (see "Locks" at the top); if no writer had it attached, the header's locks
  * are rewritten for this boot and namespace first.
@@ -619,7 +627,7 @@ RSZSHM_API const char *rszshm_errmsg(void);
  *   EINVAL   @r or @fname is NULL, @fname is "" or too long
  *   ENOENT, ENODATA, EPROTO, EPROTONOSUPPORT, EBADMSG, ENOSPC  see the table
  *   EXDEV    writers of another PID namespace have the region attached
- *   and the errors of open(2), fstat(2), pread(2), mmap(2), fcntl(2).
+ *   and the errors of open(2), pread(2), mmap(2), statx(2), fstat(2), fcntl(2).
  * Example:
  *	struct rszshm r;
  *
@@ -672,13 +680,17 @@ RSZSHM_API void *rszshm_at_flags(struct rszshm *r, const char *fname, unsigned f
  *
  * In a heap region, first gives back the free blocks the process's threads
  * keep cached in it (see rszshm_alloc()).  Flushes the region to its file
- * (msync(2), skipped for read-only handles), unmaps the whole span and
- * closes the descriptor.  Resets every field but
- * @fname (which rszshm_rm() needs).  Calling it again on a detached handle
- * does nothing and returns 0.  Other processes are not affected.
+ * (msync(2) with MS_SYNC, skipped for read-only handles, and for a file on
+ * tmpfs - /dev/shm, a memfd - whose pages are the file: there is nothing to
+ * write), unmaps the whole span and closes the descriptor.  Resets every
+ * field but @fname (which rszshm_rm() needs).  Calling it again on a
+ * detached handle does nothing and returns 0.  Other processes are not
+ * affected.  (Telling tmpfs without a call needs Linux 6.8's unique mount
+ * ids; on older kernels every writer's detach flushes.)  rszshm_flush()
+ * flushes whatever the file system.
  *
- * Safety: no other call on @r (in any thread) may run at the same time or
- * after it.
+ * Safety: not with other calls on the same handle, in any thread (see the
+ * top of this file), and no call on it after.
  * Errors: EINVAL @r is NULL; and the errors of msync(2), munmap(2), close(2)
  * (the handle is detached all the same).
  * Returns: 0 on success, -1 with errno set if any step failed.

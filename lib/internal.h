@@ -45,6 +45,13 @@ RSZSHM__INTERNAL int rszshm__sys_open(const char *path, int flags, mode_t mode);
 RSZSHM__INTERNAL int rszshm__sys_memfd(const char *name);
 RSZSHM__INTERNAL int rszshm__sys_close(int fd);
 RSZSHM__INTERNAL int rszshm__sys_fsize(int fd, uint64_t *size, bool *regular);
+/* As rszshm__sys_fsize() (statx), and *memfs: msync(2) has nothing to write
+ * for this file (tmpfs: /dev/shm, memfd).  Known from a unique mount id
+ * (Linux 6.8), one fstatfs(2) per mount and process; false where the kernel
+ * gives none.  One wrapped call. */
+RSZSHM__INTERNAL int rszshm__sys_fstat(int fd, uint64_t *size, bool *regular, bool *memfs);
+/* How many msync calls this process has made (for tests). */
+RSZSHM__INTERNAL unsigned long rszshm__sys_msyncs(void);
 RSZSHM__INTERNAL ssize_t rszshm__sys_pread(int fd, void *buf, size_t len, uint64_t off);
 RSZSHM__INTERNAL ssize_t rszshm__sys_read(int fd, void *buf, size_t len);
 RSZSHM__INTERNAL int rszshm__sys_ftruncate(int fd, uint64_t len);
@@ -80,6 +87,8 @@ RSZSHM__INTERNAL void rszshm__fail(int rc);
 /* An open-file-description lock (F_RDLCK/F_WRLCK/F_UNLCK) on one byte far past
  * any region's end; -EAGAIN when held elsewhere and !@wait. */
 RSZSHM__INTERNAL int rszshm__sys_ofd_lock(int fd, short type, bool wait);
+/* How many open-file-description lock calls this process has made (tests). */
+RSZSHM__INTERNAL unsigned long rszshm__sys_ofd_locks(void);
 /* The inode of this process's PID namespace (/proc/self/ns/pid). */
 RSZSHM__INTERNAL int rszshm__sys_pidns(uint64_t *ino);
 RSZSHM__INTERNAL void rszshm__sys_futex_wake(void *word);
@@ -215,7 +224,8 @@ RSZSHM__INTERNAL uintptr_t rszshm__hdr_user_end(void);
  * pointers, little-endian, 40-byte locks)"; snprintf's return. */
 RSZSHM__INTERNAL uint64_t rszshm__hdr_abi(void);
 RSZSHM__INTERNAL int rszshm__hdr_abi_name(uint64_t abi, char *buf, size_t len);
-/* fstat @fd, pread its header and validate it against that size; if it does
+/* The careful read (views, and attach's path for a header that does not
+ * pass): fstat @fd, pread its header and validate it against that size; if it does
  * not fit, again with the size read after the header (in that order: a
  * grower extends the file before it publishes a length, so a region being
  * grown never looks truncated); *file_size gets the file's size. */
@@ -257,13 +267,16 @@ RSZSHM__INTERNAL int rszshm__lock_validate(const pthread_mutex_t *m, const char 
  */
 RSZSHM__INTERNAL int rszshm__lock_attach(int fd, struct rszshm_hdr *h);
 /* Test hook: called inside rszshm__lock_attach() at point 1, when the grow
- * lock is rewritten and the other header locks are not yet. */
+ * lock is rewritten and the other header locks are not yet; at point 2,
+ * when the header was found settled and the shared lock is not yet taken
+ * (the one-call path: locks unheld and sound, this namespace recorded). */
 RSZSHM__INTERNAL extern void (*rszshm__lock_hook)(int point);
 
 /* ---------------------------------------------------------------- map.c
  * Making, attaching, growing and detaching the mapping of one region; the
  * public mk/at entry points compose these in open.c. */
 #define RSZSHM__F_ATTACHED 0x10000u	/* handle flag: mapped */
+#define RSZSHM__F_MEMFS 0x20000u	/* handle flag: on tmpfs, detach has nothing to msync */
 
 /* A region being made, between rszshm__map_make() and publish/abort. */
 struct rszshm__making {
@@ -291,7 +304,9 @@ RSZSHM__INTERNAL int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszs
 RSZSHM__INTERNAL int rszshm__map_publish(struct rszshm *r, struct rszshm__making *p);
 RSZSHM__INTERNAL void rszshm__map_abort(struct rszshm *r, struct rszshm__making *p);
 /* Attach @fname (which may be r->fname) with RSZSHM_RDONLY or 0; says why
- * it failed with rszshm__why(). */
+ * it failed with rszshm__why().  The header is read (pread) before the
+ * mapping, the file's size (statx) after it and before anything is read
+ * through it; a header that does not pass takes rszshm__hdr_read(). */
 RSZSHM__INTERNAL int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags);
 /* Test hook: called at numbered points of making a file, so a test can kill
  * the maker there (1 file created, 2 mapped and laid out, 3 before link),

@@ -25,7 +25,10 @@
  *     repairs what it guards, as after a crash.  Several first attachers at
  *     once: one gets the exclusive lock, the others wait for its downgrade
  *     to shared (an atomic conversion); one killed mid-way releases it and
- *     the rewrite, which is idempotent, is done again by the next.
+ *     the rewrite, which is idempotent, is done again by the next.  A header
+ *     that needs no rewrite (every lock unheld and sound, this namespace
+ *     recorded, before and after the shared lock is taken) is joined with
+ *     the shared lock alone: one call, where the rule above takes two.
  *
  *  2. Bounded wait (rszshm__lock).  The fast path is one trylock (one
  *     compare-and-swap); unlock is one exchange.  Only when the lock is busy
@@ -452,12 +455,60 @@ static uint64_t own_pidns(void)
 	return ns;
 }
 
+/* Would a first attacher leave the header as it is?  Its locks unheld and
+ * sound (reset() leaves them untouched), and this namespace recorded. */
+static bool settled(const struct rszshm__shared *s, uint64_t ns)
+{
+	const pthread_mutex_t *m[] = { &s->grow_lock, &s->user_lock, &s->heap_lock, &s->rec_lock };
+	size_t i;
+
+	if (__atomic_load_n(&s->pid_ns, __ATOMIC_ACQUIRE) != ns)
+		return false;
+	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (__atomic_load_n(word(m[i]), __ATOMIC_ACQUIRE) != 0 ||
+		    rszshm__lock_validate(m[i], NULL) < 0)
+			return false;
+	return true;
+}
+
+/*
+ * The guard in one call, for a header that needs nothing: if it is settled
+ * (above), take the shared lock and look again.  Settled while the shared
+ * lock is held, nothing can be owed to it: either others are attached (and
+ * a first attacher would not rewrite), or this is the only one and a
+ * rewrite would change nothing.  1 when attached so, 0 to go the careful
+ * way (the lock not held), or a negative errno.  Looking before the lock
+ * keeps a file that needs the rewrite (a copy with held locks) off this
+ * path: two first attachers holding the shared lock at once would each
+ * take the other for an attached process and leave the rewrite undone.
+ */
+static int attach_settled(int fd, const struct rszshm__shared *s, uint64_t ns)
+{
+	int rc;
+
+	if (!settled(s, ns))
+		return 0;
+	if (__builtin_expect(rszshm__lock_hook != NULL, 0))
+		rszshm__lock_hook(2);
+	rc = rszshm__sys_ofd_lock(fd, F_RDLCK, false);
+	if (rc == -EAGAIN)
+		return 0;	/* a first attacher is rewriting: wait for it */
+	if (rc < 0)
+		return rc;
+	if (settled(s, ns))
+		return 1;
+	/* Changed meanwhile: let go, and decide the careful way. */
+	return (rc = rszshm__sys_ofd_lock(fd, F_UNLCK, false)) < 0 ? rc : 0;
+}
+
 int rszshm__lock_attach(int fd, struct rszshm_hdr *h)
 {
 	struct rszshm__shared *s = rszshm__shared(h);
 	uint64_t ns = own_pidns();
 	int rc;
 
+	if ((rc = attach_settled(fd, s, ns)) != 0)
+		return rc < 0 ? rc : 0;
 	rc = rszshm__sys_ofd_lock(fd, F_WRLCK, false);
 	if (rc == -EAGAIN) {
 		/* Others are attached, or one is making the header fit:

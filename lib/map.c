@@ -84,14 +84,16 @@ static void refresh(struct rszshm *r, uint64_t flen)
 	__atomic_store_n(&r->cap, is_heap(r) ? 0 : (size_t)raw_cap(flen, r->max), __ATOMIC_RELAXED);
 }
 
-static void fill(struct rszshm *r, int fd, struct rszshm_hdr *h, uint64_t max, unsigned flags)
+/* @flen: the region's length, checked against the file's size. */
+static void fill(struct rszshm *r, int fd, struct rszshm_hdr *h, uint64_t max, uint64_t flen,
+		 unsigned flags)
 {
 	r->fd = fd;
 	r->hdr = h;
 	r->max = (size_t)max;
 	r->flags = flags | RSZSHM__F_ATTACHED;
 	r->dat = (flags & RSZSHM_HEAP) ? NULL : (char *)h + HDR_SIZE;
-	refresh(r, __atomic_load_n(&h->flen, __ATOMIC_ACQUIRE));
+	refresh(r, flen);
 }
 
 void rszshm__map_reset(struct rszshm *r)
@@ -342,7 +344,8 @@ int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
 {
 	struct rszshm_hdr h;
 	void *span = NULL;
-	uint64_t flen, max;
+	uint64_t flen, flen2, max;
+	bool regular, memfs;
 	unsigned flags = p->flags;
 	ssize_t n;
 	int fd = -1, rc;
@@ -412,7 +415,9 @@ int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
 		return rc;
 	if ((rc = init_locks(span)) < 0 || (rc = rszshm__lock_attach(fd, span)) < 0)
 		return rc;
-	fill(r, fd, span, max, flags);
+	if ((rc = rszshm__sys_fstat(fd, &flen2, &regular, &memfs)) < 0)
+		return rc;
+	fill(r, fd, span, max, flen, flags | (memfs ? RSZSHM__F_MEMFS : 0));
 	hook(2);
 	return 0;
 }
@@ -482,12 +487,28 @@ void rszshm__map_abort(struct rszshm *r, struct rszshm__making *p)
 
 /* ---------------------------------------------------------------- attach */
 
+/*
+ * Attach, in as few calls as the checks allow: open, pread the header, map
+ * the span, statx, and for a writer the attach guard (one fcntl; two when
+ * the header's locks need the first attacher's rewrite, see lock.c).
+ *
+ * The header is read first and checked in every field but those that need
+ * the file's size; the size (and that it is a regular file) is read after
+ * the mapping is made, and before anything is read through it.  In that
+ * order a region being grown never looks truncated (a grower extends the
+ * file before it publishes the length the header was read with), and a
+ * file truncated at any point before that statx is an error here, never
+ * SIGBUS at the first read through the mapping.  A header that does not
+ * pass, or a file pread refuses (a directory, a FIFO), takes the careful
+ * path, rszshm__hdr_read(), which says what is wrong.
+ */
 int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags)
 {
-	bool rdonly = flags & RSZSHM_RDONLY;
+	bool rdonly = flags & RSZSHM_RDONLY, regular, memfs;
 	struct rszshm_hdr h, *live;
 	uint64_t fsize, flen;
 	const char *why;
+	ssize_t n;
 	void *m;
 	int fd, rc;
 
@@ -497,10 +518,18 @@ int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags)
 		rszshm__why(fd, "%s: %s", fname, strerror(-fd));
 		return fd;
 	}
-	if ((rc = rszshm__hdr_read(fd, &h, &fsize, &why)) < 0) {
-		if (why)
-			rszshm__why(rc, "%s: %s", fname, why);
+	n = rszshm__sys_pread(fd, &h, sizeof(h), 0);
+	/* A file that refuses pread is no region; any other error is one. */
+	if (n < 0 && n != -EISDIR && n != -ESPIPE && n != -EINVAL) {
+		rc = (int)n;
 		goto fail_fd;
+	}
+	if (n != (ssize_t)sizeof(h) || rszshm__hdr_validate(&h, UINT64_MAX, NULL) < 0) {
+		if ((rc = rszshm__hdr_read(fd, &h, &fsize, &why)) < 0) {
+			if (why)
+				rszshm__why(rc, "%s: %s", fname, why);
+			goto fail_fd;
+		}
 	}
 	hook(4);
 	if ((rc = rszshm__span_claim_file(h.addr, (size_t)h.max,
@@ -511,18 +540,21 @@ int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags)
 	}
 	m = h.addr;
 
-	/*
-	 * The file may have changed since pread: trust only what checks out.
-	 * Its real size first, so that a file truncated meanwhile is an error
-	 * here, not SIGBUS at the first read through the mapping.
-	 */
-	if ((rc = rszshm__sys_fsize(fd, &fsize, NULL)) < 0)
+	/* Nothing is read through the mapping before this. */
+	if ((rc = rszshm__sys_fstat(fd, &fsize, &regular, &memfs)) < 0)
 		goto fail_span;
-	if (fsize < h.flen) {
-		rc = -ENODATA;
-		rszshm__why(rc, "%s: file was truncated while attaching", fname);
+	if (!regular) {
+		rc = -EPROTO;
+		rszshm__why(rc, "%s: not a regular file", fname);
 		goto fail_span;
 	}
+	if (fsize < h.flen) {
+		rc = -ENODATA;
+		rszshm__why(rc, "%s: file is shorter than the length in its header "
+			    "(truncated while attaching, or before)", fname);
+		goto fail_span;
+	}
+	/* The file may have changed since pread: trust only what checks out. */
 	live = m;
 	flen = __atomic_load_n(&live->flen, __ATOMIC_ACQUIRE);
 	if (memcmp(live, &h, offsetof(struct rszshm_hdr, flen)) != 0 ||
@@ -537,7 +569,10 @@ int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags)
 			rszshm__why(rc, "%s: writers in another PID namespace are attached", fname);
 		goto fail_span;
 	}
-	fill(r, fd, live, h.max, (unsigned)h.flags | (flags & RSZSHM_RDONLY));
+	/* A length published after the statx is taken once it is checked
+	 * (rszshm__map_safe_len()): the handle records what the file holds. */
+	fill(r, fd, live, h.max, flen <= fsize ? flen : h.flen,
+	     (unsigned)h.flags | (flags & RSZSHM_RDONLY) | (memfs ? RSZSHM__F_MEMFS : 0));
 	live_add(r);
 	return 0;
 
@@ -554,7 +589,8 @@ int rszshm__map_detach(struct rszshm *r)
 {
 	int rc = 0, rc2;
 
-	if (!(r->flags & RSZSHM_RDONLY))
+	/* tmpfs: the pages are the file, there is nothing to write. */
+	if (!(r->flags & (RSZSHM_RDONLY | RSZSHM__F_MEMFS)))
 		rc = rszshm__sys_msync(r->hdr, rszshm__map_safe_len(r));
 	live_remove(r->hdr);
 	if ((rc2 = rszshm__sys_munmap(r->hdr, r->max)) < 0 && rc == 0)

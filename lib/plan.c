@@ -41,7 +41,8 @@
  * middle of the 47-bit address space (24 to 72 TiB: above the sanitizers'
  * shadow, below where the kernel puts position-independent executables and
  * mmap()s, and below the 72 to 108 TiB the test suites keep for regions at
- * fixed addresses), then round to PLAN_LO.  Each table starts from a random origin, so the tables of
+ * fixed addresses), then round to PLAN_LO; a span longer than PLAN_HEAD
+ * starts PLAN_HEAD below a GiB boundary (start_for()).  Each table starts from a random origin, so the tables of
  * two users (which do not see each other) start far apart: with n and m
  * regions their spans meet with a probability of about (n + m) / 12,000 for
  * 4 GiB spans.  Any other scan is ccan's spiral, passing over spans that live
@@ -111,6 +112,8 @@ _Static_assert(sizeof(struct plan_meta) == 256, "plan meta is 256 bytes");
 #define PLAN_LO (24ULL << 40)
 #define PLAN_HI (72ULL << 40)
 #define PLAN_ALIGN (2ULL << 20)
+#define PLAN_GIB (1ULL << 30)
+#define PLAN_HEAD (64ULL << 20)	/* see start_for() */
 #define DFLT_START (64ULL << 40)
 #define DFLT_HOP (1ULL << 40)
 #define DFLT_ITER 10u
@@ -371,10 +374,32 @@ static uint64_t align_up(uint64_t x)
 	return (x + PLAN_ALIGN - 1) & ~(PLAN_ALIGN - 1);
 }
 
+/*
+ * The first start at or after @x for a span of @len bytes: PLAN_ALIGN
+ * aligned, and for a span longer than PLAN_HEAD, PLAN_HEAD below a GiB
+ * boundary.  Unmapping a span, the kernel walks the page-table entries (one
+ * per 2 MiB) of each GiB of it that the process touched: 512 of them for
+ * the first GiB of a span that starts on a boundary, even if only its
+ * header was read.  The head of a region (the header, the heap's first
+ * segments, the record index) is what a short-lived attach touches; placed
+ * so, its walk is of PLAN_HEAD / 2 MiB entries (measured on x86-64: a 4 GiB
+ * span mapped, its first page read, unmapped, about 4 us less).  Spans of
+ * whole GiBs placed one after another still leave no gap.
+ */
+static uint64_t start_for(uint64_t x, uint64_t len)
+{
+	uint64_t a = align_up(x), off;
+
+	if (len <= PLAN_HEAD)
+		return a;
+	off = (a + PLAN_HEAD) % PLAN_GIB;
+	return off ? a + (PLAN_GIB - off) : a;
+}
+
 /* Next fit over the area from the cursor; -ENOSPC when nothing fits. */
 static int place(struct plan *p, uint64_t len, void **out)
 {
-	uint64_t cand = align_up(p->h.cursor), steps, limit = 3ULL * p->h.hwm + 64;
+	uint64_t cand = start_for(p->h.cursor, len), steps, limit = 3ULL * p->h.hwm + 64;
 	unsigned wraps = 0;
 	int i, rc;
 
@@ -384,10 +409,11 @@ static int place(struct plan *p, uint64_t len, void **out)
 		if (cand < PLAN_LO || cand > PLAN_HI - len) {
 			if (wraps++)
 				break;
-			cand = PLAN_LO;
+			cand = start_for(PLAN_LO, len);
+			continue;
 		}
 		if ((i = in_the_way(p, cand, len)) >= 0) {
-			cand = align_up(p->s[i].addr + p->s[i].len);
+			cand = start_for(p->s[i].addr + p->s[i].len, len);
 			continue;
 		}
 		rc = rszshm__span_try((void *)(uintptr_t)cand, (size_t)len);
@@ -400,7 +426,7 @@ static int place(struct plan *p, uint64_t len, void **out)
 		if (rc != -EEXIST && rc != -ENOMEM)
 			return rc;
 		/* Taken in this process only (a mapping the plan does not know). */
-		cand = align_up(cand + len);
+		cand = start_for(cand + len, len);
 	}
 	return -ENOSPC;
 }
@@ -456,6 +482,8 @@ static int fallback(const struct rszshm_scan *scan, size_t len, bool dflt, void 
 	 * plan (another user, no /dev/shm) rarely meet. */
 	for (i = 0; dflt && len <= room - PLAN_ALIGN && i < 16; i++) {
 		cand = PLAN_LO + (rszshm__sysq_random() % ((room - len) / PLAN_ALIGN)) * PLAN_ALIGN;
+		if ((cand = start_for(cand, len)) > PLAN_HI - len)
+			continue;
 		rc = rszshm__span_try((void *)(uintptr_t)cand, len);
 		if (rc == 0) {
 			*out = (void *)(uintptr_t)cand;

@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -129,6 +130,81 @@ int rszshm__sys_fsize(int fd, uint64_t *size, bool *regular)
 	return 0;
 }
 
+/*
+ * Does a msync(2) of a file on the mount with unique id @mnt have anything to
+ * write?  Not on tmpfs (/dev/shm, memfd), whose pages are the file.  The
+ * answer is fstatfs(2)'s f_type, remembered per mount: the last tmpfs mount
+ * and the last other one seen, each one 64-bit word, so threads racing here
+ * only ever store a true answer.  A unique mount id (statx
+ * STATX_MNT_ID_UNIQUE, Linux 6.8) is never reused while the machine runs;
+ * without one (an older kernel) the answer is "it may", and nothing is
+ * remembered.
+ */
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x4000U
+#endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+
+static uint64_t mnt_tmpfs, mnt_other;	/* unique mount ids; 0: none yet */
+
+static bool on_memfs(int fd, uint64_t mnt)
+{
+	struct statfs sf;
+	int rc;
+
+	if (mnt == 0)
+		return false;
+	if (__atomic_load_n(&mnt_tmpfs, __ATOMIC_RELAXED) == mnt)
+		return true;
+	if (__atomic_load_n(&mnt_other, __ATOMIC_RELAXED) == mnt)
+		return false;
+	while ((rc = fstatfs(fd, &sf)) < 0 && errno == EINTR)
+		;
+	if (rc < 0)
+		return false;	/* cannot tell: keep the msync */
+	if (sf.f_type == TMPFS_MAGIC) {
+		__atomic_store_n(&mnt_tmpfs, mnt, __ATOMIC_RELAXED);
+		return true;
+	}
+	__atomic_store_n(&mnt_other, mnt, __ATOMIC_RELAXED);
+	return false;
+}
+
+int rszshm__sys_fstat(int fd, uint64_t *size, bool *regular, bool *memfs)
+{
+	const unsigned need = STATX_TYPE | STATX_SIZE;
+	struct statx sx;
+	struct stat st;
+
+	FAULT();
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, need | STATX_MNT_ID_UNIQUE,
+		  &sx) == 0 && (sx.stx_mask & need) == need) {
+		*size = (uint64_t)sx.stx_size;
+		*regular = S_ISREG(sx.stx_mode);
+		*memfs = *regular &&
+			 on_memfs(fd, (sx.stx_mask & STATX_MNT_ID_UNIQUE) ? sx.stx_mnt_id : 0);
+		return 0;
+	}
+	/* A kernel before statx (4.11), a sandbox that refuses it (some
+	 * seccomp profiles say EPERM), a file system that did not say: fstat,
+	 * and "not known". */
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	*size = (uint64_t)st.st_size;
+	*regular = S_ISREG(st.st_mode);
+	*memfs = false;
+	return 0;
+}
+
+static unsigned long msyncs;	/* msync calls made (for tests) */
+
+unsigned long rszshm__sys_msyncs(void)
+{
+	return __atomic_load_n(&msyncs, __ATOMIC_RELAXED);
+}
+
 ssize_t rszshm__sys_pread(int fd, void *buf, size_t len, uint64_t off)
 {
 	size_t got = 0;
@@ -204,6 +280,7 @@ int rszshm__sys_munmap(void *addr, size_t len)
 int rszshm__sys_msync(void *addr, size_t len)
 {
 	FAULT();
+	__atomic_fetch_add(&msyncs, 1, __ATOMIC_RELAXED);
 	return msync(addr, len, MS_SYNC) < 0 ? -errno : 0;
 }
 
@@ -338,6 +415,13 @@ const char *rszshm_errmsg(void)
 	return last.set ? last.text : NULL;
 }
 
+static unsigned long ofd_locks;	/* rszshm__sys_ofd_lock calls (for tests) */
+
+unsigned long rszshm__sys_ofd_locks(void)
+{
+	return __atomic_load_n(&ofd_locks, __ATOMIC_RELAXED);
+}
+
 int rszshm__sys_ofd_lock(int fd, short type, bool wait)
 {
 	/* One byte far past any region's end: open-file-description locks there
@@ -346,6 +430,7 @@ int rszshm__sys_ofd_lock(int fd, short type, bool wait)
 			    .l_start = INT64_MAX - 1, .l_len = 1 };
 
 	FAULT();
+	__atomic_fetch_add(&ofd_locks, 1, __ATOMIC_RELAXED);
 	while (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0) {
 		if (errno != EINTR)
 			return errno == EACCES ? -EAGAIN : -errno;

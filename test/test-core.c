@@ -33,6 +33,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -953,9 +954,9 @@ START_TEST(test_at_fault_injection_leaves_nothing)
 	addr = r.hdr;
 	max = r.hdr->max;
 	ck_assert_int_eq(rszshm_dt(&r), 0);
-	/* open, fstat, pread, claim, map at least */
+	/* open, pread, map, statx at least; a writer's attach guard too */
 	ck_assert_int_ge(at_faults(path, 0, addr, max), 5);
-	ck_assert_int_ge(at_faults(path, RSZSHM_RDONLY, addr, max), 5);
+	ck_assert_int_ge(at_faults(path, RSZSHM_RDONLY, addr, max), 4);
 	unlink(path);
 }
 END_TEST
@@ -1959,6 +1960,111 @@ START_TEST(test_allocate_full_fs_enospc)
 }
 END_TEST
 
+/* ================================================== detach and msync */
+
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x4000U
+#endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+
+/* Does the kernel give unique mount ids (Linux 6.8), which detach needs to
+ * know a tmpfs without asking each time? */
+static bool unique_mount_ids(void)
+{
+	struct statx sx;
+
+	return statx(AT_FDCWD, test_dir(), 0, STATX_MNT_ID_UNIQUE, &sx) == 0 &&
+	       (sx.stx_mask & STATX_MNT_ID_UNIQUE);
+}
+
+/* A fresh directory on a file system other than tmpfs, tracked for removal;
+ * false if there is none. */
+static bool disk_dir(char *buf, size_t len)
+{
+	const char *bases[] = { getenv("TMPDIR"), "/var/tmp", "/tmp" };
+	size_t i;
+
+	for (i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		struct statfs sf;
+
+		if (!bases[i] || statfs(bases[i], &sf) != 0 || sf.f_type == TMPFS_MAGIC)
+			continue;
+		snprintf(buf, len, "%s/rszshm_flush_XXXXXX", bases[i]);
+		if (mkdtemp(buf))
+			return true;
+	}
+	return false;
+}
+
+/* Attach a writer of @path, write @word, detach: how many msync calls the
+ * detach made. */
+static unsigned long dt_msyncs(const char *path, unsigned long word)
+{
+	struct rszshm r;
+	unsigned long before;
+
+	ck_assert_ptr_nonnull(rszshm_at(&r, path));
+	*(unsigned long *)r.dat = word;
+	before = rszshm__sys_msyncs();
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	return rszshm__sys_msyncs() - before;
+}
+
+/*
+ * Detach flushes (msync) a region on a disk file system, and does not on
+ * tmpfs, whose pages are the file: whatever order the two come in (the
+ * answer is remembered per mount).  rszshm_flush always flushes.  The data
+ * reaches the file either way.
+ */
+START_TEST(test_dt_flushes_disk_files_not_tmpfs)
+{
+	char dir[RSZSHM_PATH_MAX], disk[RSZSHM_PATH_MAX + 8], shm[RSZSHM_PATH_MAX];
+	bool skips = unique_mount_ids();
+	unsigned long got, before, w;
+	struct rszshm r;
+	int i, fd;
+
+	if (!disk_dir(dir, sizeof(dir) - 4)) {
+		printf("%s: skipped: no file system but tmpfs to make a file on\n", __func__);
+		return;
+	}
+	snprintf(disk, sizeof(disk), "%s/0", dir);
+	test_track(disk);	/* the file and its directory go, pass or fail */
+	ck_assert_ptr_nonnull(rszshm_mk(&r, 4096, disk, RSZSHM_DFLT_SCAN));
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	mk_in(&r, "dt-msync", 4096, RSZSHM_DFLT_SCAN, 0);
+	test_path(shm, sizeof(shm), "dt-msync");
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+
+	for (i = 0; i < 2; i++) {
+		got = dt_msyncs(shm, 0x1111u + (unsigned)i);
+		ck_assert_msg(got == (skips ? 0u : 1u), "tmpfs: %lu msync at detach", got);
+		got = dt_msyncs(disk, 0x2222u + (unsigned)i);
+		ck_assert_msg(got == 1, "disk: %lu msync at detach", got);
+		fd = open(disk, O_RDONLY);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(pread(fd, &w, sizeof(w), sizeof(struct rszshm_hdr)), (ssize_t)sizeof(w));
+		close(fd);
+		ck_assert_uint_eq(w, 0x2222u + (unsigned)i);
+	}
+	/* rszshm_flush is asked for, on tmpfs too. */
+	ck_assert_ptr_nonnull(rszshm_at(&r, shm));
+	before = rszshm__sys_msyncs();
+	ck_assert_int_eq(rszshm_flush(&r, NULL, 0), 0);
+	ck_assert_uint_eq(rszshm__sys_msyncs() - before, 1);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	/* The maker's handle, too. */
+	ck_assert_ptr_nonnull(rszshm_at(&r, disk));
+	ck_assert_int_eq(rszshm_unlink(&r), 0);
+	before = rszshm__sys_msyncs();
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	ck_assert_uint_eq(rszshm__sys_msyncs() - before, 1);
+	ck_assert_int_eq(unlink(shm), 0);
+}
+END_TEST
+
 static int mode_of(const char *path)
 {
 	struct stat st;
@@ -2200,12 +2306,13 @@ START_TEST(test_grow_after_grower_killed_past_ftruncate_keeps_its_length)
 }
 END_TEST
 
-/* For the test below: a grower in another process, asked through a pipe. */
-static int grow_cmd = -1, grow_ack = -1;
+/* For the tests below: a grower in another process, asked through a pipe
+ * when the attach reaches hook point @grow_point. */
+static int grow_cmd = -1, grow_ack = -1, grow_point;
 
-static void grow_between_size_and_header(int point)
+static void grow_at_point(int point)
 {
-	if (point != 1 || grow_cmd < 0)
+	if (point != grow_point || grow_cmd < 0)
 		return;
 	test_post(grow_cmd);
 	test_wait_byte(grow_ack);
@@ -2213,21 +2320,26 @@ static void grow_between_size_and_header(int point)
 }
 
 /*
- * Attach reads the file's size, then the header: a region grown between the
- * two has a header longer than the size read, which must not look like a
- * truncated file.  The attach sees the grown region.
+ * Make a region, have a child grow it (doubling) while this process is at
+ * @point of @hookp, in the attach (rszshm_at, @view false) or the view
+ * (rszshm__view_open, @view true) that this runs; returns the length the
+ * attach or view saw, and the length before the grow in *@before.
  */
-START_TEST(test_at_of_a_region_grown_between_size_and_header)
+static uint64_t grown_mid_attach(const char *name, void (**hookp)(int), int point, bool view,
+				 size_t *before)
 {
 	struct rszshm r;
+	struct rszshm__view v;
 	char path[RSZSHM_PATH_MAX];
-	int cmd[2], ack[2];
-	size_t flen;
+	const char *why = NULL;
+	int cmd[2], ack[2], err;
+	uint64_t seen;
+	bool ok;
 	pid_t pid;
 
-	mk_in(&r, "grown-mid-attach", 4096, RSZSHM_DFLT_SCAN, 0);
-	test_path(path, sizeof(path), "grown-mid-attach");
-	flen = r.flen;
+	mk_in(&r, name, 4096, RSZSHM_DFLT_SCAN, 0);
+	test_path(path, sizeof(path), "%s", name);
+	*before = r.flen;
 	ck_assert_int_eq(pipe(cmd), 0);
 	ck_assert_int_eq(pipe(ack), 0);
 	pid = test_fork();
@@ -2244,19 +2356,59 @@ START_TEST(test_at_of_a_region_grown_between_size_and_header)
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 	grow_cmd = cmd[1];
 	grow_ack = ack[0];
-	rszshm__hdr_hook = grow_between_size_and_header;
-	struct rszshm *got = rszshm_at(&r, path);
-	int err = errno;
-
-	rszshm__hdr_hook = NULL;
-	ck_assert_msg(got != NULL, "rszshm_at: %s", strerror(err));
+	grow_point = point;
+	*hookp = grow_at_point;
+	if (view) {
+		err = -rszshm__view_open(path, &v, &why);
+		ok = err == 0;
+	} else {
+		ok = rszshm_at(&r, path) != NULL;
+		err = errno;
+	}
+	*hookp = NULL;
+	ck_assert_msg(ok, "attach: %s (%s)", strerror(err), why ? why : "-");
 	ck_assert_int_eq(grow_cmd, -1);	/* the grow did happen in between */
-	ck_assert_uint_eq(r.flen, 2 * flen);
 	ck_assert_int_eq(test_wait(pid), 0);
 	close(cmd[1]);
 	close(ack[0]);
-	ck_assert_int_eq(rszshm_dt(&r), 0);
-	ck_assert_int_eq(rszshm_unlink(&r), 0);
+	if (view) {
+		seen = v.len;
+		rszshm__view_close(&v);
+		ck_assert_int_eq(unlink(path), 0);
+	} else {
+		seen = r.flen;
+		ck_assert_int_eq(rszshm_dt(&r), 0);
+		ck_assert_int_eq(rszshm_unlink(&r), 0);
+	}
+	return seen;
+}
+
+/*
+ * rszshm_at reads the header, then (after mapping) the file's size: a
+ * region grown between the two has a size past the header's length, which
+ * is fine, and the handle sees the grown region.  Read in the other order,
+ * the header's length would be past the size, and look truncated.
+ */
+START_TEST(test_at_of_a_region_grown_between_header_and_size)
+{
+	size_t flen;
+
+	ck_assert_uint_eq(grown_mid_attach("grown-mid-attach", &rszshm__map_hook, 4, false, &flen),
+			  2 * flen);
+}
+END_TEST
+
+/*
+ * A view (rszshm-dump, check) reads the file's size, then the header: a
+ * region grown between the two has a header longer than the size read,
+ * which must not look like a truncated file (the header is read again).
+ */
+START_TEST(test_view_of_a_region_grown_between_size_and_header)
+{
+	size_t flen;
+
+	ck_assert_uint_eq(grown_mid_attach("grown-mid-view", &rszshm__hdr_hook, 1, true, &flen),
+			  2 * flen);
 }
 END_TEST
 
@@ -2535,9 +2687,11 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_files_created_0600);
 	TEST_ADD(s, test_symlink_at_name_eexist);
 	TEST_ADD(s, test_flush_then_reattach);
+	TEST_ADD(s, test_dt_flushes_disk_files_not_tmpfs);
 	TEST_ADD(s, test_user_lock);
 	TEST_ADD(s, test_grow_after_grower_killed);
-	TEST_ADD(s, test_at_of_a_region_grown_between_size_and_header);
+	TEST_ADD(s, test_at_of_a_region_grown_between_header_and_size);
+	TEST_ADD(s, test_view_of_a_region_grown_between_size_and_header);
 	TEST_ADD(s, test_grow_after_grower_killed_past_ftruncate_keeps_its_length);
 	/* 5. past 4 GiB */
 	TEST_ADD(s, test_sparse_region_past_4gib);

@@ -525,12 +525,95 @@ START_TEST(test_first_attacher_rewrites_lock_area)
 }
 END_TEST
 
+/* ------------------------------------------- the attach guard in one call */
+
+/*
+ * A writer attaching a region whose header needs no rewrite (its locks
+ * unheld and sound, this namespace recorded) takes the attach guard with
+ * one call, alone or beside another writer; one whose header needs the
+ * rewrite takes the exclusive lock and the shared one, and rewrites.
+ */
+START_TEST(test_settled_header_attaches_with_one_guard_call)
+{
+	char path[RSZSHM_PATH_MAX];
+	struct rszshm r, c;
+	unsigned long before;
+
+	mk_heap(&r, "settled", path, sizeof(path));
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	before = rszshm__sys_ofd_locks();
+	ck_assert_ptr_nonnull(rszshm_at(&r, path));
+	ck_assert_uint_eq(rszshm__sys_ofd_locks() - before, 1);
+	/* Beside an attached writer: a child drops the handle it inherited
+	 * (the parent's descriptor keeps the guard) and attaches by name. */
+	pid_t pid = test_fork();
+
+	if (pid == 0) {
+		CCHECK(rszshm_dt(&r) == 0);
+		before = rszshm__sys_ofd_locks();
+		CCHECK(rszshm_at(&c, path) != NULL);
+		CCHECK(rszshm__sys_ofd_locks() - before == 1);
+		CCHECK(rszshm_dt(&c) == 0);
+		_exit(0);
+	}
+	ck_assert_int_eq(test_wait(pid), 0);
+
+	/* A lock left held (by a thread that does not map the region once
+	 * detached): the next first attacher rewrites it. */
+	__atomic_store_n(word_of(lock_of(&r, GROW)), (unsigned)getpid(), __ATOMIC_RELEASE);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	before = rszshm__sys_ofd_locks();
+	ck_assert_ptr_nonnull(rszshm_at(&r, path));
+	ck_assert_uint_eq(rszshm__sys_ofd_locks() - before, 2);
+	ck_assert_uint_eq(__atomic_load_n(word_of(lock_of(&r, GROW)), __ATOMIC_ACQUIRE),
+			  FUTEX_OWNER_DIED);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	ck_assert_int_eq(unlink(path), 0);
+}
+END_TEST
+
+static pthread_mutex_t *held_meanwhile;
+
+static void hold_meanwhile(int point)
+{
+	if (point != 2 || !held_meanwhile)
+		return;
+	__atomic_store_n(word_of(held_meanwhile), (unsigned)getpid(), __ATOMIC_RELEASE);
+	held_meanwhile = NULL;	/* once */
+}
+
+/*
+ * The header was settled when a first attacher looked, and a lock was
+ * left held before it took the shared lock: it looks again under that
+ * lock, and rewrites the lock as any first attacher does.
+ */
+START_TEST(test_lock_held_between_look_and_guard_is_rewritten)
+{
+	char path[RSZSHM_PATH_MAX];
+	pthread_mutex_t *grow;
+	struct rszshm r;
+
+	mk_heap(&r, "held-meanwhile", path, sizeof(path));
+	grow = lock_of(&r, GROW);	/* the same address once attached again */
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	held_meanwhile = grow;
+	rszshm__lock_hook = hold_meanwhile;
+	ck_assert_ptr_nonnull(rszshm_at(&r, path));
+	rszshm__lock_hook = NULL;
+	ck_assert_ptr_null(held_meanwhile);	/* the hook ran */
+	ck_assert_ptr_eq(lock_of(&r, GROW), grow);
+	ck_assert_uint_eq(__atomic_load_n(word_of(grow), __ATOMIC_ACQUIRE), FUTEX_OWNER_DIED);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	ck_assert_int_eq(unlink(path), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------ first attachers */
 
 static void die_here(int point)
 {
-	(void)point;
-	raise(SIGKILL);
+	if (point == 1)
+		raise(SIGKILL);
 }
 
 /*
@@ -896,6 +979,8 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_attach_while_attached_keeps_locks);
 	TEST_ADD(s, test_second_pid_namespace_is_refused);
 	TEST_ADD(s, test_cloned_child_looks_up_its_own_pid_namespace);
+	TEST_ADD(s, test_settled_header_attaches_with_one_guard_call);
+	TEST_ADD(s, test_lock_held_between_look_and_guard_is_rewritten);
 	TEST_ADD(s, test_same_pid_namespace_attaches);
 	return s;
 }

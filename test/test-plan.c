@@ -220,6 +220,60 @@ START_TEST(test_default_placement_skips_live_spans_and_reuses_freed_ones)
 }
 END_TEST
 
+/* ------------------------------------------------- where a span starts */
+
+#define HEAD (64ULL << 20)
+
+/* Make a region of span @len with the default scan; where it starts. */
+static uintptr_t placed(const char *name, size_t len)
+{
+	struct rszshm_scan scan = RSZSHM_DFLT_SCAN;
+	struct rszshm r;
+	uintptr_t at;
+
+	scan.len = len;
+	ck_assert_ptr_nonnull(rszshm_mk(&r, 4096, name, scan));
+	at = (uintptr_t)r.hdr;
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	ck_assert_int_eq(rszshm_unlink(&r), 0);
+	return at;
+}
+
+/*
+ * A default span longer than 64 MiB starts 64 MiB below a GiB boundary
+ * (lib/plan.c start_for(): unmapping it after touching only its head walks
+ * 32 page-table entries, not 512), whether the plan places it or, with the
+ * plan off, the random fallback does; several in a row (the plan's cursor)
+ * too.  A shorter span is only 2 MiB aligned.
+ */
+START_TEST(test_default_span_starts_its_head_below_a_gib)
+{
+	char plan[RSZSHM_PATH_MAX], n[RSZSHM_PATH_MAX];
+	uintptr_t at;
+	int i, off;
+
+	NEEDS_64_BIT();
+	test_path(n, sizeof(n), "head");
+	for (off = 0; off < 2; off++) {
+		if (off)
+			ck_assert_int_eq(setenv("RSZSHM_PLAN", "off", 1), 0);
+		else
+			use_plan(plan, sizeof(plan), "head");
+		for (i = 0; i < 3; i++) {
+			at = placed(n, (size_t)(4 * GIB));
+			ck_assert_msg((at + HEAD) % GIB == 0, "plan %s: 4 GiB span at %#lx",
+				      off ? "off" : "on", (unsigned long)at);
+			at = placed(n, (size_t)(3 * GIB / 2));
+			ck_assert_msg((at + HEAD) % GIB == 0, "plan %s: 1.5 GiB span at %#lx",
+				      off ? "off" : "on", (unsigned long)at);
+			at = placed(n, (size_t)(32ULL << 20));
+			ck_assert_msg(at % (2ULL << 20) == 0, "plan %s: 32 MiB span at %#lx",
+				      off ? "off" : "on", (unsigned long)at);
+		}
+	}
+}
+END_TEST
+
 /* ------------------------------------------------------ stale entries */
 
 /* Explicit scans at X, then X - hop: where the second region goes tells
@@ -551,6 +605,7 @@ Suite *test_suite(void)
 	TEST_ADD_T(s, test_64_makers_then_one_process_attaches_all, 240);
 	TEST_ADD_T(s, test_1000_live_regions_any_64_attach_together, 480);
 	TEST_ADD(s, test_default_placement_skips_live_spans_and_reuses_freed_ones);
+	TEST_ADD(s, test_default_span_starts_its_head_below_a_gib);
 	TEST_ADD(s, test_removed_file_frees_its_span);
 	TEST_ADD(s, test_killed_maker_frees_its_span);
 	TEST_ADD(s, test_explicit_scan_keeps_ccan_order);
