@@ -11,7 +11,7 @@
  * and gives cached blocks, refills and flushes them (rszshm__heap_slot_flush()).
  *
  * Ownership.  A slot's owner word is the thread's id and its start time
- * (clock ticks after boot, from /proc/TID/stat), so a thread id the kernel
+ * (clock ticks after boot, from /proc), so a thread id the kernel
  * gives out again never inherits a slot.  A thread claims a slot once per
  * region: it takes a slot it already owns, or a free one (CAS from 0); the
  * claim first sweeps the slots, and every slot whose owner is dead (no such
@@ -31,9 +31,13 @@
  *
  * Trust.  A slot's address comes from ctl->slot_runs, checked to name a
  * SLOTS run of this region; the entries are checked by heap.c before they
- * are followed or handed out.  Where /proc cannot tell (not mounted, another
- * PID namespace: writers share one, see lock.c) owners count as alive, and
- * a thread that cannot read its own start time allocates through the arenas.
+ * are followed or handed out.  Where /proc cannot tell (not mounted, or the
+ * /proc of another PID namespace: writers share one, see lock.c) owners
+ * count as alive, and a thread that cannot read its own start time
+ * allocates through the arenas.  Start times are read from
+ * /proc/TID/task/TID/stat for every thread, this one included: an emulator
+ * (qemu-user) fakes /proc/PID/stat for its own process, and a word read one
+ * way must never be compared with one read the other.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,6 +53,18 @@
 
 _Thread_local struct rszshm__heap_tl rszshm__heap_tl RSZSHM__HEAP_TLS;
 uint64_t rszshm__heap_epoch = 1;
+unsigned long rszshm__heap_die_at;
+
+void rszshm__heap_die_step(void)
+{
+	if (--rszshm__heap_die_at == 0)
+		raise(SIGKILL);
+}
+
+void rszshm__heap_die_after(unsigned long n)
+{
+	rszshm__heap_die_at = n;
+}
 
 /* The process's slots, one entry per (thread, region). */
 struct own {
@@ -76,7 +92,7 @@ static void bump_epoch(void)
 /* ----------------------------------------------------------- identity */
 
 /*
- * Thread @tid's start time, from /proc/TID/stat: 1 alive (*start set),
+ * Thread @tid's start time, from /proc/TID/task/TID/stat: 1 alive (*start set),
  * 0 dead (no such thread, or a zombie), -1 unknown.
  */
 static int thread_start(pid_t tid, uint64_t *start)
@@ -87,7 +103,9 @@ static int thread_start(pid_t tid, uint64_t *start)
 	int fd, i;
 	ssize_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	/* The task path, for every thread alike: an emulator (qemu-user)
+	 * fakes /proc/PID/stat for its own process, not the task's file. */
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)tid, (int)tid);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return errno == ENOENT || errno == ESRCH ? 0 : -1;
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -109,6 +127,33 @@ static int thread_start(pid_t tid, uint64_t *start)
 	return 1;
 }
 
+/*
+ * Is /proc the one of this process's PID namespace (remembered per
+ * process)?  Another one would name other threads by our numbers.
+ */
+static int proc_known;	/* 0 not yet asked, 1 ours, -1 not */
+
+static bool proc_ours(void)
+{
+	char buf[32];
+	ssize_t n;
+	int fd;
+
+	if (!__atomic_load_n(&proc_known, __ATOMIC_RELAXED)) {
+		n = -1;
+		if ((fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)) >= 0) {
+			n = read(fd, buf, sizeof(buf) - 1);
+			close(fd);
+		}
+		if (n > 0)
+			buf[n] = '\0';
+		__atomic_store_n(&proc_known,
+				 n > 0 && strtol(buf, NULL, 10) == (long)getpid() ? 1 : -1,
+				 __ATOMIC_RELAXED);
+	}
+	return __atomic_load_n(&proc_known, __ATOMIC_RELAXED) == 1;
+}
+
 static uint64_t owner_word(pid_t tid, uint64_t start)
 {
 	return (uint64_t)tid | start << OWNER_TID_BITS;
@@ -123,6 +168,8 @@ static bool owner_dead(uint64_t o)
 
 	if (tid <= 0)
 		return true;	/* no thread writes such a word */
+	if (!proc_ours())
+		return false;
 	if (kill(tid, 0) < 0 && errno == ESRCH)
 		return true;
 	if ((rc = thread_start(tid, &start)) < 0)
@@ -138,6 +185,8 @@ static uint64_t my_word(void)
 
 	if (me)
 		return me;
+	if (!proc_ours())
+		return 0;
 	tid = gettid();
 	if (tid <= 0 || (uint64_t)tid >> OWNER_TID_BITS || thread_start(tid, &start) != 1 ||
 	    start >> (64 - OWNER_TID_BITS))
@@ -205,8 +254,10 @@ static void adopt(struct rszshm *r, struct ctl *h, struct tslot *t, uint64_t o, 
 	if (!__atomic_compare_exchange_n(&t->owner, &o, mine, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_RELAXED))
 		return;
+	die_point();
 	slot_empty(r, h, t);
 	PUT(t->adoptions, RD(t->adoptions) + 1);
+	die_point();
 	PUT(t->owner, 0);
 }
 
@@ -315,6 +366,7 @@ static void fork_child(void)
 		free(e);
 	}
 	me = 0;
+	proc_known = 0;	/* a child may be the first of a new PID namespace */
 	memset(&rszshm__heap_tl, 0, sizeof(rszshm__heap_tl));
 	bump_epoch();
 	pthread_mutex_init(&reg_lock, NULL);

@@ -483,8 +483,10 @@ static uintptr_t refill(struct rszshm *r, struct ctl *h, struct tslot *t, unsign
 	for (; n <= CACHE_MOVE; n++) {
 		if (!(blk = small_take(r, h, ai, c, &e2)))
 			break;
+		die_point();
 		PUT(t->blk[c][n], (uint64_t)blk);
 		PUT(t->n[c], n + 1);
+		die_point();
 	}
 	arena_drop(h, ai);
 	if (n == 0) {
@@ -569,6 +571,7 @@ void rszshm__heap_slot_flush(struct rszshm *r, struct ctl *h, struct tslot *t, u
 	for (; n > 0 && max > 0; max--) {
 		p = RD(t->blk[c][--n]);
 		PUT(t->n[c], n);
+		die_point();
 		if (!(s = locate(r, h, p)) || GET(s->kind) != K_SMALL || (ai = RD(s->arena)) >= NARENAS)
 			continue;
 		if (ai != held) {
@@ -583,6 +586,7 @@ void rszshm__heap_slot_flush(struct rszshm *r, struct ctl *h, struct tslot *t, u
 		/* Only the owner changes a SMALL segment: check again, locked. */
 		if (s->kind == K_SMALL && s->arena == ai)
 			small_put(r, h, ai, s, p);
+		die_point();
 	}
 	if (held < NARENAS)
 		arena_drop(h, held);

@@ -447,6 +447,19 @@ static inline struct tslot *my_slot(struct rszshm *r, struct ctl *h)
 	return rszshm__heap_slot_claim(r, h);
 }
 
+/*
+ * Test hook: a countdown of the points where a block is in motion (heap.c's
+ * refill and flush, heap-own.c's adoption); the process kills itself with
+ * SIGKILL where it reaches 0.  0 (the default) never fires.
+ */
+RSZSHM__INTERNAL extern unsigned long rszshm__heap_die_at;
+RSZSHM__INTERNAL void rszshm__heap_die_step(void);
+static inline void die_point(void)
+{
+	if (__builtin_expect(rszshm__heap_die_at != 0, 0))
+		rszshm__heap_die_step();
+}
+
 /* heap.c: give back up to @max cached blocks of class @c of slot @t (owned
  * by the caller) to their arenas. */
 RSZSHM__INTERNAL void rszshm__heap_slot_flush(struct rszshm *r, struct ctl *h, struct tslot *t,

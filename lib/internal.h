@@ -442,6 +442,10 @@ struct rszshm__slot_view {
 };
 RSZSHM__INTERNAL int rszshm__heap_slot_peek(struct rszshm *r, unsigned k,
 					    struct rszshm__slot_view *out);
+/* Test hook: the process kills itself (SIGKILL) at the @n-th point, from
+ * now, where a heap block is in motion between a thread cache and an arena
+ * (refill, flush, adoption); 0 turns it off. */
+RSZSHM__INTERNAL void rszshm__heap_die_after(unsigned long n);
 /* Test hook: blocks held in all of @r's thread caches. */
 RSZSHM__INTERNAL uint64_t rszshm__heap_cached(struct rszshm *r);
 /* Test hook: the calling thread allocates in @r with no thread cache (as
