@@ -1974,9 +1974,17 @@ END_TEST
 static bool unique_mount_ids(void)
 {
 	struct statx sx;
+	bool yes;
+	int fd;
 
-	return statx(AT_FDCWD, test_dir(), 0, STATX_MNT_ID_UNIQUE, &sx) == 0 &&
-	       (sx.stx_mask & STATX_MNT_ID_UNIQUE);
+	/* Asked as the library asks (a descriptor, AT_EMPTY_PATH): an
+	 * emulator may answer a path and not a descriptor, or give 0. */
+	if ((fd = open(test_dir(), O_RDONLY | O_DIRECTORY)) < 0)
+		return false;
+	yes = statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_MNT_ID_UNIQUE, &sx) == 0 &&
+	      (sx.stx_mask & STATX_MNT_ID_UNIQUE) && sx.stx_mnt_id != 0;
+	close(fd);
+	return yes;
 }
 
 /* A fresh directory on a file system other than tmpfs, tracked for removal;
