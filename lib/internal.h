@@ -6,8 +6,8 @@
  *
  *   sys -> span -> plan -> hdr -> lock -> map -> heap -> open -> rec -> wait -> check -> (tools)
  *
- * (rec.c calls wait.c's writer half, under the index lock, after each
- * change: the one call that goes against the flow.)
+ * (rec.c and rec-repair.c call wait.c's writer half, under the index lock,
+ * after each change: the one call that goes against the flow.)
  *
  * Conventions inside lib/: functions return 0 (or a count) on success and a
  * negative errno on failure; only the public functions (rszshm_*) set errno,
@@ -459,6 +459,14 @@ RSZSHM__INTERNAL void rszshm__heap_nocache(struct rszshm *r);
  * calls up into it. */
 
 /* ---------------------------------------------------------------- rec.c
+ * The records are four files sharing lib/rec.h (the index's layout, and the
+ * bounded readers and seqlock read protocol inlined on the lookup path):
+ * rec.c (the writers and the public calls that write: rszshm_rec_add, put,
+ * remove, clear; rszshm__rec_hash and the test hook), rec-read.c (the
+ * lock-free readers: rszshm_rec_find, get, next, rszshm__rec_stamp and
+ * rszshm__rec_view_next), rec-repair.c (taking the index lock, and redoing
+ * what a writer that died under it left), rec-walk.c (rszshm__rec_walk, the
+ * read-only walker below).  Nothing outside them includes rec.h.
  * The index's root is read only at its fixed place (RSZSHM__REC_ROOT_OFF,
  * in segment 0; shared->recs naming anything else is damage).  Slot arrays
  * and records are followed only inside the region and past its first

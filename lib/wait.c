@@ -12,7 +12,8 @@
  *   *_waiters        how many callers sleep on a word: a writer makes its
  *                    FUTEX_WAKE call only when the count is not 0.
  *
- * Writer (rec.c, under the index lock, once the change is visible):
+ * Writer (rec.c, or rec-repair.c after a dead writer, under the index lock,
+ *   once the change is visible):
  *   store changes, lane (release); full fence; load the waiter counts;
  *   FUTEX_WAKE the words that have waiters.
  * Waiter: add itself to the count (full fence); load the word; compare the

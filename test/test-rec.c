@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test-rec.c - named records (lib/rec.c): the API and its errnos (a full
+ * test-rec.c - named records (lib/rec*.c): the API and its errnos (a full
  * span included), the hash index at scale, insertion-order iteration (also
  * while another process changes the records), threads sharing a handle,
  * pointer-linked structures shared with an exec'd process, untorn copies
@@ -23,7 +23,7 @@
 #include "internal.h"
 #include "test-common.h"
 
-/* rec.c's on-region layout, mirrored to damage it on purpose.  The damage
+/* rec.h's on-region layout, mirrored to damage it on purpose.  The damage
  * test first checks that the mirror matches what it finds. */
 struct m_rec {
 	uint64_t magic;

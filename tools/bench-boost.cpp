@@ -204,7 +204,7 @@ double alloc_free_procs(unsigned nproc, unsigned long ops)
 
 /* ------------------------------------------------ records: the table */
 
-// bench-rec.c's (and lib/rec.c's) name hash, copied.
+// bench-rec.c's (and lib/rec.h's) name hash, copied.
 uint64_t mix(uint64_t h)
 {
 	h ^= h >> 32;
@@ -215,7 +215,7 @@ uint64_t mix(uint64_t h)
 	return h;
 }
 
-/* lib/rec.c's tail_word(), for a little-endian machine. */
+/* lib/rec.h's tail_word(), for a little-endian machine. */
 inline uint64_t tail_word(const char *s, std::size_t n)
 {
 	const unsigned char *u = (const unsigned char *)s;

@@ -21,7 +21,7 @@
  * The in-process reference is an open-addressing table (linear probing,
  * load at most 1/2, doubling) of { hash, name, value } slots in malloc'd
  * memory, the values malloc'd 64-byte copies.  It hashes with a copy of
- * lib/rec.c's name hash, so the figures compare the two indexes, not two
+ * lib/rec.h's name hash, so the figures compare the two indexes, not two
  * hash functions.  Its slots hold names up to 15 bytes inline (all this
  * workload needs), which favours it: no pointer to follow per probe.
  * "hashtable-inline" is the same table with the 64-byte value inline in the
@@ -72,7 +72,7 @@ static uint64_t next_rand(uint64_t *s)
 
 /* ------------------------------------------- the in-process reference */
 
-/* lib/rec.c's hash_name(), mix() and tail_word(), copied. */
+/* lib/rec.h's hash_name(), mix() and tail_word(), copied. */
 static uint64_t mix(uint64_t h)
 {
 	h ^= h >> 32;
@@ -83,7 +83,7 @@ static uint64_t mix(uint64_t h)
 	return h;
 }
 
-/* lib/rec.c's tail_word(), for a little-endian machine. */
+/* lib/rec.h's tail_word(), for a little-endian machine. */
 static inline uint64_t tail_word(const char *s, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)s;
