@@ -460,18 +460,18 @@ static uintptr_t arena_alloc(struct rszshm *r, struct ctl *h, unsigned c, int *e
 }
 
 /*
- * Thread slot @t has no usable block of class @c: fill its cache with up to
- * CACHE_MOVE + 1 blocks under one arena lock, then hand the caller the
- * last.  Each block is stored before the count that makes it the cache's,
- * and counted out before it is handed over, so a kill at any instruction
- * leaves at most one block in motion, nobody's.
+ * Thread slot @t has no usable block of class @c: under one arena lock, put
+ * up to CACHE_MOVE blocks in its cache, then take one more for the caller.
+ * Each cached block is stored before the count that makes it the cache's,
+ * and the caller's is taken last, so a kill at any instruction leaves at
+ * most one block in motion, nobody's.
  */
 static uintptr_t refill(struct rszshm *r, struct ctl *h, struct tslot *t, unsigned c, int *err)
 {
-	unsigned ai = 0;
-	uintptr_t blk;
+	uintptr_t blk, last = 0;
+	unsigned ai = 0, k;
 	uint32_t n;
-	int rc, e2 = 0;
+	int rc;
 
 	if ((rc = arena_pick(r, h, &ai)) < 0) {
 		*err = rc;
@@ -480,21 +480,22 @@ static uintptr_t refill(struct rszshm *r, struct ctl *h, struct tslot *t, unsign
 	arena_drain(r, h, ai);
 	if ((n = RD(t->n[c])) > CACHE_CAP)
 		n = 0;	/* damaged: its entries are not trusted */
-	for (; n <= CACHE_MOVE; n++) {
-		if (!(blk = small_take(r, h, ai, c, &e2)))
+	for (k = 0; k < CACHE_MOVE && n < CACHE_CAP; k++, n++) {
+		if (!(blk = small_take(r, h, ai, c, err)))
 			break;
 		die_point();
 		PUT(t->blk[c][n], (uint64_t)blk);
 		PUT(t->n[c], n + 1);
+		last = blk;
 		die_point();
 	}
-	arena_drop(h, ai);
-	if (n == 0) {
-		*err = e2;
-		return 0;
+	if (!(blk = small_take(r, h, ai, c, err)) && last) {
+		/* No block left for the caller: the last one cached (its
+		 * value from here, not read back from the region). */
+		PUT(t->n[c], n - 1);
+		blk = last;
 	}
-	blk = RD(t->blk[c][n - 1]);
-	PUT(t->n[c], n - 1);
+	arena_drop(h, ai);
 	return blk;
 }
 
@@ -519,16 +520,15 @@ static void *small_alloc(struct rszshm *r, struct ctl *h, unsigned c, uint64_t l
 
 	if (c >= NCACHE || !(t = my_slot(r, h)))
 		return (void *)arena_alloc(r, h, c, err);
-	/* The fast path: plain loads and stores on this thread's slot. */
-	n = RD(t->n[c]);
-	if (__builtin_expect(n - 1u < CACHE_CAP, 1)) {
+	/* Plain loads and stores on this thread's slot; an entry that could
+	 * send the caller outside the region (damage) is dropped. */
+	for (n = RD(t->n[c]); n - 1u < CACHE_CAP; n--) {
 		p = RD(t->blk[c][n - 1]);
 		PUT(t->n[c], n - 1);
 		if (__builtin_expect(cached_ok(r, p, len, c), 1)) {
 			((uint64_t *)(uintptr_t)p)[1] = 0;	/* the cache's mark */
 			return (void *)(uintptr_t)p;
 		}
-		/* A damaged entry is dropped. */
 	}
 	return (void *)refill(r, h, t, c, err);
 }

@@ -396,6 +396,28 @@ START_TEST(test_damaged_slot_is_reported_and_never_followed)
 	p = rszshm_alloc(&r, 16);
 	ck_assert_ptr_nonnull(p);
 	ck_assert(p > (char *)r.hdr && p + 16 <= (char *)r.hdr + r.hdr->flen);
+	/* Two bad entries on top of a nearly full cache: both dropped. */
+	{
+		void *q[40];
+		unsigned i, m;
+
+		for (i = 0; i < 40; i++)
+			ck_assert_ptr_nonnull(q[i] = rszshm_alloc(&r, 16));
+		/* Free until the cache holds 12: frees count up to 16, a flush
+		 * drops to 8, so 12 comes within 40. */
+		for (m = 0; m < 40 && v.n[0] != 12; m++)
+			ck_assert_int_eq(rszshm_dealloc(&r, q[m]), 0);
+		ck_assert_uint_eq(v.n[0], 12);
+		v.blk[11] = (uintptr_t)r.hdr + r.hdr->max + 4096;
+		v.blk[10] = (uintptr_t)r.hdr - 65536;
+		p = rszshm_alloc(&r, 16);
+		ck_assert_ptr_nonnull(p);
+		ck_assert(p > (char *)r.hdr && p + 16 <= (char *)r.hdr + r.hdr->flen);
+		ck_assert_uint_eq(v.n[0], 9);
+		for (i = m; i < 40; i++)
+			ck_assert_int_eq(rszshm_dealloc(&r, q[i]), 0);
+		n0 = v.n[0];
+	}
 	v.n[0] = 1000;					/* a damaged count */
 	p = rszshm_alloc(&r, 16);
 	ck_assert_ptr_nonnull(p);
