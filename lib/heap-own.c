@@ -378,11 +378,22 @@ static void reg_init(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+/* The library is unloaded (dlclose): no thread may run thread_exit() from
+ * it any more.  glibc drops the fork handlers itself. */
+__attribute__((destructor)) static void reg_fini(void)
+{
+	if (key_ok) {
+		key_ok = false;
+		pthread_key_delete(exit_key);
+	}
+}
+
 struct tslot *rszshm__heap_slot_claim(struct rszshm *r, struct ctl *h)
 {
 	uintptr_t base = (uintptr_t)r->hdr;
 	struct tslot *t = NULL;
 	uint64_t mine, epoch;
+	int cancel;
 	pid_t tid;
 	struct own *e;
 
@@ -390,6 +401,9 @@ struct tslot *rszshm__heap_slot_claim(struct rszshm *r, struct ctl *h)
 	if (!key_ok || !(mine = my_word()))
 		goto out;
 	tid = gettid();
+	/* open() and read() of /proc are cancellation points: a thread
+	 * cancelled there must not leave reg_lock held. */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 	pthread_mutex_lock(&reg_lock);
 	epoch = RD(rszshm__heap_epoch);
 	for (e = reg; e; e = e->next)
@@ -422,6 +436,7 @@ struct tslot *rszshm__heap_slot_claim(struct rszshm *r, struct ctl *h)
 		}
 	}
 	pthread_mutex_unlock(&reg_lock);
+	pthread_setcancelstate(cancel, NULL);
 	/* No slot: allocate through the arenas until the next detach. */
 	rszshm__heap_tl.base = base;
 	rszshm__heap_tl.epoch = epoch;
@@ -439,8 +454,10 @@ void rszshm__heap_detach(struct rszshm *r)
 {
 	uintptr_t base = (uintptr_t)r->hdr;
 	struct own **link;
+	int cancel;
 
 	pthread_once(&reg_once, reg_init);
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 	pthread_mutex_lock(&reg_lock);
 	for (link = &reg; *link;)
 		if ((*link)->base == base)
@@ -449,6 +466,7 @@ void rszshm__heap_detach(struct rszshm *r)
 			link = &(*link)->next;
 	bump_epoch();
 	pthread_mutex_unlock(&reg_lock);
+	pthread_setcancelstate(cancel, NULL);
 }
 
 /* Test hook: this thread allocates in @r through the arenas, with no

@@ -278,6 +278,110 @@ START_TEST(test_owner_with_a_reused_thread_id_is_adopted)
 }
 END_TEST
 
+#define CROWD 120u
+
+struct many {
+	struct rszshm *r;
+	pthread_barrier_t parked, go;
+};
+
+static void *many_thread(void *arg)
+{
+	struct many *m = arg;
+
+	churn(m->r, 128, (uint64_t)(uintptr_t)&arg);
+	pthread_barrier_wait(&m->parked);	/* all alive at once */
+	pthread_barrier_wait(&m->go);
+	churn(m->r, 64, 1);
+	return NULL;
+}
+
+/* More threads than slots: the slots fill, the others allocate through
+ * the arenas, everything is right, and every slot is given back. */
+START_TEST(test_threads_past_the_slots_allocate_through_the_arenas)
+{
+	struct rszshm__slot_view v;
+	pthread_t t[CROWD];
+	struct many m;
+	struct rszshm r;
+	unsigned i, k, owned = 0, nslots = 0;
+
+	mk_heap(&r, "many");
+	m.r = &r;
+	ck_assert_int_eq(pthread_barrier_init(&m.parked, NULL, CROWD + 1), 0);
+	ck_assert_int_eq(pthread_barrier_init(&m.go, NULL, CROWD + 1), 0);
+	for (i = 0; i < CROWD; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, many_thread, &m), 0);
+	pthread_barrier_wait(&m.parked);
+	for (k = 0; rszshm__heap_slot_peek(&r, k, &v) == 0; k++)
+		owned += __atomic_load_n(v.owner, __ATOMIC_ACQUIRE) != 0;
+	nslots = v.nslots;
+	ck_assert_uint_lt(nslots, CROWD);
+	ck_assert_uint_eq(owned, nslots);	/* every slot taken, no more */
+	assert_consistent(&r);
+	pthread_barrier_wait(&m.go);
+	for (i = 0; i < CROWD; i++)
+		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+	ck_assert_uint_eq(rszshm__heap_cached(&r), 0);
+	ck_assert_uint_eq(live_blocks(&r), 0);
+	for (owned = 0, k = 0; rszshm__heap_slot_peek(&r, k, &v) == 0; k++)
+		owned += __atomic_load_n(v.owner, __ATOMIC_ACQUIRE) != 0;
+	ck_assert_uint_eq(owned, 0);
+	assert_consistent(&r);
+	pthread_barrier_destroy(&m.parked);
+	pthread_barrier_destroy(&m.go);
+	rszshm_dt(&r);
+}
+END_TEST
+
+struct two {
+	struct rszshm *a, *b;
+};
+
+/* Claim a slot in a (so the thread's start time is known), then claim one
+ * in b with a cancel pending: the claim's look at /proc for the owner of
+ * this process's main thread's slot is a cancellation point. */
+static void *cancelled_thread(void *arg)
+{
+	struct two *w = arg;
+	void *p = rszshm_alloc(w->a, 16);
+
+	if (!p || rszshm_dealloc(w->a, p) != 0)
+		return NULL;
+	pthread_cancel(pthread_self());
+	p = rszshm_alloc(w->b, 16);
+	if (p)
+		rszshm_dealloc(w->b, p);
+	pthread_testcancel();
+	return NULL;
+}
+
+/* A thread cancelled inside a claim leaves no lock behind: its exit, and
+ * the next claim in the process, go through. */
+START_TEST(test_cancel_during_a_claim_leaves_no_lock_held)
+{
+	struct rszshm a, b;
+	struct two w = { &a, &b };
+	pthread_t t;
+	void *rc;
+
+	mk_heap(&a, "cancel-a");
+	mk_heap(&b, "cancel-b");
+	churn(&b, 64, 9);	/* this thread owns a slot in b */
+	ck_assert_int_eq(pthread_create(&t, NULL, cancelled_thread, &w), 0);
+	ck_assert_int_eq(pthread_join(t, &rc), 0);
+	ck_assert_ptr_eq(rc, PTHREAD_CANCELED);
+	claim_in_new_thread(&b);
+	claim_in_new_thread(&a);
+	ck_assert_uint_eq(live_blocks(&a), 0);
+	ck_assert_uint_eq(live_blocks(&b), 0);
+	assert_consistent(&a);
+	assert_consistent(&b);
+	rszshm_dt(&a);
+	rszshm_dt(&b);
+}
+END_TEST
+
 /* ------------------------------------------------------- double frees */
 
 static void *free_thread(void *arg)
@@ -612,6 +716,8 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_detach_gives_back_every_thread_cache);
 	TEST_ADD(s, test_forked_child_never_uses_the_parent_cache);
 	TEST_ADD(s, test_owner_with_a_reused_thread_id_is_adopted);
+	TEST_ADD(s, test_threads_past_the_slots_allocate_through_the_arenas);
+	TEST_ADD_T(s, test_cancel_during_a_claim_leaves_no_lock_held, 20);
 	TEST_ADD(s, test_cached_and_pending_blocks_cannot_be_freed_again);
 	TEST_ADD(s, test_live_block_holding_the_mark_is_freed);
 	TEST_ADD(s, test_damaged_slot_is_reported_and_never_followed);
