@@ -16,10 +16,12 @@
  * region: it takes a slot it already owns, or a free one (CAS from 0); the
  * claim first sweeps the slots, and every slot whose owner is dead (no such
  * thread, another start time, a zombie) is adopted: CAS to the claimer, its
- * cached blocks given back to their arenas, CAS back to free.  A thread that
+ * cached blocks given back to their arenas, then freed.  A thread that
  * exits gives its slots back (a thread-specific destructor); rszshm_dt()
  * gives back the slots of all the process's threads in that region; a forked
- * child starts with none.
+ * child starts with none.  The process's record is a list under a mutex,
+ * held by a claim and a detach with cancellation disabled (they read /proc,
+ * whose calls are cancellation points).
  *
  * What a kill costs.  The owner's stores are ordered so that entries below
  * n are always free blocks with their bits set: a thread killed at any
