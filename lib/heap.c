@@ -512,7 +512,8 @@ static inline bool cached_ok(struct rszshm *r, uint64_t p, uint64_t len, unsigne
 	       len - off >= rszshm__heap_cls_size[c];
 }
 
-static void *small_alloc(struct rszshm *r, struct ctl *h, unsigned c, uint64_t len, int *err)
+static inline __attribute__((always_inline)) void *small_alloc(struct rszshm *r, struct ctl *h,
+							      unsigned c, uint64_t len, int *err)
 {
 	struct tslot *t;
 	uint64_t p;
@@ -842,9 +843,11 @@ static void *alloc_retry(struct rszshm *r, struct ctl *h, size_t size, size_t al
 	return alloc_in(r, h, size, align, err);
 }
 
-static int free_in(struct rszshm *r, struct ctl *h, uintptr_t p)
+/* Free @p; @len is rszshm__map_safe_len().  The fast path is small_cache(). */
+static inline __attribute__((always_inline)) int free_in(struct rszshm *r, struct ctl *h, uintptr_t p,
+							  uint64_t len)
 {
-	struct seg *s = locate(r, h, p);
+	struct seg *s = locate_len(r, h, p, len);
 	unsigned ai, tries;
 	int rc;
 
@@ -909,48 +912,30 @@ int rszshm__heap_init(struct rszshm *r)
 void *rszshm__heap_alloc(struct rszshm *r, size_t size, int *err)
 {
 	struct ctl *h;
-	struct tslot *t;
-	uint64_t len, p;
-	uint32_t n;
-	unsigned c;
+	uint64_t len;
+	void *p;
 	int rc;
 
 	if ((rc = get_ctl_len(r, true, &h, &len)) < 0) {
 		*err = rc;
 		return NULL;
 	}
-	/* The fast path, small_alloc()'s first half inline. */
-	if (size - 1 < rszshm__heap_cls_size[NCACHE - 1] && (t = my_slot(r, h))) {
-		c = size_cls(size);
-		n = RD(t->n[c]);
-		if (__builtin_expect(n - 1u < CACHE_CAP, 1)) {
-			p = RD(t->blk[c][n - 1]);
-			if (__builtin_expect(cached_ok(r, p, len, c), 1)) {
-				PUT(t->n[c], n - 1);
-				((uint64_t *)(uintptr_t)p)[1] = 0;
-				return (void *)(uintptr_t)p;
-			}
-		}
-	}
+	/* The fast path: a cached class, straight to the thread's cache. */
+	if (size - 1 < rszshm__heap_cls_size[NCACHE - 1] &&
+	    ((p = small_alloc(r, h, size_cls(size), len, err)) || *err != -ENOMEM))
+		return p;
 	return alloc_retry(r, h, size, RSZSHM_ALIGN, err);
 }
 
 int rszshm__heap_free(struct rszshm *r, void *p)
 {
 	struct ctl *h;
-	struct seg *s;
 	uint64_t len;
 	int rc;
 
 	if ((rc = get_ctl_len(r, true, &h, &len)) < 0)
 		return rc;
-	if (!p)
-		return 0;
-	/* The fast path: a small block into this thread's cache. */
-	if ((s = locate_len(r, h, (uintptr_t)p, len)) && GET(s->kind) == K_SMALL &&
-	    (rc = small_cache(r, h, s, (uintptr_t)p)) != 0)
-		return rc < 0 ? rc : 0;
-	return free_in(r, h, (uintptr_t)p);
+	return p ? free_in(r, h, (uintptr_t)p, len) : 0;
 }
 
 /* Test hook: how many abandoned heap locks were found and repaired. */
@@ -1022,8 +1007,8 @@ void *rszshm_realloc(struct rszshm *r, void *p, size_t size)
 	if (!(q = alloc_retry(r, h, size, RSZSHM_ALIGN, &err)))
 		return RSZSHM__FAIL(err, NULL);
 	memcpy(q, p, size < have ? size : have);
-	if ((err = free_in(r, h, (uintptr_t)p)) < 0) {
-		free_in(r, h, (uintptr_t)q);
+	if ((err = free_in(r, h, (uintptr_t)p, rszshm__map_safe_len(r))) < 0) {
+		free_in(r, h, (uintptr_t)q, rszshm__map_safe_len(r));
 		return RSZSHM__FAIL(err, NULL);
 	}
 	return q;

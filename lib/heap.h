@@ -354,23 +354,11 @@ static inline int get_ctl(struct rszshm *r, bool write, struct ctl **out)
 	return get_ctl_len(r, write, out, &len);
 }
 
-/* The run header of block @p, or NULL if @p cannot be a block. */
-static inline struct seg *locate(struct rszshm *r, struct ctl *h, uintptr_t p)
-{
-	uintptr_t base = (uintptr_t)r->hdr;
-	uint64_t i;
-	struct seg *s;
-
-	if (p & (RSZSHM_ALIGN - 1) || p <= base + SEG)
-		return NULL;
-	i = (p - 1 - base) >> SEG_SHIFT;
-	if (!seg_addr_ok(r, base + (i << SEG_SHIFT), GET(h->top)))
-		return NULL;
-	s = seg_at(r, i);
-	return RD(s->magic) == SEG_MAGIC ? s : NULL;
-}
-
-/* locate(), with rszshm__map_safe_len() known: @len. */
+/*
+ * The run header of block @p, or NULL if @p cannot be a block: @p lies in a
+ * carved segment, below top, with top inside the span and the file's
+ * rszshm__map_safe_len() (@len, known to the caller).
+ */
 static inline struct seg *locate_len(struct rszshm *r, struct ctl *h, uintptr_t p, uint64_t len)
 {
 	uintptr_t base = (uintptr_t)r->hdr;
@@ -384,6 +372,11 @@ static inline struct seg *locate_len(struct rszshm *r, struct ctl *h, uintptr_t 
 		return NULL;
 	s = seg_at(r, i);
 	return RD(s->magic) == SEG_MAGIC ? s : NULL;
+}
+
+static inline struct seg *locate(struct rszshm *r, struct ctl *h, uintptr_t p)
+{
+	return locate_len(r, h, p, rszshm__map_safe_len(r));
 }
 
 /* Index of block @p of SMALL segment @s, if @p is a block start. */
