@@ -223,15 +223,46 @@ static int walk_free_list(struct walk *w)
 	return 0;
 }
 
+/* The run whose first segment holds block address @v, in *i; false if none. */
+static bool run_of(const struct walk *w, uint64_t v, uint64_t *i)
+{
+	return v > w->v->base && run_start(w, w->v->base + ((v - 1 - w->v->base) & ~(SEG - 1)), i);
+}
+
+/*
+ * Is @v a block start of the SMALL segment @s at segment @i, of blocks of
+ * @bs bytes: -1 no, else whether its bitmap bit is set (1) or not (0).
+ */
+static int block_bit(const struct walk *w, uint64_t i, const struct seg *s, uint64_t v, uint32_t bs)
+{
+	uint64_t b0 = w->v->base + (i << SEG_SHIFT) + RD(s->first), off, idx;
+	const uint64_t *word;
+
+	if (v < b0 || (off = v - b0) % bs || (idx = off / bs) >= RD(s->nblocks))
+		return -1;
+	word = rszshm__view_ptr(w->v, w->v->base + (i << SEG_SHIFT) + SEG_HDR + idx / 64 * 8, 8);
+	return word && ((RD(*word) >> (idx % 64)) & 1);
+}
+
+/* Block @v of @bs bytes, live in its bitmap, is free (pending or cached):
+ * count it so, and remember it for walk_spare(). */
+static int count_spare(struct walk *w, uint64_t v, uint32_t bs)
+{
+	w->st->blocks--;
+	w->st->used_bytes -= bs;
+	w->st->free_bytes += bs;
+	return spare_add(w, v);
+}
+
 /* Blocks freed into arena @ai's pending slots: free, though live in bitmaps. */
 static int walk_pending(struct walk *w, unsigned ai)
 {
 	const struct arena *a = &w->c->arenas[ai];
-	uint64_t v, i, off, b0, idx;
-	const uint64_t *word;
 	const struct seg *s;
 	unsigned k, j;
 	uint32_t bs, c;
+	uint64_t v, i;
+	int bit;
 
 	for (k = 0; k < NPENDING; k++) {
 		if ((v = RD(a->pending[k])) == 0)
@@ -239,7 +270,7 @@ static int walk_pending(struct walk *w, unsigned ai)
 		for (j = 0; j < k; j++)
 			if (RD(a->pending[j]) == v)
 				return damaged(w, "arena %u: block 0x%" PRIx64 " pending twice", ai, v);
-		if (v <= w->v->base || !run_start(w, w->v->base + ((v - 1 - w->v->base) & ~(SEG - 1)), &i))
+		if (!run_of(w, v, &i))
 			return damaged(w, "arena %u: pending 0x%" PRIx64 " is not in a run", ai, v);
 		s = wseg(w, i);
 		if (RD(s->kind) != K_SMALL || RD(s->arena) != ai)
@@ -255,19 +286,14 @@ static int walk_pending(struct walk *w, unsigned ai)
 			return damaged(w, "arena %u: pending 0x%" PRIx64 " is in a segment of no class",
 				       ai, v);
 		}
-		b0 = w->v->base + (i << SEG_SHIFT) + RD(s->first);
-		if (v < b0 || (off = v - b0) % bs || (idx = off / bs) >= RD(s->nblocks))
+		if ((bit = block_bit(w, i, s, v, bs)) < 0)
 			return damaged(w, "arena %u: pending 0x%" PRIx64 " is not a block start", ai, v);
-		word = rszshm__view_ptr(w->v, w->v->base + (i << SEG_SHIFT) + SEG_HDR + idx / 64 * 8, 8);
-		if (!word || !((RD(*word) >> (idx % 64)) & 1)) {
+		if (!bit) {
 			if (w->busy[ai])
 				continue;	/* its free was under way */
 			return damaged(w, "arena %u: pending 0x%" PRIx64 " is not live", ai, v);
 		}
-		w->st->blocks--;
-		w->st->used_bytes -= bs;
-		w->st->free_bytes += bs;
-		if (spare_add(w, v) < 0)
+		if (count_spare(w, v, bs) < 0)
 			return -ENOMEM;
 	}
 	return 0;
@@ -279,38 +305,31 @@ static int walk_pending(struct walk *w, unsigned ai)
  */
 static int walk_slot(struct walk *w, uint64_t i, uint32_t k, const struct tslot *t)
 {
-	uint64_t v, seg, off, b0, idx;
-	const uint64_t *word;
 	const struct seg *s;
 	uint32_t n, j, bs;
+	uint64_t v, seg;
 	unsigned c;
+	int bit;
 
 	for (c = 0; c < NCACHE; c++) {
 		if ((n = RD(t->n[c])) > CACHE_CAP)
 			return damaged(w, "thread slot %" PRIu64 ".%u caches %u blocks of class %u",
 				       i, k, n, c);
+		bs = rszshm__heap_cls_size[c];
 		for (j = 0; j < n; j++) {
 			v = RD(t->blk[c][j]);
-			if (v <= w->v->base ||
-			    !run_start(w, w->v->base + ((v - 1 - w->v->base) & ~(SEG - 1)), &seg))
+			if (!run_of(w, v, &seg))
 				return damaged(w, "thread slot %" PRIu64 ".%u caches 0x%" PRIx64
 					       ", not in a run", i, k, v);
 			s = wseg(w, seg);
-			bs = rszshm__heap_cls_size[c];
-			b0 = w->v->base + (seg << SEG_SHIFT) + RD(s->first);
-			if (RD(s->kind) != K_SMALL || RD(s->cls) != c || v < b0 || (off = v - b0) % bs ||
-			    (idx = off / bs) >= RD(s->nblocks))
+			if (RD(s->kind) != K_SMALL || RD(s->cls) != c ||
+			    (bit = block_bit(w, seg, s, v, bs)) < 0)
 				return damaged(w, "thread slot %" PRIu64 ".%u caches 0x%" PRIx64
 					       ", not a block of class %u", i, k, v, c);
-			word = rszshm__view_ptr(w->v, w->v->base + (seg << SEG_SHIFT) + SEG_HDR +
-							      idx / 64 * 8, 8);
-			if (!word || !((RD(*word) >> (idx % 64)) & 1))
+			if (!bit)
 				return damaged(w, "thread slot %" PRIu64 ".%u caches 0x%" PRIx64
 					       ", which is free", i, k, v);
-			w->st->blocks--;
-			w->st->used_bytes -= bs;
-			w->st->free_bytes += bs;
-			if (spare_add(w, v) < 0)
+			if (count_spare(w, v, bs) < 0)
 				return -ENOMEM;
 		}
 	}
