@@ -137,22 +137,8 @@ static int proc_known;	/* 0 not yet asked, 1 ours, -1 not */
 
 static bool proc_ours(void)
 {
-	char buf[32];
-	ssize_t n;
-	int fd;
-
-	if (!__atomic_load_n(&proc_known, __ATOMIC_RELAXED)) {
-		n = -1;
-		if ((fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)) >= 0) {
-			n = read(fd, buf, sizeof(buf) - 1);
-			close(fd);
-		}
-		if (n > 0)
-			buf[n] = '\0';
-		__atomic_store_n(&proc_known,
-				 n > 0 && strtol(buf, NULL, 10) == (long)getpid() ? 1 : -1,
-				 __ATOMIC_RELAXED);
-	}
+	if (!__atomic_load_n(&proc_known, __ATOMIC_RELAXED))
+		__atomic_store_n(&proc_known, rszshm__sys_proc_ours() ? 1 : -1, __ATOMIC_RELAXED);
 	return __atomic_load_n(&proc_known, __ATOMIC_RELAXED) == 1;
 }
 
@@ -332,19 +318,25 @@ static void release(struct own **link)
 	free(e);
 }
 
-/* A thread exits: give back its slots in every region. */
-static void thread_exit(void *unused)
+/* Under reg_lock: give back every slot of thread @tid (0: any) in the
+ * region at @base (0: any). */
+static void release_all(uintptr_t base, pid_t tid)
 {
 	struct own **link;
-	pid_t tid = gettid();
 
-	(void)unused;
-	pthread_mutex_lock(&reg_lock);
 	for (link = &reg; *link;)
-		if ((*link)->tid == tid)
+		if ((!base || (*link)->base == base) && (!tid || (*link)->tid == tid))
 			release(link);
 		else
 			link = &(*link)->next;
+}
+
+/* A thread exits: give back its slots in every region. */
+static void thread_exit(void *unused)
+{
+	(void)unused;
+	pthread_mutex_lock(&reg_lock);
+	release_all(0, gettid());
 	pthread_mutex_unlock(&reg_lock);
 }
 
@@ -454,18 +446,12 @@ out:
 
 void rszshm__heap_detach(struct rszshm *r)
 {
-	uintptr_t base = (uintptr_t)r->hdr;
-	struct own **link;
 	int cancel;
 
 	pthread_once(&reg_once, reg_init);
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 	pthread_mutex_lock(&reg_lock);
-	for (link = &reg; *link;)
-		if ((*link)->base == base)
-			release(link);
-		else
-			link = &(*link)->next;
+	release_all((uintptr_t)r->hdr, 0);
 	bump_epoch();
 	pthread_mutex_unlock(&reg_lock);
 	pthread_setcancelstate(cancel, NULL);

@@ -110,6 +110,16 @@ RSZSHM__INTERNAL int rszshm__sysq_trylock(int fd);
 RSZSHM__INTERNAL void rszshm__sysq_unlock(int fd);
 RSZSHM__INTERNAL void rszshm__sysq_pause_us(unsigned us);
 RSZSHM__INTERNAL uint64_t rszshm__sysq_random(void);
+/* Is /proc the /proc of this process's PID namespace (/proc/self/stat
+ * names getpid())?  Asked afresh at each call. */
+RSZSHM__INTERNAL bool rszshm__sys_proc_ours(void);
+/* What older C library headers lack (sys.c's tmpfs test, and its tests). */
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x4000U
+#endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
 /* 1 if @fd and @other are the same file, 0 if not, or a negative errno. */
 RSZSHM__INTERNAL int rszshm__sys_same_fd(int fd, int other);
 struct timespec;

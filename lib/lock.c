@@ -223,23 +223,6 @@ out:
 	return rc;
 }
 
-/* Is /proc the one of this process's PID namespace? */
-static bool proc_is_ours(void)
-{
-	char buf[32];
-	ssize_t n;
-	int fd;
-
-	if ((fd = rszshm__sys_open("/proc/self/stat", O_RDONLY, 0)) < 0)
-		return false;
-	n = rszshm__sys_read(fd, buf, sizeof(buf) - 1);
-	rszshm__sys_close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	return strtol(buf, NULL, 10) == (long)getpid();
-}
-
 /*
  * Can thread @tid hold @m?  false only when it certainly cannot: it does
  * not exist, or it does not map the file this process maps at @m.
@@ -250,7 +233,7 @@ static bool holder_may_live(unsigned tid, const pthread_mutex_t *m)
 	char path[48];
 	int rc;
 
-	if (!proc_is_ours())
+	if (!rszshm__sys_proc_ours())
 		return true;
 	if (maps_find("/proc/self/maps", (uintptr_t)m, &mine) != 1)
 		return true;

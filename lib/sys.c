@@ -140,12 +140,6 @@ int rszshm__sys_fsize(int fd, uint64_t *size, bool *regular)
  * without one (an older kernel) the answer is "it may", and nothing is
  * remembered.
  */
-#ifndef STATX_MNT_ID_UNIQUE
-#define STATX_MNT_ID_UNIQUE 0x4000U
-#endif
-#ifndef TMPFS_MAGIC
-#define TMPFS_MAGIC 0x01021994
-#endif
 
 static uint64_t mnt_tmpfs, mnt_other;	/* unique mount ids; 0: none yet */
 
@@ -580,4 +574,22 @@ void rszshm__sys_futex_wake(void *word)
 unsigned long rszshm__sys_futex_wakes(void)
 {
 	return __atomic_load_n(&futex_wakes, __ATOMIC_RELAXED);
+}
+
+/* Is /proc the one of this process's PID namespace?  Another one names
+ * other processes and threads by the numbers of ours. */
+bool rszshm__sys_proc_ours(void)
+{
+	char buf[32];
+	ssize_t n;
+	int fd;
+
+	if ((fd = rszshm__sys_open("/proc/self/stat", O_RDONLY, 0)) < 0)
+		return false;
+	n = rszshm__sys_read(fd, buf, sizeof(buf) - 1);
+	rszshm__sys_close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10) == (long)getpid();
 }

@@ -1962,13 +1962,6 @@ END_TEST
 
 /* ================================================== detach and msync */
 
-#ifndef STATX_MNT_ID_UNIQUE
-#define STATX_MNT_ID_UNIQUE 0x4000U
-#endif
-#ifndef TMPFS_MAGIC
-#define TMPFS_MAGIC 0x01021994
-#endif
-
 /* Does the kernel give unique mount ids (Linux 6.8), which detach needs to
  * know a tmpfs without asking each time? */
 static bool unique_mount_ids(void)
