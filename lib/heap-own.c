@@ -257,8 +257,8 @@ static void adopt(struct rszshm *r, struct ctl *h, struct tslot *t, uint64_t o, 
 static struct tslot *claim(struct rszshm *r, struct ctl *h, uint64_t mine)
 {
 	struct tslot *t, *mine_slot = NULL, *free_slot = NULL;
+	unsigned k, i, tries;
 	uint64_t o, zero;
-	unsigned k, i;
 	void *run;
 
 	for (k = 0; k < NSLOTRUNS; k++) {
@@ -284,7 +284,9 @@ static struct tslot *claim(struct rszshm *r, struct ctl *h, uint64_t mine)
 	}
 	if (mine_slot)
 		return mine_slot;
-	while (free_slot) {
+	/* Bounded: owner words another process keeps flipping cost tries,
+	 * never a hang. */
+	for (tries = 0; free_slot && tries < NSLOTRUNS * SLOTS_PER_RUN; tries++) {
 		zero = 0;
 		if (__atomic_compare_exchange_n(&free_slot->owner, &zero, mine, false,
 						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
