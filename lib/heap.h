@@ -357,7 +357,8 @@ static inline int get_ctl(struct rszshm *r, bool write, struct ctl **out)
 /*
  * The run header of block @p, or NULL if @p cannot be a block: @p lies in a
  * carved segment, below top, with top inside the span and the file's
- * rszshm__map_safe_len() (@len, known to the caller).
+ * rszshm__map_safe_len() (@len, read by the caller before top: a top past
+ * it may be a grower's since, so the length is read again then).
  */
 static inline struct seg *locate_len(struct rszshm *r, struct ctl *h, uintptr_t p, uint64_t len)
 {
@@ -368,7 +369,8 @@ static inline struct seg *locate_len(struct rszshm *r, struct ctl *h, uintptr_t 
 	if (p & (RSZSHM_ALIGN - 1) || p <= base + SEG)
 		return NULL;
 	i = (p - 1 - base) >> SEG_SHIFT;
-	if (i >= top || top > span_segs(r) || top << SEG_SHIFT > len)
+	if (i >= top || top > span_segs(r) ||
+	    (top << SEG_SHIFT > len && top << SEG_SHIFT > rszshm__map_safe_len(r)))
 		return NULL;
 	s = seg_at(r, i);
 	return RD(s->magic) == SEG_MAGIC ? s : NULL;
