@@ -474,6 +474,16 @@ RSZSHM_API void *rszshm_mk_flags(struct rszshm *r, size_t flen, const char *fnam
  *        value that rszshm_open() then fails with (ECANCELED for a negative
  *        value); the region is then removed without ever having been seen
  * @arg: passed to @init
+ * @lock_timeout_ms: the longest any call on this handle waits for a lock
+ *        whose holder looks alive (the user lock, and the grow, heap and
+ *        record locks inside the calls), in milliseconds, rounded up to a
+ *        multiple of 100; the call then fails with ETIMEDOUT and nothing
+ *        changed.  0 means RSZSHM_LOCK_TIMEOUT_DFLT (30 s);
+ *        RSZSHM_LOCK_FOREVER waits as long as the holder lives.  At most
+ *        RSZSHM_LOCK_TIMEOUT_MAX.  It also bounds this call's own waits
+ *        (another maker of the same name, a first attacher rewriting the
+ *        header's locks).  Handles from rszshm_mk() and rszshm_at() use
+ *        the default.  See "Locks" at the top of this file.
  *
  * Zero-initialize it and set what you need: an all-zero struct attaches an
  * existing region read-write, as rszshm_at() does.
@@ -485,7 +495,13 @@ struct rszshm_opts {
 	struct rszshm_scan scan;
 	int (*init)(struct rszshm *r, void *arg);
 	void *arg;
+	unsigned lock_timeout_ms;
 };
+
+/* struct rszshm_opts.lock_timeout_ms: the default, no bound, the largest. */
+#define RSZSHM_LOCK_TIMEOUT_DFLT 30000u
+#define RSZSHM_LOCK_FOREVER 0xffffffffu
+#define RSZSHM_LOCK_TIMEOUT_MAX 1638200u
 
 /**
  * rszshm_open - attach a region, or make it: one call for every case

@@ -99,7 +99,7 @@ static int check_handle(struct rszshm *r, struct rszshm_stats *st, char *msg, si
 	return rszshm__check_view(&v, st, msg, msglen);
 }
 
-int rszshm_check(struct rszshm *r, char *msg, size_t msglen)
+static int do_check(struct rszshm *r, char *msg, size_t msglen)
 {
 	struct rszshm_stats st;
 	int rc = check_handle(r, &st, msg, msglen);
@@ -107,7 +107,12 @@ int rszshm_check(struct rszshm *r, char *msg, size_t msglen)
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : rc;
 }
 
-int rszshm_stats(struct rszshm *r, struct rszshm_stats *st)
+int rszshm_check(struct rszshm *r, char *msg, size_t msglen)
+{
+	RSZSHM__GUARDED(r, int, -1, do_check(r, msg, msglen));
+}
+
+static int do_stats(struct rszshm *r, struct rszshm_stats *st)
 {
 	char msg[160];
 	int rc;
@@ -118,4 +123,9 @@ int rszshm_stats(struct rszshm *r, struct rszshm_stats *st)
 	if (rc == 1)
 		rc = -EBADMSG;
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
+}
+
+int rszshm_stats(struct rszshm *r, struct rszshm_stats *st)
+{
+	RSZSHM__GUARDED(r, int, -1, do_stats(r, st));
 }

@@ -307,15 +307,19 @@ static struct tslot *claim(struct rszshm *r, struct ctl *h, uint64_t mine)
 static void release(struct own **link)
 {
 	struct own *e = *link;
+	struct rszshm__guard g;
 	struct ctl *h;
 
 	/* The region is mapped (rszshm_dt() drops its entries first) and
 	 * the slot was checked when it was claimed; a slot no longer ours
-	 * (damage) is left alone. */
+	 * (damage) is left alone.  A thread's exit runs this outside any
+	 * call: its own frame keeps a file cut meanwhile from raising SIGBUS. */
+	rszshm__guard_enter(&g, &e->r);
 	if (get_ctl(&e->r, true, &h) == 0 && GET(e->slot->owner) == e->word) {
 		slot_empty(&e->r, h, e->slot);
 		PUT(e->slot->owner, 0);
 	}
+	rszshm__guard_leave(&g);
 	*link = e->next;
 	free(e);
 }

@@ -957,7 +957,7 @@ unsigned rszshm__heap_lock_offsets(uint64_t *off, unsigned max)
 
 /* ---------------------------------------------------------- public API */
 
-void *rszshm_alloc(struct rszshm *r, size_t size)
+static void *do_alloc(struct rszshm *r, size_t size)
 {
 	int err = 0;
 	void *p = rszshm__heap_alloc(r, size, &err);
@@ -965,7 +965,12 @@ void *rszshm_alloc(struct rszshm *r, size_t size)
 	return p ? p : RSZSHM__FAIL(err, NULL);
 }
 
-void *rszshm_zalloc(struct rszshm *r, size_t size)
+void *rszshm_alloc(struct rszshm *r, size_t size)
+{
+	RSZSHM__GUARDED(r, void *, NULL, do_alloc(r, size));
+}
+
+static void *do_zalloc(struct rszshm *r, size_t size)
 {
 	void *p = rszshm_alloc(r, size);
 
@@ -974,7 +979,12 @@ void *rszshm_zalloc(struct rszshm *r, size_t size)
 	return p;
 }
 
-void *rszshm_alloc_aligned(struct rszshm *r, size_t align, size_t size)
+void *rszshm_zalloc(struct rszshm *r, size_t size)
+{
+	RSZSHM__GUARDED(r, void *, NULL, do_zalloc(r, size));
+}
+
+static void *do_alloc_aligned(struct rszshm *r, size_t align, size_t size)
 {
 	struct ctl *h;
 	int err;
@@ -988,7 +998,12 @@ void *rszshm_alloc_aligned(struct rszshm *r, size_t align, size_t size)
 	return p ? p : RSZSHM__FAIL(err, NULL);
 }
 
-void *rszshm_realloc(struct rszshm *r, void *p, size_t size)
+void *rszshm_alloc_aligned(struct rszshm *r, size_t align, size_t size)
+{
+	RSZSHM__GUARDED(r, void *, NULL, do_alloc_aligned(r, align, size));
+}
+
+static void *do_realloc(struct rszshm *r, void *p, size_t size)
 {
 	struct ctl *h;
 	size_t have;
@@ -1014,14 +1029,24 @@ void *rszshm_realloc(struct rszshm *r, void *p, size_t size)
 	return q;
 }
 
-int rszshm_dealloc(struct rszshm *r, void *p)
+void *rszshm_realloc(struct rszshm *r, void *p, size_t size)
+{
+	RSZSHM__GUARDED(r, void *, NULL, do_realloc(r, p, size));
+}
+
+static int do_dealloc(struct rszshm *r, void *p)
 {
 	int rc = rszshm__heap_free(r, p);
 
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
 }
 
-size_t rszshm_usable_size(struct rszshm *r, const void *p)
+int rszshm_dealloc(struct rszshm *r, void *p)
+{
+	RSZSHM__GUARDED(r, int, -1, do_dealloc(r, p));
+}
+
+static size_t do_usable_size(struct rszshm *r, const void *p)
 {
 	struct ctl *h;
 	size_t n;
@@ -1034,5 +1059,10 @@ size_t rszshm_usable_size(struct rszshm *r, const void *p)
 	if ((n = usable(r, h, (uintptr_t)p, &rc)) == 0)
 		return RSZSHM__FAIL(rc, 0);
 	return n;
+}
+
+size_t rszshm_usable_size(struct rszshm *r, const void *p)
+{
+	RSZSHM__GUARDED(r, size_t, 0, do_usable_size(r, p));
 }
 

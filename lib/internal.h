@@ -17,10 +17,12 @@
 #ifndef RSZSHM_INTERNAL_H
 #define RSZSHM_INTERNAL_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 
 #include "rszshm.h"
@@ -130,6 +132,123 @@ RSZSHM__INTERNAL int rszshm__sys_futex_wait(const uint32_t *word, uint32_t val,
 /* rszshm__sys_futex_wake(), declared above, wakes every waiter (shared). */
 /* How many FUTEX_WAKE calls this process has made (for tests). */
 RSZSHM__INTERNAL unsigned long rszshm__sys_futex_wakes(void);
+
+/* -------------------------------------------------------------- guard.c
+ * The library's accesses through a mapping never raise SIGBUS (see the top
+ * of guard.c).  A public call that touches a mapping runs between
+ * rszshm__guard_enter() (or _enter_range()) and rszshm__guard_leave(); a
+ * fault of its own inside the frame's range is patched over, and leave
+ * returns true: the call then fails with ENODATA.  rszshm__guard_arm()
+ * installs the handler; it runs before anything is read through a new
+ * mapping (map.c's make and attach, a view).  Frames nest.  A frame also
+ * carries the lock bound of its call (a handle's, from its flags; a range's,
+ * its outer frame's), which lock.c reads from the innermost frame.
+ */
+#define RSZSHM__GUARD_TLS __attribute__((tls_model("initial-exec")))
+struct rszshm__guard {
+	struct rszshm__guard *outer;
+	const struct rszshm *r;		/* the handle whose span is guarded, or */
+	uintptr_t lo, hi, base;		/* a range of file @fd mapped from @base */
+	int fd, prot;
+	unsigned lock_ms;		/* lock.c's bound (0 default, UINT_MAX none) */
+	uintptr_t hit_lo, hit_hi;	/* pages patched (hit_hi 0: none) */
+};
+RSZSHM__INTERNAL extern _Thread_local struct rszshm__guard *rszshm__guard_top RSZSHM__GUARD_TLS;
+RSZSHM__INTERNAL void rszshm__guard_arm(void);
+RSZSHM__INTERNAL bool rszshm__guard_mend(struct rszshm__guard *g);
+/* Pages patched in this process so far (for tests). */
+RSZSHM__INTERNAL unsigned long rszshm__guard_patches(void);
+
+/* The handle flags' lock bound (struct rszshm_opts.lock_timeout_ms): in
+ * steps of 100 ms; 0 the default, all ones no bound. */
+#define RSZSHM__F_LOCK_SHIFT 18
+#define RSZSHM__F_LOCK_MAX 0x3fffu
+#define RSZSHM__LOCK_STEP_MS 100u
+static inline unsigned rszshm__lock_ms_of(unsigned flags)
+{
+	unsigned code = flags >> RSZSHM__F_LOCK_SHIFT;
+
+	return code == RSZSHM__F_LOCK_MAX ? UINT_MAX : code * RSZSHM__LOCK_STEP_MS;
+}
+
+/* The frame and the accesses it guards stay in program order: the compiler
+ * must neither sink the push below them, nor hoist them above it, nor
+ * assume the handler left hit_hi alone (a compiler barrier, no instruction). */
+static inline void rszshm__guard_fence(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	__asm__ __volatile__("" ::: "memory");
+}
+
+static inline void rszshm__guard_enter(struct rszshm__guard *g, const struct rszshm *r)
+{
+	g->outer = rszshm__guard_top;
+	g->r = r;
+	g->lo = 0;
+	g->lock_ms = r ? rszshm__lock_ms_of(r->flags) : 0;
+	g->hit_hi = 0;
+	rszshm__guard_top = g;
+	rszshm__guard_fence();
+}
+
+/* A range not (yet) a handle's: @len bytes at @map, the file @fd's bytes
+ * from offset 0. */
+static inline void rszshm__guard_enter_range(struct rszshm__guard *g, const void *map, size_t len,
+					     int fd, int prot)
+{
+	g->outer = rszshm__guard_top;
+	g->r = NULL;
+	g->lo = g->base = (uintptr_t)map;
+	g->hi = g->lo + len;
+	g->fd = fd;
+	g->prot = prot;
+	g->lock_ms = g->outer ? g->outer->lock_ms : 0;
+	g->hit_hi = 0;
+	rszshm__guard_top = g;
+	rszshm__guard_fence();
+}
+
+/* A view's mapping (a view of a handle's own mapping, fd -1, is guarded
+ * by its handle's frame). */
+#define rszshm__guard_enter_view(g, v) \
+	rszshm__guard_enter_range((g), (v)->map, (size_t)(v)->len, (v)->fd, PROT_READ)
+
+/* Has a fault been patched inside any of this thread's frames so far? */
+static inline bool rszshm__guard_hit(void)
+{
+	const struct rszshm__guard *g;
+
+	rszshm__guard_fence();
+	for (g = rszshm__guard_top; g; g = g->outer)
+		if (g->hit_hi)
+			return true;
+	return false;
+}
+
+/* Leave the frame: true if a fault was met inside it (its pages are the
+ * file's again; the call must fail with ENODATA). */
+static inline bool rszshm__guard_leave(struct rszshm__guard *g)
+{
+	rszshm__guard_fence();
+	rszshm__guard_top = g->outer;
+	return __builtin_expect(g->hit_hi != 0, 0) && rszshm__guard_mend(g);
+}
+
+/* The public edge of a guarded call: @expr evaluated inside a frame on
+ * handle @r; on a fault, return @failval with ENODATA. */
+#define RSZSHM__GUARDED(r, type, failval, expr)                                    \
+	do {                                                                       \
+		struct rszshm__guard g_;                                           \
+		type v_;                                                           \
+		rszshm__guard_enter(&g_, (r));                                     \
+		v_ = (expr);                                                       \
+		if (rszshm__guard_leave(&g_)) {                                    \
+			rszshm__why(-ENODATA, "the region's file was truncated "   \
+				    "under this call (by another process)");       \
+			return RSZSHM__FAIL(-ENODATA, failval);                    \
+		}                                                                  \
+		return v_;                                                         \
+	} while (0)
 
 /* --------------------------------------------------------------- span.c
  * Claiming address space: PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE,
@@ -264,6 +383,12 @@ RSZSHM__INTERNAL int rszshm__unlock(pthread_mutex_t *m);
  * its holder's liveness checked, in this process (for tests). */
 RSZSHM__INTERNAL uint64_t rszshm__lock_waits(void);
 RSZSHM__INTERNAL int rszshm__lock_validate(const pthread_mutex_t *m, const char **why);
+/* The calling thread's lock bound (its innermost guard frame's, see
+ * guard.c), in ns; -1 for none. */
+RSZSHM__INTERNAL int64_t rszshm__lock_bound_ns(void);
+/* Call @try(@fd) until it gives anything but -EAGAIN, pausing between tries
+ * (100 us doubling to 100 ms), for at most the lock bound: -ETIMEDOUT. */
+RSZSHM__INTERNAL int rszshm__lock_bounded(int (*try)(int fd), int fd);
 /*
  * At make and attach of a writable handle, with @fd the region's open file
  * and @h its mapped header: mark @fd as attached (an open-file-description
@@ -320,7 +445,8 @@ RSZSHM__INTERNAL void rszshm__map_abort(struct rszshm *r, struct rszshm__making 
 RSZSHM__INTERNAL int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags);
 /* Test hook: called at numbered points of making a file, so a test can kill
  * the maker there (1 file created, 2 mapped and laid out, 3 before link),
- * and of attaching (4 header read, before mapping). */
+ * and of attaching (4 header read, before mapping; 5 mapped and its size
+ * checked, before the first read through the mapping). */
 RSZSHM__INTERNAL extern void (*rszshm__map_hook)(int point);
 /* Reset a handle to detached. */
 RSZSHM__INTERNAL void rszshm__map_reset(struct rszshm *r);

@@ -290,15 +290,45 @@ uint64_t rszshm__lock_waits(void)
 	return __atomic_load_n(&waits, __ATOMIC_RELAXED);
 }
 
+static int64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+int64_t rszshm__lock_bound_ns(void)
+{
+	const struct rszshm__guard *g = rszshm__guard_top;
+	unsigned ms = g ? g->lock_ms : 0;
+
+	if (ms == UINT_MAX)
+		return -1;
+	return (int64_t)(ms ? ms : RSZSHM_LOCK_TIMEOUT_DFLT) * 1000000;
+}
+
+/*
+ * Busy: wait in bounded steps, checking the holder after each (rule 2),
+ * for at most the call's lock bound (rule 4): -ETIMEDOUT then.
+ */
 static int lock_slow(pthread_mutex_t *m)
 {
+	int64_t bound = rszshm__lock_bound_ns(), start = now_ns(), left, step;
 	long wait = WAIT_FIRST_NS;
 	struct timespec t;
 	int rc;
 
 	for (;;) {
+		step = wait;
+		if (bound >= 0) {
+			if ((left = start + bound - now_ns()) <= 0)
+				return -ETIMEDOUT;
+			if (step > left)
+				step = left;
+		}
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		t.tv_nsec += wait;
+		t.tv_nsec += step;
 		t.tv_sec += t.tv_nsec / 1000000000L;
 		t.tv_nsec %= 1000000000L;
 		rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &t);
@@ -484,6 +514,35 @@ static int attach_settled(int fd, const struct rszshm__shared *s, uint64_t ns)
 	return (rc = rszshm__sys_ofd_lock(fd, F_UNLCK, false)) < 0 ? rc : 0;
 }
 
+int rszshm__lock_bounded(int (*try)(int fd), int fd)
+{
+	int64_t bound = rszshm__lock_bound_ns(), start = now_ns();
+	unsigned us = 100;
+	int rc;
+
+	while ((rc = try(fd)) == -EAGAIN) {
+		if (bound >= 0 && now_ns() - start >= bound)
+			return -ETIMEDOUT;
+		rszshm__sysq_pause_us(us);
+		if (us < 100000)
+			us *= 2;
+	}
+	return rc;
+}
+
+static int ofd_try_shared(int fd)
+{
+	return rszshm__sys_ofd_lock(fd, F_RDLCK, false);
+}
+
+/* Wait for a first attacher's rewrite (its exclusive lock), for at most
+ * the call's lock bound: a co-writer holding it for ever must not hold
+ * attachers with it. */
+static int ofd_wait(int fd)
+{
+	return rszshm__lock_bounded(ofd_try_shared, fd);
+}
+
 int rszshm__lock_attach(int fd, struct rszshm_hdr *h)
 {
 	struct rszshm__shared *s = rszshm__shared(h);
@@ -496,7 +555,7 @@ int rszshm__lock_attach(int fd, struct rszshm_hdr *h)
 	if (rc == -EAGAIN) {
 		/* Others are attached, or one is making the header fit:
 		 * wait for it, then join them if they share our namespace. */
-		if ((rc = rszshm__sys_ofd_lock(fd, F_RDLCK, true)) < 0)
+		if ((rc = ofd_wait(fd)) < 0)
 			return rc;
 		if (__atomic_load_n(&s->pid_ns, __ATOMIC_ACQUIRE) == ns)
 			return 0;

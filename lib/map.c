@@ -342,6 +342,7 @@ static int init_locks(struct rszshm_hdr *h)
 int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
 		     struct rszshm__making *p)
 {
+	struct rszshm__guard g;
 	struct rszshm_hdr h;
 	void *span = NULL;
 	uint64_t flen, flen2, max;
@@ -410,10 +411,18 @@ int rszshm__map_make(struct rszshm *r, size_t dlen, struct rszshm_scan scan,
 			    r->fname[0] ? r->fname : "anonymous region", strerror((int)-n));
 		return (int)n;
 	}
+	rszshm__guard_arm();
 	if ((rc = rszshm__sys_mmap(span, (size_t)max, PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_FIXED, fd, &span)) < 0)
 		return rc;
-	if ((rc = init_locks(span)) < 0 || (rc = rszshm__lock_attach(fd, span)) < 0)
+	/* A memfd, or a file under a temporary name, can be cut by whoever
+	 * else has it open (guard.c). */
+	rszshm__guard_enter_range(&g, span, (size_t)max, fd, PROT_READ | PROT_WRITE);
+	if ((rc = init_locks(span)) == 0)
+		rc = rszshm__lock_attach(fd, span);
+	if (rszshm__guard_leave(&g) && rc == 0)
+		rc = -ENODATA;
+	if (rc < 0)
 		return rc;
 	if ((rc = rszshm__sys_fstat(fd, &flen2, &regular, &memfs)) < 0)
 		return rc;
@@ -505,6 +514,8 @@ void rszshm__map_abort(struct rszshm *r, struct rszshm__making *p)
 int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags)
 {
 	bool rdonly = flags & RSZSHM_RDONLY, regular, memfs;
+	int prot = rdonly ? PROT_READ : PROT_READ | PROT_WRITE;
+	struct rszshm__guard g;
 	struct rszshm_hdr h, *live;
 	uint64_t fsize, flen;
 	const char *why;
@@ -532,28 +543,32 @@ int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags)
 		}
 	}
 	hook(4);
-	if ((rc = rszshm__span_claim_file(h.addr, (size_t)h.max,
-					  rdonly ? PROT_READ : PROT_READ | PROT_WRITE, fd)) < 0) {
+	rszshm__guard_arm();
+	if ((rc = rszshm__span_claim_file(h.addr, (size_t)h.max, prot, fd)) < 0) {
 		if (rc == -ENOSPC)
 			why_span_busy(rc, (uintptr_t)h.addr, (size_t)h.max);
 		goto fail_fd;
 	}
 	m = h.addr;
+	/* From here the file may be cut under us at any moment: a fault of
+	 * ours is patched over and fails the attach (guard.c). */
+	rszshm__guard_enter_range(&g, m, (size_t)h.max, fd, prot);
 
 	/* Nothing is read through the mapping before this. */
 	if ((rc = rszshm__sys_fstat(fd, &fsize, &regular, &memfs)) < 0)
-		goto fail_span;
+		goto fail_guard;
 	if (!regular) {
 		rc = -EPROTO;
 		rszshm__why(rc, "%s: not a regular file", fname);
-		goto fail_span;
+		goto fail_guard;
 	}
 	if (fsize < h.flen) {
 		rc = -ENODATA;
 		rszshm__why(rc, "%s: file is shorter than the length in its header "
 			    "(truncated while attaching, or before)", fname);
-		goto fail_span;
+		goto fail_guard;
 	}
+	hook(5);
 	/* The file may have changed since pread: trust only what checks out. */
 	live = m;
 	flen = __atomic_load_n(&live->flen, __ATOMIC_ACQUIRE);
@@ -561,12 +576,17 @@ int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags)
 	    flen < h.flen || flen > h.max || flen % rszshm__page_size()) {
 		rc = -EBADMSG;
 		rszshm__why(rc, "%s: header changed while attaching", fname);
-		goto fail_span;
+		goto fail_guard;
 	}
 	/* Writers only: a read-only handle never takes a lock. */
 	if (!rdonly && (rc = rszshm__lock_attach(fd, live)) < 0) {
 		if (rc == -EXDEV)
 			rszshm__why(rc, "%s: writers in another PID namespace are attached", fname);
+		goto fail_guard;
+	}
+	if (rszshm__guard_leave(&g)) {
+		rc = -ENODATA;
+		rszshm__why(rc, "%s: file truncated while attaching (by another process)", fname);
 		goto fail_span;
 	}
 	/* A length published after the statx is taken once it is checked
@@ -576,6 +596,11 @@ int rszshm__map_attach(struct rszshm *r, const char *fname, unsigned flags)
 	live_add(r);
 	return 0;
 
+fail_guard:
+	if (rszshm__guard_leave(&g) && rc != -ENODATA) {
+		rc = -ENODATA;
+		rszshm__why(rc, "%s: file truncated while attaching (by another process)", fname);
+	}
 fail_span:
 	rszshm__sys_munmap(h.addr, (size_t)h.max);
 fail_fd:
@@ -641,7 +666,7 @@ uint64_t rszshm__map_safe_len_slow(struct rszshm *r)
 	return n < r->max ? n : r->max;
 }
 
-int rszshm_up(struct rszshm *r)
+static int do_up(struct rszshm *r)
 {
 	uint64_t flen;
 	int rc;
@@ -652,6 +677,11 @@ int rszshm_up(struct rszshm *r)
 		return 0;
 	refresh(r, flen);
 	return 1;
+}
+
+int rszshm_up(struct rszshm *r)
+{
+	RSZSHM__GUARDED(r, int, -1, do_up(r));
 }
 
 static uint64_t span_of(const struct rszshm *r);
@@ -748,14 +778,19 @@ int rszshm__map_grow_to(struct rszshm *r, uint64_t want)
 	return 0;
 }
 
-int rszshm_grow_to(struct rszshm *r, size_t flen)
+static int do_grow_to(struct rszshm *r, size_t flen)
 {
 	int rc = rszshm__map_grow_to(r, flen);
 
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
 }
 
-int rszshm_grow(struct rszshm *r)
+int rszshm_grow_to(struct rszshm *r, size_t flen)
+{
+	RSZSHM__GUARDED(r, int, -1, do_grow_to(r, flen));
+}
+
+static int do_grow(struct rszshm *r)
 {
 	uint64_t seen, cur, max, to;
 	int rc;
@@ -784,9 +819,14 @@ int rszshm_grow(struct rszshm *r)
 	return 1;
 }
 
+int rszshm_grow(struct rszshm *r)
+{
+	RSZSHM__GUARDED(r, int, -1, do_grow(r));
+}
+
 /* ----------------------------------------------------------------- flush */
 
-int rszshm_flush(struct rszshm *r, const void *addr, size_t len)
+static int do_flush(struct rszshm *r, const void *addr, size_t len)
 {
 	uintptr_t base, start, end, pg = rszshm__page_size();
 	uint64_t flen;
@@ -809,6 +849,11 @@ int rszshm_flush(struct rszshm *r, const void *addr, size_t len)
 		return 0;
 	rc = rszshm__sys_msync((void *)start, end - start);
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
+}
+
+int rszshm_flush(struct rszshm *r, const void *addr, size_t len)
+{
+	RSZSHM__GUARDED(r, int, -1, do_flush(r, addr, len));
 }
 
 /* ---------------------------------------------------------------- remove */
@@ -859,17 +904,27 @@ static int user_lock(struct rszshm *r, int (*take)(pthread_mutex_t *))
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : rc;
 }
 
-int rszshm_lock(struct rszshm *r)
+static int do_lock(struct rszshm *r)
 {
 	return user_lock(r, rszshm__lock);
 }
 
-int rszshm_trylock(struct rszshm *r)
+int rszshm_lock(struct rszshm *r)
+{
+	RSZSHM__GUARDED(r, int, -1, do_lock(r));
+}
+
+static int do_trylock(struct rszshm *r)
 {
 	return user_lock(r, rszshm__trylock);
 }
 
-int rszshm_unlock(struct rszshm *r)
+int rszshm_trylock(struct rszshm *r)
+{
+	RSZSHM__GUARDED(r, int, -1, do_trylock(r));
+}
+
+static int do_unlock(struct rszshm *r)
 {
 	int rc;
 
@@ -877,6 +932,11 @@ int rszshm_unlock(struct rszshm *r)
 	    (rc = rszshm__unlock(&rszshm__shared(r->hdr)->user_lock)) < 0)
 		return RSZSHM__FAIL(rc, -1);
 	return 0;
+}
+
+int rszshm_unlock(struct rszshm *r)
+{
+	RSZSHM__GUARDED(r, int, -1, do_unlock(r));
 }
 
 /* ----------------------------------------------------------------- views */
@@ -895,6 +955,7 @@ int rszshm__view_open(const char *path, struct rszshm__view *v, const char **why
 		return fd;
 	if ((rc = rszshm__hdr_read(fd, &h, &fsize, why)) < 0)
 		goto fail;
+	rszshm__guard_arm();
 	if ((rc = rszshm__sys_mmap(NULL, (size_t)h.flen, PROT_READ, MAP_SHARED, fd, &m)) < 0)
 		goto fail;
 	v->map = m;

@@ -38,6 +38,15 @@
 #define MAKE_FLAGS (RSZSHM_ALLOCATE | RSZSHM_HEAP | RSZSHM_ANON)
 #define OPEN_FLAGS (MAKE_FLAGS | RSZSHM_RDONLY | RSZSHM_CREATE | RSZSHM_EXCL)
 
+/* The handle flags' code for a lock bound of @ms (checked: at most
+ * RSZSHM__F_LOCK_MAX - 1 steps, or RSZSHM_LOCK_FOREVER), rounded up. */
+static unsigned lock_code(unsigned ms)
+{
+	if (ms == RSZSHM_LOCK_FOREVER)
+		return RSZSHM__F_LOCK_MAX;
+	return (ms + RSZSHM__LOCK_STEP_MS - 1) / RSZSHM__LOCK_STEP_MS;
+}
+
 /* What mk and at return: the raw area, or the base of a heap region. */
 static void *result(const struct rszshm *r)
 {
@@ -91,12 +100,20 @@ static int attach(struct rszshm *r, const struct rszshm_opts *o)
 	return rc;
 }
 
+/* The maker's lock, if free (-EAGAIN if not: EWOULDBLOCK is EAGAIN). */
+static int flock_try(int fd)
+{
+	return rszshm__sys_flock(fd, LOCK_EX | LOCK_NB);
+}
+
 /*
  * Take the maker's lock of r->fname: flock(2) on "<dir>/.<leaf>.rszshm-lock",
  * created with the region's mode.  The kernel drops it when its holder dies,
  * so a maker killed at any point never blocks the next.  The holder removes
  * the file before unlocking; a waiter that then gets the lock of a removed
  * file sees that it is no longer the one under the name and starts again.
+ * A waiter waits for at most the call's lock bound (-ETIMEDOUT): a process
+ * that holds the lock for ever must not hold every opener with it.
  * Returns the lock's descriptor, or a negative errno.
  */
 static int lock_name(const struct rszshm *r, mode_t mode, char *lock, size_t len)
@@ -120,7 +137,7 @@ static int lock_name(const struct rszshm *r, mode_t mode, char *lock, size_t len
 		}
 		if (fd < 0)
 			return fd;
-		if ((rc = rszshm__sys_flock(fd, LOCK_EX)) < 0 ||
+		if ((rc = rszshm__lock_bounded(flock_try, fd)) < 0 ||
 		    (rc = rszshm__sys_same_file(fd, lock)) < 0)
 			goto fail;
 		if (rc == 1)
@@ -177,6 +194,7 @@ void *rszshm_open(struct rszshm *r, const char *fname, const struct rszshm_opts 
 	static const struct rszshm_opts attach_rw;
 	const struct rszshm_opts *o = opts ? opts : &attach_rw;
 	char name[RSZSHM_PATH_MAX];
+	struct rszshm__guard g;
 	size_t n;
 	int rc;
 
@@ -195,11 +213,27 @@ void *rszshm_open(struct rszshm *r, const char *fname, const struct rszshm_opts 
 	    ((o->flags & RSZSHM_RDONLY) && (o->flags & (MAKE_FLAGS | RSZSHM_CREATE))) ||
 	    ((o->flags & RSZSHM_ANON) && !(o->flags & RSZSHM_CREATE)))
 		return RSZSHM__FAIL(-EINVAL, NULL);
+	if (o->lock_timeout_ms != RSZSHM_LOCK_FOREVER &&
+	    o->lock_timeout_ms > (RSZSHM__F_LOCK_MAX - 1) * RSZSHM__LOCK_STEP_MS)
+		return RSZSHM__FAIL(-EINVAL, NULL);
 	memcpy(r->fname, name, n + 1);
-	if ((rc = open_or_make(r, o)) < 0) {
+	/* The frame guards the handle's span once map.c has filled it in
+	 * (map.c guards its own reads before that), and carries the lock
+	 * bound asked for to every lock taken on the way. */
+	rszshm__guard_enter(&g, r);
+	g.lock_ms = o->lock_timeout_ms;
+	rc = open_or_make(r, o);
+	if (rszshm__guard_leave(&g) && rc == 0) {
+		rszshm_dt(r);
+		rc = -ENODATA;
+		rszshm__why(rc, "%s: the file was truncated while attaching (by another process)",
+			    name);
+	}
+	if (rc < 0) {
 		rszshm__map_reset(r);
 		return RSZSHM__FAIL(rc, NULL);
 	}
+	r->flags |= lock_code(o->lock_timeout_ms) << RSZSHM__F_LOCK_SHIFT;
 	return result(r);
 }
 
@@ -259,8 +293,14 @@ int rszshm_dt(struct rszshm *r)
 		return 0;
 	/* The thread slots this process holds go back before the unmap:
 	 * their blocks would be out of reach of anyone until the threads died. */
-	if ((r->flags & RSZSHM_HEAP) && !(r->flags & RSZSHM_RDONLY))
+	if ((r->flags & RSZSHM_HEAP) && !(r->flags & RSZSHM_RDONLY)) {
+		struct rszshm__guard g;
+
+		/* A fault giving them back is no reason to keep the mapping. */
+		rszshm__guard_enter(&g, r);
 		rszshm__heap_detach(r);
+		rszshm__guard_leave(&g);
+	}
 	rc = rszshm__map_detach(r);
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
 }

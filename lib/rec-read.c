@@ -147,7 +147,7 @@ static int read_rec(struct rszshm *r, const char *name, void *buf, size_t len,
 	}
 }
 
-void *rszshm_rec_find(struct rszshm *r, const char *name, struct rszshm_rec_info *info)
+static void *do_rec_find(struct rszshm *r, const char *name, struct rszshm_rec_info *info)
 {
 	struct snap s;
 	int rc = read_rec(r, name, NULL, 0, &s, info);
@@ -155,7 +155,12 @@ void *rszshm_rec_find(struct rszshm *r, const char *name, struct rszshm_rec_info
 	return rc < 0 ? RSZSHM__FAIL(rc, NULL) : (void *)(uintptr_t)s.val;
 }
 
-ssize_t rszshm_rec_get(struct rszshm *r, const char *name, void *buf, size_t len,
+void *rszshm_rec_find(struct rszshm *r, const char *name, struct rszshm_rec_info *info)
+{
+	RSZSHM__GUARDED(r, void *, NULL, do_rec_find(r, name, info));
+}
+
+static ssize_t do_rec_get(struct rszshm *r, const char *name, void *buf, size_t len,
 		       struct rszshm_rec_info *info)
 {
 	struct snap s;
@@ -168,6 +173,12 @@ ssize_t rszshm_rec_get(struct rszshm *r, const char *name, void *buf, size_t len
 	if (s.size > SSIZE_MAX)
 		return RSZSHM__FAIL(-EOVERFLOW, -1);
 	return (ssize_t)s.size;
+}
+
+ssize_t rszshm_rec_get(struct rszshm *r, const char *name, void *buf, size_t len,
+		       struct rszshm_rec_info *info)
+{
+	RSZSHM__GUARDED(r, ssize_t, -1, do_rec_get(r, name, buf, len, info));
 }
 
 int rszshm__rec_stamp(struct rszshm *r, const char *name, uint64_t *stamp)
@@ -204,11 +215,16 @@ static int next_rec(struct rszshm *r, struct rszshm_rec_iter *it, struct rszshm_
 	return rc;
 }
 
-int rszshm_rec_next(struct rszshm *r, struct rszshm_rec_iter *it, struct rszshm_rec_info *info)
+static int do_rec_next(struct rszshm *r, struct rszshm_rec_iter *it, struct rszshm_rec_info *info)
 {
 	int rc = next_rec(r, it, info);
 
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : rc;
+}
+
+int rszshm_rec_next(struct rszshm *r, struct rszshm_rec_iter *it, struct rszshm_rec_info *info)
+{
+	RSZSHM__GUARDED(r, int, -1, do_rec_next(r, it, info));
 }
 
 /* --------------------------------------------------------------- views */

@@ -500,9 +500,22 @@ out:
 	return rc;
 }
 
-int rszshm_rec_add(struct rszshm *r, const char *name, uint32_t type, void *ptr, size_t size)
+static int do_rec_add(struct rszshm *r, const char *name, uint32_t type, void *ptr, size_t size)
 {
 	int rc = publish(r, name, type, ptr, size, false);
+
+	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
+}
+
+int rszshm_rec_add(struct rszshm *r, const char *name, uint32_t type, void *ptr, size_t size)
+{
+	RSZSHM__GUARDED(r, int, -1, do_rec_add(r, name, type, ptr, size));
+}
+
+static int do_rec_put(struct rszshm *r, const char *name, uint32_t type, const void *data,
+		   size_t size)
+{
+	int rc = publish(r, name, type, data, size, true);
 
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
 }
@@ -510,9 +523,7 @@ int rszshm_rec_add(struct rszshm *r, const char *name, uint32_t type, void *ptr,
 int rszshm_rec_put(struct rszshm *r, const char *name, uint32_t type, const void *data,
 		   size_t size)
 {
-	int rc = publish(r, name, type, data, size, true);
-
-	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
+	RSZSHM__GUARDED(r, int, -1, do_rec_put(r, name, type, data, size));
 }
 
 static int remove_name(struct rszshm *r, const char *name)
@@ -536,11 +547,16 @@ static int remove_name(struct rszshm *r, const char *name)
 	return rc;
 }
 
-int rszshm_rec_remove(struct rszshm *r, const char *name)
+static int do_rec_remove(struct rszshm *r, const char *name)
 {
 	int rc = remove_name(r, name);
 
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
+}
+
+int rszshm_rec_remove(struct rszshm *r, const char *name)
+{
+	RSZSHM__GUARDED(r, int, -1, do_rec_remove(r, name));
 }
 
 /* Remove the records inserted before the call, one lock hold each. */
@@ -575,9 +591,14 @@ static int clear_all(struct rszshm *r)
 	}
 }
 
-int rszshm_rec_clear(struct rszshm *r)
+static int do_rec_clear(struct rszshm *r)
 {
 	int rc = clear_all(r);
 
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
+}
+
+int rszshm_rec_clear(struct rszshm *r)
+{
+	RSZSHM__GUARDED(r, int, -1, do_rec_clear(r));
 }

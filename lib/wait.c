@@ -113,6 +113,22 @@ struct ann {
 	size_t len;
 };
 
+/* Add @d to the announced count.  The page of a read-only handle's own
+ * mapping lies outside its handle's frame: guard it here (a fault leaves
+ * the page inaccessible until withdraw() unmaps it). */
+static void count_add(struct ann *a, int d)
+{
+	struct rszshm__guard g;
+
+	if (!a->count)
+		return;
+	if (a->page)
+		rszshm__guard_enter_range(&g, a->page, a->len, -1, PROT_READ | PROT_WRITE);
+	__atomic_fetch_add(a->count, (uint32_t)d, __ATOMIC_SEQ_CST);
+	if (a->page && rszshm__guard_leave(&g))
+		a->count = NULL;
+}
+
 static void announce(struct rszshm *r, uint32_t *count, struct ann *a)
 {
 	void *m;
@@ -135,15 +151,13 @@ static void announce(struct rszshm *r, uint32_t *count, struct ann *a)
 		}
 		rszshm__sys_close(fd);
 	}
-	if (a->count)
-		__atomic_fetch_add(a->count, 1, __ATOMIC_SEQ_CST);
+	count_add(a, 1);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 static void withdraw(struct ann *a)
 {
-	if (a->count)
-		__atomic_fetch_sub(a->count, 1, __ATOMIC_RELEASE);
+	count_add(a, -1);
 	if (a->page)
 		rszshm__sys_munmap(a->page, a->len);
 }
@@ -179,7 +193,13 @@ static int sleep_on(const uint32_t *word, uint32_t val, int64_t deadline, bool s
 		ts.tv_nsec = (long)(left % 1000000000);
 		rel = &ts;
 	}
+	/* A word read from a page patched over (guard.c) lies in private
+	 * memory that no writer wakes: the call fails instead of sleeping. */
+	if (rszshm__guard_hit())
+		return -ENODATA;
 	rc = rszshm__sys_futex_wait(word, val, rel);
+	if (rc == -EFAULT)
+		return -ENODATA;	/* the file was cut under the word */
 	return rc == -EINTR ? rc : 0;
 }
 
@@ -264,25 +284,40 @@ static int rec_wait_any(struct rszshm *r, uint64_t *seen, int timeout_ms)
 
 /* --------------------------------------------------------- public API */
 
-int rszshm_rec_wait(struct rszshm *r, const char *name, uint64_t *gen, int timeout_ms)
+static int do_rec_wait(struct rszshm *r, const char *name, uint64_t *gen, int timeout_ms)
 {
 	int rc = rec_wait(r, name, gen, timeout_ms);
 
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
 }
 
-int rszshm_rec_wait_any(struct rszshm *r, uint64_t *seen, int timeout_ms)
+int rszshm_rec_wait(struct rszshm *r, const char *name, uint64_t *gen, int timeout_ms)
+{
+	RSZSHM__GUARDED(r, int, -1, do_rec_wait(r, name, gen, timeout_ms));
+}
+
+static int do_rec_wait_any(struct rszshm *r, uint64_t *seen, int timeout_ms)
 {
 	int rc = rec_wait_any(r, seen, timeout_ms);
 
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
 }
 
-uint64_t rszshm_rec_changes(struct rszshm *r)
+int rszshm_rec_wait_any(struct rszshm *r, uint64_t *seen, int timeout_ms)
+{
+	RSZSHM__GUARDED(r, int, -1, do_rec_wait_any(r, seen, timeout_ms));
+}
+
+static uint64_t do_rec_changes(struct rszshm *r)
 {
 	int rc = usable(r);
 
 	if (rc < 0)
 		return RSZSHM__FAIL(rc, 0);
 	return __atomic_load_n(&words(r)->changes, __ATOMIC_ACQUIRE);
+}
+
+uint64_t rszshm_rec_changes(struct rszshm *r)
+{
+	RSZSHM__GUARDED(r, uint64_t, 0, do_rec_changes(r));
 }

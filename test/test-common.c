@@ -160,28 +160,59 @@ int test_execv(const char *path, char *const argv[])
 	return execvp(args[0], args);
 }
 
-pid_t test_exec_helper(const char *name, ...)
+static pid_t exec_helper(uid_t uid, const char *name, va_list ap)
 {
-	char *argv[32];
-	int argc = 0;
-	va_list ap;
+	char *argv[32], fdpath[64];
+	const char *path = self;
+	int argc = 0, prog = -1;
 	pid_t pid;
 
 	argv[argc++] = self;
 	argv[argc++] = (char *)"--helper";
 	argv[argc++] = (char *)name;
-	va_start(ap, name);
 	while (argc < 31 && (argv[argc] = va_arg(ap, char *)) != NULL)
 		argc++;
-	va_end(ap);
 	argv[argc] = NULL;
-
+	/* As in test_capture(): another user may not reach the build directory. */
+	if (uid) {
+		prog = open(self, O_RDONLY);
+		ck_assert_msg(prog >= 0, "open %s: %s", self, strerror(errno));
+		snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", prog);
+		path = fdpath;
+	}
 	pid = fork();
 	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		test_execv(self, argv);
+		if (uid && (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
+			    setresuid(uid, uid, uid) < 0))
+			_exit(126);
+		test_execv(path, argv);
 		_exit(127);
 	}
+	if (prog >= 0)
+		close(prog);
+	return pid;
+}
+
+pid_t test_exec_helper(const char *name, ...)
+{
+	va_list ap;
+	pid_t pid;
+
+	va_start(ap, name);
+	pid = exec_helper(0, name, ap);
+	va_end(ap);
+	return pid;
+}
+
+pid_t test_exec_helper_as(uid_t uid, const char *name, ...)
+{
+	va_list ap;
+	pid_t pid;
+
+	va_start(ap, name);
+	pid = exec_helper(uid, name, ap);
+	va_end(ap);
 	return pid;
 }
 

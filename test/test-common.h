@@ -56,6 +56,8 @@ void test_track(const char *fname);
 
 /* Run `self --helper name args...` in a new process; returns its pid. */
 pid_t test_exec_helper(const char *name, ...) __attribute__((sentinel));
+/* The same, the helper running as @uid and its group (0: as the caller). */
+pid_t test_exec_helper_as(uid_t uid, const char *name, ...) __attribute__((sentinel));
 /*
  * Kernel features some emulators lack (qemu-user: no set_robust_list, so a
  * lock holder's death is never reported; MAP_FIXED_NOREPLACE taken as a

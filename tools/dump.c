@@ -26,17 +26,17 @@
  * \u00XX, so the output is valid JSON whatever the bytes, and each code
  * point of a string gives back one byte.
  *
- * A file truncated by someone else while it is mapped raises SIGBUS on the
- * next read past its new end; a handler installed for the duration of the
- * call turns that into a diagnostic ("file shrank while being read").
+ * A file truncated by someone else while it is mapped would raise SIGBUS
+ * at the next read past its new end: every read of the view runs inside
+ * the library's guard (lib/guard.c), which patches the fault over, and the
+ * file is then reported ("file shrank while being read").  The tool keeps
+ * running: rszshm-dump --list goes on to the next file.
  */
 #define _GNU_SOURCE
 #define LIBBSD_NETBSD_VIS
 #include <errno.h>
 #include <inttypes.h>
 #include <libutil.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,6 +400,27 @@ static void print_verdict(struct dump *d, bool alone)
 
 /* ------------------------------------------------------------- steps */
 
+static void shrank(struct dump *d)
+{
+	while (d->nclosers > 0)
+		json_pop(d);
+	complain(d, DUMP_UNUSABLE, "file shrank while being read");
+}
+
+/* The header, as the view now has it.  0 or -1 (reported). */
+static int read_hdr(struct dump *d)
+{
+	struct rszshm__guard g;
+
+	rszshm__guard_enter_view(&g, &d->v);
+	memcpy(&d->h, rszshm__view_hdr(&d->v), sizeof(d->h));
+	if (rszshm__guard_leave(&g)) {
+		shrank(d);
+		return -1;
+	}
+	return 0;
+}
+
 /* Step 2: open a view whose length matches the header's. 0 or -1 (reported). */
 static int open_view(struct dump *d)
 {
@@ -413,7 +434,8 @@ static int open_view(struct dump *d)
 			complain(d, DUMP_UNUSABLE, "%s", why ? why : strerror(-rc));
 			return -1;
 		}
-		memcpy(&d->h, rszshm__view_hdr(&d->v), sizeof(d->h));
+		if (read_hdr(d) < 0)
+			return -1;
 		if (d->h.flen == d->v.len || tries == OPEN_TRIES)
 			break;
 		rszshm__view_close(&d->v);
@@ -423,14 +445,12 @@ static int open_view(struct dump *d)
 	return 0;
 }
 
-/* Steps 2 to 4, with SIGBUS caught (see guarded()). */
-static void dump_view(struct dump *d)
+/* Steps 3 and 4, on the view. */
+static void dump_body(struct dump *d)
 {
 	const struct dump_opts *o = d->o;
 	int rc;
 
-	if (open_view(d) < 0)
-		return;
 	rc = rszshm__check_view(&d->v, &d->st, d->violation, sizeof(d->violation));
 	if (rc < 0) {
 		complain(d, DUMP_UNUSABLE, "checking: %s", strerror(-rc));
@@ -468,43 +488,17 @@ static void dump_view(struct dump *d)
 		print_hex(d);
 }
 
-static sigjmp_buf bus_env;
-static volatile sig_atomic_t bus_armed;
-
-static void on_bus(int sig)
-{
-	if (bus_armed) {
-		bus_armed = 0;
-		siglongjmp(bus_env, 1);
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-/*
- * Run dump_view() with SIGBUS turned into a diagnostic.  @d lives in the
- * caller's frame, so its contents are well defined after a siglongjmp().
- * What a walker had allocated when the signal came is not freed: the tool
- * exits soon after, and the fuzzer never truncates a file under a walk.
- */
+/* Steps 2 to 4, every read of the view inside a guard frame. */
 static void guarded(struct dump *d)
 {
-	struct sigaction sa, old;
+	struct rszshm__guard g;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_bus;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(bus_env, 1) == 0) {
-		bus_armed = 1;
-		dump_view(d);
-		bus_armed = 0;
-	} else {
-		while (d->nclosers > 0)
-			json_pop(d);
-		complain(d, DUMP_UNUSABLE, "file shrank while being read");
-	}
-	sigaction(SIGBUS, &old, NULL);
+	if (open_view(d) < 0)
+		return;
+	rszshm__guard_enter_view(&g, &d->v);
+	dump_body(d);
+	if (rszshm__guard_leave(&g))
+		shrank(d);
 }
 
 /* Step 1: only regular files are opened.  0 or -1 (reported). */

@@ -2,7 +2,7 @@
 /*
  * regions.c - find region files and the processes that map them (see
  * regions.h).  Reads only: directories, /proc, and each file through
- * dump_probe() (read-only, bounded, SIGBUS caught).
+ * dump_probe() (read-only, bounded, the file cut under it reported).
  */
 #define _GNU_SOURCE
 #define LIBBSD_NETBSD_VIS
