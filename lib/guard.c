@@ -14,9 +14,10 @@
  * handle's span, or a view), its file and its protection.  A SIGBUS handler,
  * installed when the first region is mapped in this process, looks at the
  * fault: when it is a fault of this thread (si_code > 0) at an address
- * inside a range of this thread's frames, the handler maps a private
- * anonymous page over the faulting page (reads then see zeros, writes go
- * nowhere) and returns, so the faulting instruction is retried and the call
+ * inside a range of this thread's frames, the handler maps private
+ * anonymous memory over the faulting page and the rest of the range, all of
+ * it past the file's end now (reads then see zeros, writes go nowhere), and
+ * returns, so the faulting instruction is retried and the call
  * goes on.  Zeros are bytes like any other in an untrusted region: every
  * walk is bounded and every address checked, so the call ends with a result
  * or an error.  When the frame is left, the pages patched are mapped from
@@ -53,6 +54,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -88,27 +90,63 @@ static bool frame_range(const struct rszshm__guard *g, uintptr_t *lo, uintptr_t 
 	return true;
 }
 
-/* In the handler: is @a inside one of this thread's frames?  Then patch
- * its page and say so.  Only async-signal-safe calls (mmap is a system
- * call). */
+/* Where the patch of a fault at @a in frame @g's range [@lo, @hi) starts:
+ * at the file's end as fstat(2) now has it (every page from there on lies
+ * past it), or at the page of @a if that is lower.  The file's size, not
+ * only the address the kernel reports, so that an inexact si_addr (qemu-user
+ * reports a page off for a 32-bit program) still patches the page that
+ * faulted.  After a few patches in one frame (a file cut again and again),
+ * the whole range: the call cannot meet another fault, and fails anyway. */
+static uintptr_t patch_start(const struct rszshm__guard *g, uintptr_t a, uintptr_t lo)
+{
+	uintptr_t page = a & ~(uintptr_t)(pagesz - 1), base, start;
+	struct stat st;
+	int fd;
+
+	if (g->hits >= 4)
+		return lo & ~(uintptr_t)(pagesz - 1);
+	base = g->lo ? g->base : lo;
+	fd = g->lo ? g->fd : g->r->fd;
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < 0)
+		return page;
+	if ((uint64_t)st.st_size >= (uint64_t)(page - base))
+		return page;
+	start = base + ((uintptr_t)st.st_size & ~(uintptr_t)(pagesz - 1));
+	return start < lo ? lo & ~(uintptr_t)(pagesz - 1) : start;
+}
+
+/* In the handler: is @a inside one of this thread's frames?  Then patch it
+ * and say so.  Only async-signal-safe calls (fstat and mmap are system
+ * calls). */
 static bool patch(uintptr_t a)
 {
 	struct rszshm__guard *g;
-	uintptr_t lo, hi, page;
+	uintptr_t lo, hi, start, end;
 	void *m;
 	int prot;
 
 	for (g = rszshm__guard_top; g; g = g->outer) {
 		if (!frame_range(g, &lo, &hi, &prot) || a < lo || a >= hi)
 			continue;
-		page = a & ~(uintptr_t)(pagesz - 1);
-		m = mmap((void *)page, pagesz, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		/* Past the patch of the whole range nothing of the file is
+		 * left to fault: a fault then is not ours to hide. */
+		if (g->hits > 4)
+			return false;
+		/* From the file's end to the end of the range: all of it lies
+		 * past the file's end now, so one patch stands for every fault
+		 * the call would meet further on (a walk of a cut file costs
+		 * one fault, not one per page). */
+		start = patch_start(g, a, lo);
+		end = (hi + pagesz - 1) & ~(uintptr_t)(pagesz - 1);
+		m = mmap((void *)start, end - start, prot,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
 		if (m == MAP_FAILED)
 			return false;
-		if (!g->hit_hi || page < g->hit_lo)
-			g->hit_lo = page;
-		if (page + pagesz > g->hit_hi)
-			g->hit_hi = page + pagesz;
+		if (!g->hit_hi || start < g->hit_lo)
+			g->hit_lo = start;
+		if (end > g->hit_hi)
+			g->hit_hi = end;
+		g->hits++;
 		__atomic_fetch_add(&patches, 1, __ATOMIC_RELAXED);
 		return true;
 	}

@@ -152,6 +152,7 @@ struct rszshm__guard {
 	int fd, prot;
 	unsigned lock_ms;		/* lock.c's bound (0 default, UINT_MAX none) */
 	uintptr_t hit_lo, hit_hi;	/* pages patched (hit_hi 0: none) */
+	unsigned hits;			/* faults patched in this frame */
 };
 RSZSHM__INTERNAL extern _Thread_local struct rszshm__guard *rszshm__guard_top RSZSHM__GUARD_TLS;
 RSZSHM__INTERNAL void rszshm__guard_arm(void);
@@ -187,6 +188,7 @@ static inline void rszshm__guard_enter(struct rszshm__guard *g, const struct rsz
 	g->lo = 0;
 	g->lock_ms = r ? rszshm__lock_ms_of(r->flags) : 0;
 	g->hit_hi = 0;
+	g->hits = 0;
 	rszshm__guard_top = g;
 	rszshm__guard_fence();
 }
@@ -204,6 +206,7 @@ static inline void rszshm__guard_enter_range(struct rszshm__guard *g, const void
 	g->prot = prot;
 	g->lock_ms = g->outer ? g->outer->lock_ms : 0;
 	g->hit_hi = 0;
+	g->hits = 0;
 	rszshm__guard_top = g;
 	rszshm__guard_fence();
 }
@@ -375,6 +378,9 @@ RSZSHM__INTERNAL extern void (*rszshm__hdr_hook)(int point);
 RSZSHM__INTERNAL int rszshm__lock_init(pthread_mutex_t *m);
 RSZSHM__INTERNAL int rszshm__lock(pthread_mutex_t *m);
 RSZSHM__INTERNAL int rszshm__trylock(pthread_mutex_t *m);
+/* Does @m's word name a holder (a thread id without the died bit)?  A
+ * read of the word, no wait: for readers that take no lock. */
+RSZSHM__INTERNAL bool rszshm__lock_held(const pthread_mutex_t *m);
 RSZSHM__INTERNAL int rszshm__lock_consistent(pthread_mutex_t *m);
 RSZSHM__INTERNAL int rszshm__unlock(pthread_mutex_t *m);
 /* Could rszshm__lock_init() and the lock functions have left @m so (read
