@@ -40,7 +40,9 @@
  *     (kill(tid, 0) gives ESRCH: /proc may hide other users' threads),
  *     or when that thread does not map this region's file at this address
  *     (/proc/TID/maps against /proc/self/maps: a holder maps what it holds;
- *     a thread of another copy, another boot or a detached process does not).
+ *     a thread of another copy, another boot or a detached process does not;
+ *     under an emulator that moves addresses, that file at any address:
+ *     addresses_translated()).
  *     Then the word is swapped, from exactly the value read, to "holder died"
  *     and the waiters are woken: the next locker gets EOWNERDEAD and repairs.
  *     Where /proc cannot tell (another user's process, a /proc of another PID
@@ -153,8 +155,9 @@ struct mapid {
 	uint64_t ino, base;		/* base: the mapping's start less its offset */
 };
 
-/* Does the /proc maps line @s map @addr?  Fills @id. */
-static bool line_maps(const char *s, uintptr_t addr, struct mapid *id)
+/* Does the /proc maps line @s map @addr (or, @file not NULL, any part of
+ * that file)?  Fills @id. */
+static bool line_maps(const char *s, uintptr_t addr, const struct mapid *file, struct mapid *id)
 {
 	unsigned long long start, end, off, ino;
 	unsigned major, minor;
@@ -163,15 +166,16 @@ static bool line_maps(const char *s, uintptr_t addr, struct mapid *id)
 	if (sscanf(s, "%llx-%llx %7s %llx %x:%x %llu", &start, &end, perms, &off, &major, &minor,
 		   &ino) != 7)
 		return false;
-	if (addr < start || addr >= end)
+	if (file ? major != file->major || minor != file->minor || ino != file->ino
+		 : addr < start || addr >= end)
 		return false;
 	*id = (struct mapid){ .major = major, .minor = minor, .ino = ino, .base = start - off };
 	return true;
 }
 
-/* Find the mapping of @addr in the maps file @path: 1 found, 0 not there,
- * or a negative errno (the file could not be read). */
-static int maps_find(const char *path, uintptr_t addr, struct mapid *id)
+/* Find the mapping of @addr (or of @file) in the maps file @path: 1 found,
+ * 0 not there, or a negative errno (the file could not be read). */
+static int maps_find(const char *path, uintptr_t addr, const struct mapid *file, struct mapid *id)
 {
 	char buf[4096];
 	size_t have = 0;
@@ -192,7 +196,7 @@ static int maps_find(const char *path, uintptr_t addr, struct mapid *id)
 		buf[have] = '\0';
 		while ((nl = memchr(p, '\n', have - (size_t)(p - buf)))) {
 			*nl = '\0';
-			if (!skip && line_maps(p, addr, id)) {
+			if (!skip && line_maps(p, addr, file, id)) {
 				rc = 1;
 				goto out;
 			}
@@ -203,14 +207,14 @@ static int maps_find(const char *path, uintptr_t addr, struct mapid *id)
 		memmove(buf, p, have);
 		buf[have] = '\0';
 		if (n == 0) {
-			if (have && !skip && line_maps(buf, addr, id))
+			if (have && !skip && line_maps(buf, addr, file, id))
 				rc = 1;
 			break;
 		}
 		if (have == sizeof(buf) - 1) {
 			/* A line longer than the buffer (a long path): its
 			 * first fields are all we read. */
-			if (!skip && line_maps(buf, addr, id)) {
+			if (!skip && line_maps(buf, addr, file, id)) {
 				rc = 1;
 				break;
 			}
@@ -224,27 +228,60 @@ out:
 }
 
 /*
+ * Does this process see its own addresses in /proc as its maps file says?
+ * On a kernel, always: /proc/PID/task/TID/maps and /proc/self/maps are one
+ * view.  Under an emulator that moves the program's address space (qemu-user
+ * running a 32-bit program on a 64-bit kernel puts it at a random host
+ * offset), /proc/self/maps is the emulator's picture, in the program's
+ * addresses, while the maps of a thread read by number are the kernel's, in
+ * host addresses: another process's mapping can then be found only by its
+ * file.  Decided once, from the mapping @mine of @m.
+ */
+static bool addresses_translated(const pthread_mutex_t *m, const struct mapid *mine)
+{
+	static int known;	/* 0 not yet, 1 same view, 2 translated */
+	int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+	struct mapid raw;
+	char path[64];
+	int rc;
+
+	if (k)
+		return k == 2;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", (int)getpid(), (int)gettid());
+	rc = maps_find(path, (uintptr_t)m, NULL, &raw);
+	if (rc < 0)
+		return false;	/* cannot tell now: the kernel's view, and ask again */
+	k = rc == 1 && raw.major == mine->major && raw.minor == mine->minor &&
+			    raw.ino == mine->ino && raw.base == mine->base ? 1 : 2;
+	__atomic_store_n(&known, k, __ATOMIC_RELAXED);
+	return k == 2;
+}
+
+/*
  * Can thread @tid hold @m?  false only when it certainly cannot: it does
- * not exist, or it does not map the file this process maps at @m.
+ * not exist, or it does not map the file this process maps at @m (at the
+ * same address; under an emulator that moves addresses, anywhere).
  */
 static bool holder_may_live(unsigned tid, const pthread_mutex_t *m)
 {
 	struct mapid mine, theirs;
-	char path[48];
+	char path[64];
+	bool moved;
 	int rc;
 
 	if (!rszshm__sys_proc_ours())
 		return true;
-	if (maps_find("/proc/self/maps", (uintptr_t)m, &mine) != 1)
+	if (maps_find("/proc/self/maps", (uintptr_t)m, NULL, &mine) != 1)
 		return true;
-	snprintf(path, sizeof(path), "/proc/%u/maps", tid);
-	rc = maps_find(path, (uintptr_t)m, &theirs);
+	moved = addresses_translated(m, &mine);
+	snprintf(path, sizeof(path), "/proc/%u/task/%u/maps", tid, tid);
+	rc = maps_find(path, (uintptr_t)m, moved ? &mine : NULL, &theirs);
 	if (rc == -ENOENT || rc == -ESRCH)	/* no such thread, or hidden (hidepid) */
 		return !rszshm__sys_thread_gone((pid_t)tid);
 	if (rc < 0)
 		return true;	/* EACCES and the like: cannot tell */
 	return rc == 1 && theirs.major == mine.major && theirs.minor == mine.minor &&
-	       theirs.ino == mine.ino && theirs.base == mine.base;
+	       theirs.ino == mine.ino && (moved || theirs.base == mine.base);
 }
 
 /* A word no holder writes: glibc stores TID or TID|WAITERS, the kernel
@@ -361,6 +398,13 @@ int rszshm__trylock(pthread_mutex_t *m)
 	if (!kind_ok(m))
 		return -EBADMSG;
 	return took(pthread_mutex_trylock(m));
+}
+
+bool rszshm__lock_held(const pthread_mutex_t *m)
+{
+	unsigned v = __atomic_load_n(word((pthread_mutex_t *)(uintptr_t)m), __ATOMIC_ACQUIRE);
+
+	return (v & FUTEX_TID_MASK) && !(v & FUTEX_OWNER_DIED);
 }
 
 int rszshm__lock_consistent(pthread_mutex_t *m)
