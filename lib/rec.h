@@ -95,8 +95,9 @@
 #define REC_COPIED 0x1u			/* rec->flags: the value is ours */
 #define BKT_MIN 16u			/* slots of a new index */
 #define SPINS 32u			/* lock-free tries before taking the lock */
-#define RDONLY_STUCK (1u << 18)		/* read-only: tries while seq stays one odd value */
-#define RDONLY_TRIES (1u << 24)		/* read-only: tries in all */
+#define RDONLY_STUCK (1u << 14)		/* read-only: tries while seq stays one odd value */
+#define RDONLY_TRIES (1u << 16)		/* read-only: tries in all */
+#define RDONLY_ORPHAN 64u		/* read-only: tries on an odd seq with no writer */
 #define VIEW_TRIES 100u			/* tries of the view walkers */
 
 enum { OP_NONE, OP_INSERT, OP_REPLACE, OP_REMOVE, OP_REHASH, OP_KINDS };
@@ -568,6 +569,11 @@ static inline int rd_begin(struct rd *c)
 			c->stuck = 0;
 		}
 		if (++c->stuck >= RDONLY_STUCK || ++c->tries >= RDONLY_TRIES)
+			return -EAGAIN;
+		/* Odd with nobody holding the index lock: the writer that made
+		 * it odd died (or a co-writer wrote it); no wait will help. */
+		if (c->stuck >= RDONLY_ORPHAN &&
+		    !rszshm__lock_held(&rszshm__shared(c->r->hdr)->rec_lock))
 			return -EAGAIN;
 		relax(c->tries);
 	}

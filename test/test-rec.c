@@ -13,6 +13,7 @@
  * assert what every read saw, never how long anything took.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -847,6 +848,25 @@ static int helper_ro_busy(int argc, char **argv)
 	return 0;
 }
 
+/* Exec'd, read-only: a co-writer keeps the index's seq odd and moving
+ * with no writer holding the index lock; every lookup ends with EAGAIN
+ * (a reader's wait on it is bounded by the lock word, not by the seq). */
+static int helper_ro_moving(int argc, char **argv)
+{
+	char buf[16];
+	struct rszshm r;
+
+	HCHECK(argc == 2);
+	HCHECK(rszshm_at_flags(&r, argv[1], RSZSHM_RDONLY));
+	for (int i = 0; i < 20; i++) {
+		errno = 0;
+		HCHECK(rszshm_rec_get(&r, "base-2", buf, sizeof(buf), NULL) == -1 &&
+		       errno == EAGAIN);
+	}
+	HCHECK(rszshm_dt(&r) == 0);
+	return 0;
+}
+
 static void killed_at(int point, int round)
 {
 	char path[256], name[32], msg[256];
@@ -1111,6 +1131,50 @@ START_TEST(test_rec_walker_reports_damage_without_crashing)
 	first->next = saved;
 	put_str(&r, "w", "w");
 	expect_str(&r, "d1", "d1");
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/*
+ * A co-writer that keeps the index's seq odd and moving, holding no lock
+ * (it writes the word through the file): a read-only reader, who cannot
+ * take the lock to repair, gives EAGAIN after a bounded wait each time
+ * instead of following the seq for 2^24 tries a call.  Writers then repair.
+ */
+START_TEST(test_rec_readonly_reader_of_a_seq_kept_odd_ends)
+{
+	char path[256], name[32];
+	struct rszshm r;
+	struct m_idx *x;
+	int pfd[2];
+	pid_t pid;
+
+	mk_heap(&r, path, "odd-moving");
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "base-%d", i);
+		put_str(&r, name, name);
+	}
+	x = (struct m_idx *)(uintptr_t)rszshm__shared(r.hdr)->recs;
+	ck_assert_uint_eq(x->magic, M_IDX_MAGIC);
+	__atomic_fetch_or(&x->seq, 1, __ATOMIC_SEQ_CST);
+	ck_assert_int_eq(pipe2(pfd, O_CLOEXEC | O_NONBLOCK), 0);
+	if ((pid = test_fork()) == 0) {
+		char c;
+
+		close(pfd[1]);
+		while (read(pfd[0], &c, 1) < 0)
+			__atomic_fetch_add(&x->seq, 2, __ATOMIC_RELEASE);
+		_exit(0);
+	}
+	close(pfd[0]);
+	ck_assert_int_eq(test_wait(test_exec_helper("ro-moving", path, NULL)), 0);
+	test_post(pfd[1]);
+	close(pfd[1]);
+	ck_assert_int_eq(test_wait(pid), 0);
+	/* A writer finds seq odd with no holder: it repairs and goes on. */
+	put_str(&r, "after", "after");
+	expect_str(&r, "base-2", "base-2");
 	check_ok(&r);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
@@ -1589,6 +1653,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_rec_writers_never_write_through_a_link_into_the_header);
 	TEST_ADD(s, test_rec_view_lists_records_at_another_address);
 	TEST_ADD_T(s, test_rec_walkers_survive_random_damage, 240);
+	TEST_ADD_T(s, test_rec_readonly_reader_of_a_seq_kept_odd_ends, 60);
 	return s;
 }
 
@@ -1596,6 +1661,7 @@ const struct test_helper test_helpers[] = {
 	{ "walk", helper_walk },
 	{ "torn-reader", helper_torn_reader },
 	{ "ro-busy", helper_ro_busy },
+	{ "ro-moving", helper_ro_moving },
 	{ "ro-read", helper_ro_read },
 	{ NULL, NULL },
 };
