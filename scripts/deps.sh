@@ -22,7 +22,10 @@ for leg; do
 	fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 	i386)
 		archs="$archs i386"
+		# qemu-user-static, libc6:i386: where the kernel runs no 32-bit code,
+		# the programs run under qemu-user (scripts/test.sh decides).
 		pkgs="$pkgs gcc-i686-linux-gnu libc6-dev-i386-cross libbsd-dev:i386 check:i386 libsubunit-dev:i386"
+		pkgs="$pkgs qemu-user-static libc6:i386"
 		;;
 	aarch64)
 		archs="$archs arm64"
