@@ -61,10 +61,18 @@
  *    open-file-description lock (fcntl F_OFD_SETLK, on one byte at offset
  *    2^63 - 2) that every writable handle holds on its file until the last
  *    copy of its descriptor (@fd) is closed.
- *  - a live holder that maps the region keeps its lock for as long as it
- *    likes; the check costs nothing until a locker has waited.  Where /proc
+ *  - a live holder that maps the region keeps its lock while it lives, but
+ *    no locker waits for it longer than its handle's lock bound
+ *    (struct rszshm_opts.lock_timeout_ms: 30 s unless set; handles from
+ *    rszshm_mk() and rszshm_at() have the default): the call then fails
+ *    with ETIMEDOUT and changed nothing, and may be retried.  That bounds
+ *    what a co-writer can do by writing a lock word naming a live thread
+ *    of its own (a word set through the file, with no locking thread): it
+ *    delays writers by the bound, it never holds them for ever.  Where /proc
  *    cannot tell (a holder of another user, a /proc mounted for another PID
- *    namespace) the holder is presumed alive and the wait goes on.
+ *    namespace) the holder is presumed alive, up to the bound.  The check
+ *    costs nothing until a locker has waited.  Readers (lookups, waits)
+ *    take no lock.
  *  - uncontended, a lock and an unlock cost one atomic operation each.
  * PID namespaces: two processes of different PID namespaces can have the
  * same thread id, which the robust locks cannot tell apart.  So writers of
@@ -103,9 +111,28 @@
  * damage is not also in use elsewhere, or that the caller's own accesses do
  * not fault: a file truncated by another process below its header's length
  * raises SIGBUS at the first touch of a page past the new end, by the
- * caller (and, in the window between the library's fstat and its access,
- * by the library).  What the locks guarantee against a lock word a
- * co-writer set is said under "Locks", above.
+ * caller.  The library's own touches never do: every call that reads or
+ * writes through a mapping runs inside a per-thread guard, and a SIGBUS
+ * handler (installed when the first region is mapped, chained to the one it
+ * replaced for every fault that is not the library's own) maps zero pages
+ * over what the cut removed; the call then fails with ENODATA, and the
+ * region's pages are the file's again.  A program that installs its own
+ * SIGBUS handler after attaching must chain to the one it replaced, as any
+ * SIGBUS handler should; attaching again re-installs the library's.  What
+ * the locks guarantee against a lock word a co-writer set is said under
+ * "Locks", above.
+ *
+ * Errors of every call.  Besides those each function lists:
+ *   ENODATA    the region's file was truncated by another process while the
+ *              call read or wrote through the mapping (see the trust model
+ *              above): the call's result is withheld and nothing it read is
+ *              handed out; what it wrote may be lost.  The handle stays
+ *              usable: once the file is whole again the call works again.
+ *   ETIMEDOUT  a call that takes a lock (growth, rszshm_lock(), the heap's
+ *              and the records' writers, rszshm_open() waiting on another
+ *              maker) waited longer than the handle's lock bound for a
+ *              holder that looked alive (see "Locks" above); it changed
+ *              nothing and may be retried.
  *
  * What may live in a region: plain data and pointers into the same region.
  * Never pointers to process-private memory (stack, malloc, globals), function
@@ -410,6 +437,7 @@ struct rszshm {
  *
  * Safety: thread-safe.  Not async-signal-safe.
  * Errors:
+ *   ENODATA  the file was cut under the call (see "Errors of every call")
  *   EINVAL   @r is NULL, @flen is 0, @fname is too long (RSZSHM_PATH_MAX),
  *            or @scan has a NULL start, zero len, hop or iter, or a len too
  *            small to hold @flen and the header
@@ -447,7 +475,8 @@ RSZSHM_API void *rszshm_mk(struct rszshm *r, size_t flen, const char *fname,
  * ignored and @r->fname is ""): only this process and its forked children can
  * map it, and nothing is left behind when they exit.
  *
- * Errors: those of rszshm_mk(), and EINVAL for an unknown flag.
+ * Errors: ENODATA (see "Errors of every call");
+ * those of rszshm_mk(), and EINVAL for an unknown flag.
  * Returns: @r->dat on success (the region's base @r->hdr for a heap region,
  * which has no raw area), NULL with errno set on failure.
  */
@@ -541,10 +570,15 @@ struct rszshm_opts {
  * Safety: thread-safe; many threads and processes may call it at once on
  * one name.  Not async-signal-safe.  @opts->init runs in the calling thread.
  * Errors:
+ *   ETIMEDOUT  a lock stayed held past the handle's lock bound
+ *            (see "Errors of every call"); nothing changed
+ *   ENODATA  the file was cut under the call (see "Errors of every call")
  *   EINVAL   @r is NULL; @fname is NULL or "" without RSZSHM_CREATE, or too
  *            long; an unknown flag; RSZSHM_RDONLY with RSZSHM_CREATE or a
  *            making flag; RSZSHM_ANON without RSZSHM_CREATE; @opts->mode
- *            past 0777; when making: as rszshm_mk() (@opts->len 0, ...)
+ *            past 0777; @opts->lock_timeout_ms past RSZSHM_LOCK_TIMEOUT_MAX
+ *            (and not RSZSHM_LOCK_FOREVER); when making: as rszshm_mk()
+ *            (@opts->len 0, ...)
  *   EEXIST   RSZSHM_EXCL and @fname exists; or RSZSHM_HEAP and @fname is a
  *            raw region
  *   EAGAIN   RSZSHM_CREATE: the maker lock's file kept vanishing under
@@ -640,6 +674,7 @@ RSZSHM_API const char *rszshm_errmsg(void);
  *
  * Safety: thread-safe.  Not async-signal-safe.
  * Errors:
+ *   ENODATA  the file was cut under the call (see "Errors of every call")
  *   EINVAL   @r or @fname is NULL, @fname is "" or too long
  *   ENOENT, ENODATA, EPROTO, EPROTONOSUPPORT, EBADMSG, ENOSPC  see the table
  *   EXDEV    writers of another PID namespace have the region attached
@@ -668,7 +703,8 @@ RSZSHM_API void *rszshm_at(struct rszshm *r, const char *fname);
  * the header's page it makes for the wait if the file can be opened for
  * writing; the records and the heap are never written.
  *
- * Errors: those of rszshm_at(), and EINVAL for an unknown flag.
+ * Errors: ENODATA (see "Errors of every call");
+ * those of rszshm_at(), and EINVAL for an unknown flag.
  * Returns: as rszshm_at().
  */
 RSZSHM_API void *rszshm_at_flags(struct rszshm *r, const char *fname, unsigned flags);
@@ -722,7 +758,8 @@ RSZSHM_API int rszshm_dt(struct rszshm *r);
  * usable in this process, whether or not this is called.
  *
  * Safety: any thread.  Lock-free.
- * Errors: EINVAL @r is NULL or detached; EBADMSG the header's length is
+ * Errors: ENODATA (see "Errors of every call");
+ * EINVAL @r is NULL or detached; EBADMSG the header's length is
  * outside the span, or past the end of the file (the header was damaged:
  * a longer length is compared with the file's size, fstat(2), before it is
  * recorded); the errors of fstat(2).
@@ -748,6 +785,9 @@ RSZSHM_API int rszshm_up(struct rszshm *r);
  *
  * Safety: any thread of any attached process; takes the region's grow lock.
  * Errors:
+ *   ETIMEDOUT  a lock stayed held past the handle's lock bound
+ *            (see "Errors of every call"); nothing changed
+ *   ENODATA  the file was cut under the call (see "Errors of every call")
  *   EINVAL   @r is NULL or detached
  *   EPERM    @r is read-only
  *   ENOMEM   the region already fills its span
@@ -786,7 +826,8 @@ RSZSHM_API int rszshm_grow_to(struct rszshm *r, size_t flen);
  * Calls msync(2) with MS_SYNC.  Useful for regions kept in a disk file, to
  * be reopened later (at the same address) by rszshm_at().
  *
- * Errors: EINVAL @r is NULL or detached, or the range is not inside the
+ * Errors: ENODATA (see "Errors of every call");
+ * EINVAL @r is NULL or detached, or the range is not inside the
  * region; EPERM @r is read-only; and the errors of msync(2).
  * Returns: 0 on success, -1 with errno set on failure.
  */
@@ -856,7 +897,8 @@ RSZSHM_API int rszshm_rmdir(struct rszshm *r);
  * region): never a wait for ever (see "Locks" at the top).  Not recursive.
  *
  * Safety: any thread of any attached process.
- * Errors: EINVAL @r is NULL or detached; EPERM @r is read-only; EDEADLK the
+ * Errors: ETIMEDOUT, ENODATA (see "Errors of every call");
+ * EINVAL @r is NULL or detached; EPERM @r is read-only; EDEADLK the
  * caller already holds it (or the lock word names the caller's thread id);
  * EBADMSG the lock's type fields are damaged; ENOTRECOVERABLE a previous
  * taker after a dead holder unlocked without repairing.
@@ -871,7 +913,8 @@ RSZSHM_API int rszshm_lock(struct rszshm *r);
  * Never checks the holder: a lock held by a holder that cannot be alive
  * gives EBUSY until an rszshm_lock() (or the first attach) recovers it.
  *
- * Errors: as rszshm_lock(), and EBUSY when another holds it.
+ * Errors: ENODATA (see "Errors of every call");
+ * as rszshm_lock(), and EBUSY when another holds it.
  * Returns: as rszshm_lock().
  */
 RSZSHM_API int rszshm_trylock(struct rszshm *r);
@@ -879,7 +922,8 @@ RSZSHM_API int rszshm_trylock(struct rszshm *r);
 /**
  * rszshm_unlock - release the region's user lock
  *
- * Errors: EINVAL @r is NULL or detached; EPERM the caller does not hold it.
+ * Errors: ENODATA (see "Errors of every call");
+ * EINVAL @r is NULL or detached; EPERM the caller does not hold it.
  * Returns: 0 on success, -1 on error.
  */
 RSZSHM_API int rszshm_unlock(struct rszshm *r);
@@ -930,7 +974,8 @@ RSZSHM_API int rszshm_unlock(struct rszshm *r);
  * after.
  *
  * Safety: any thread of any attached process at once.
- * Errors: EINVAL @r is NULL, detached or not a heap region; EPERM @r is
+ * Errors: ETIMEDOUT, ENODATA (see "Errors of every call");
+ * EINVAL @r is NULL, detached or not a heap region; EPERM @r is
  * read-only; ENOMEM the span is full; EBADMSG the heap's control block is
  * damaged; ENOTRECOVERABLE the heap's bookkeeping is damaged (a process
  * died holding a heap lock, or the region was written over) and rebuilding
@@ -947,7 +992,8 @@ RSZSHM_API void *rszshm_zalloc(struct rszshm *r, size_t size);
  * rszshm_alloc_aligned - as rszshm_alloc(), aligned to @align
  * @align: a power of two, at most 64 KiB
  *
- * Errors: those of rszshm_alloc(), and EINVAL for a bad @align.
+ * Errors: ETIMEDOUT, ENODATA (see "Errors of every call");
+ * those of rszshm_alloc(), and EINVAL for a bad @align.
  */
 RSZSHM_API void *rszshm_alloc_aligned(struct rszshm *r, size_t align, size_t size);
 
@@ -957,7 +1003,8 @@ RSZSHM_API void *rszshm_alloc_aligned(struct rszshm *r, size_t align, size_t siz
  * @size: new size
  *
  * Keeps the first min(old, @size) bytes.  On failure @p is left as it was.
- * Errors: those of rszshm_alloc(), EINVAL if @p is not a live block, and
+ * Errors: ETIMEDOUT, ENODATA (see "Errors of every call");
+ * those of rszshm_alloc(), EINVAL if @p is not a live block, and
  * EBADMSG if its run header is damaged (its length past the heap's end).
  * Returns: the block (possibly moved), or NULL with errno set.
  */
@@ -976,7 +1023,8 @@ RSZSHM_API void *rszshm_realloc(struct rszshm *r, void *p, size_t size);
  * another process).
  *
  * Safety: any thread of any attached process at once; usually lock-free.
- * Errors: EINVAL @r is NULL, detached or not a heap region, or @p is not a
+ * Errors: ETIMEDOUT, ENODATA (see "Errors of every call");
+ * EINVAL @r is NULL, detached or not a heap region, or @p is not a
  * live block of this region (not allocated, or already freed: detected
  * where the heap's bookkeeping shows it); EPERM @r is read-only; EBADMSG the
  * heap's control block, or the run header of @p, is damaged;
@@ -1079,6 +1127,9 @@ static inline struct rszshm_rec_iter rszshm_rec_iter_init_(void)
  * for O(1) expected work, O(n) when the hash table doubles.  Not
  * async-signal-safe.
  * Errors:
+ *   ETIMEDOUT  a lock stayed held past the handle's lock bound
+ *            (see "Errors of every call"); nothing changed
+ *   ENODATA  the file was cut under the call (see "Errors of every call")
  *   EINVAL        @r is NULL, detached or not a heap region; @name is NULL
  *                 or ""; @ptr is NULL or [@ptr, @ptr + @size) is not inside
  *                 the region
@@ -1123,7 +1174,8 @@ RSZSHM_API int rszshm_rec_add(struct rszshm *r, const char *name, uint32_t type,
  * This is TMapFile's Add and Update in one call.
  *
  * Safety: as rszshm_rec_add(); the copy is made before the lock is taken.
- * Errors: those of rszshm_rec_add() but EEXIST, and EINVAL if @data is
+ * Errors: ETIMEDOUT, ENODATA (see "Errors of every call");
+ * those of rszshm_rec_add() but EEXIST, and EINVAL if @data is
  * NULL with a non-zero @size.
  * Example:
  *	struct stats s = { .events = n };
@@ -1154,6 +1206,7 @@ RSZSHM_API int rszshm_rec_put(struct rszshm *r, const char *name, uint32_t type,
  * interference from writers a writable handle takes the index lock briefly;
  * a read-only handle keeps retrying).  Not async-signal-safe.
  * Errors:
+ *   ENODATA  the file was cut under the call (see "Errors of every call")
  *   EINVAL        @r is NULL, detached or not a heap region; @name is NULL or ""
  *   ENAMETOOLONG  @name is longer than RSZSHM_NAME_MAX
  *   ENOENT        no record has that name
@@ -1190,7 +1243,8 @@ RSZSHM_API void *rszshm_rec_find(struct rszshm *r, const char *name,
  * value's full size even when @len is smaller.
  *
  * Safety: as rszshm_rec_find().
- * Errors: those of rszshm_rec_find(), and EINVAL if @buf is NULL with a
+ * Errors: ENODATA (see "Errors of every call");
+ * those of rszshm_rec_find(), and EINVAL if @buf is NULL with a
  * non-zero @len; EOVERFLOW the size does not fit ssize_t.
  * Example:
  *	struct stats s;
@@ -1216,6 +1270,9 @@ RSZSHM_API ssize_t rszshm_rec_get(struct rszshm *r, const char *name, void *buf,
  *
  * Safety: as rszshm_rec_add().
  * Errors:
+ *   ETIMEDOUT  a lock stayed held past the handle's lock bound
+ *            (see "Errors of every call"); nothing changed
+ *   ENODATA  the file was cut under the call (see "Errors of every call")
  *   EINVAL        @r is NULL, detached or not a heap region; @name is NULL or ""
  *   EPERM         @r is read-only
  *   ENAMETOOLONG  @name is longer than RSZSHM_NAME_MAX
@@ -1237,7 +1294,8 @@ RSZSHM_API int rszshm_rec_remove(struct rszshm *r, const char *name);
  * header's segment, and its slot array).
  *
  * Safety: as rszshm_rec_add(); O(n).
- * Errors: EINVAL @r is NULL, detached or not a heap region; EPERM @r is
+ * Errors: ETIMEDOUT, ENODATA (see "Errors of every call");
+ * EINVAL @r is NULL, detached or not a heap region; EPERM @r is
  * read-only; EBADMSG, ENOTRECOVERABLE as rszshm_rec_remove().  Some records
  * may have been removed when it fails.
  * Returns: 0 on success (also when there was nothing to remove), -1 with
@@ -1261,7 +1319,8 @@ RSZSHM_API int rszshm_rec_clear(struct rszshm *r);
  * returned after their removal.
  *
  * Safety: as rszshm_rec_find().
- * Errors: EINVAL @r is NULL, detached or not a heap region, or @it is NULL;
+ * Errors: ENODATA (see "Errors of every call");
+ * EINVAL @r is NULL, detached or not a heap region, or @it is NULL;
  * EBADMSG the index is damaged (a loop in the list included, or a value
  * outside the region or in its header: as rszshm_rec_find()); EAGAIN,
  * ENOTRECOVERABLE as rszshm_rec_find().
@@ -1330,6 +1389,7 @@ RSZSHM_API int rszshm_rec_next(struct rszshm *r, struct rszshm_rec_iter *it,
  * no lock.  Not async-signal-safe.  A signal caught by a handler installed
  * without SA_RESTART ends the wait (EINTR); with SA_RESTART the wait goes on.
  * Errors:
+ *   ENODATA  the file was cut under the call (see "Errors of every call")
  *   EINVAL        @r is NULL, detached or not a heap region; @name is NULL
  *                 or ""; @seen is NULL
  *   ENAMETOOLONG  @name is longer than RSZSHM_NAME_MAX
@@ -1359,7 +1419,8 @@ RSZSHM_API int rszshm_rec_wait(struct rszshm *r, const char *name, uint64_t *see
  * counts one more.  Pass it to rszshm_rec_wait_any().
  *
  * Safety: any thread; one atomic load.
- * Errors: EINVAL @r is NULL, detached or not a heap region.
+ * Errors: ENODATA (see "Errors of every call");
+ * EINVAL @r is NULL, detached or not a heap region.
  * Returns: the count (0 in a new region), or 0 with errno set.
  */
 RSZSHM_API uint64_t rszshm_rec_changes(struct rszshm *r);
@@ -1377,7 +1438,8 @@ RSZSHM_API uint64_t rszshm_rec_changes(struct rszshm *r);
  * rszshm_rec_wait(), read-only handles and ordering included.
  *
  * Safety: as rszshm_rec_wait().
- * Errors: EINVAL @r is NULL, detached or not a heap region, or @seen is
+ * Errors: ENODATA (see "Errors of every call");
+ * EINVAL @r is NULL, detached or not a heap region, or @seen is
  * NULL; ETIMEDOUT; EINTR.
  * Example:
  *	uint64_t seen = rszshm_rec_changes(&r);
@@ -1443,7 +1505,8 @@ typedef struct rszshm_stats rszshm_stats_t;
  * report as "look again".
  *
  * Safety: any thread; takes no lock; O(region length).
- * Errors: EINVAL @r is NULL or detached; ENOMEM no memory for the walk's
+ * Errors: ENODATA (see "Errors of every call");
+ * EINVAL @r is NULL or detached; ENOMEM no memory for the walk's
  * bitmaps (one bit per heap block).
  * Returns: 0 if consistent, 1 if damaged (the first violation in @msg), -1
  * with errno set on error.
@@ -1458,7 +1521,8 @@ RSZSHM_API int rszshm_check(struct rszshm *r, char *msg, size_t msglen);
  * Computed by the same walk as rszshm_check(), so it costs as much.
  *
  * Safety: as rszshm_check().
- * Errors: EINVAL @r or @st is NULL, or @r is detached; EBADMSG the region
+ * Errors: ENODATA (see "Errors of every call");
+ * EINVAL @r or @st is NULL, or @r is detached; EBADMSG the region
  * is damaged (rszshm_check() says where).
  * Returns: 0 on success, -1 with errno set.
  */

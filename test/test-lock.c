@@ -861,6 +861,93 @@ START_TEST(test_second_pid_namespace_is_refused)
 }
 END_TEST
 
+/* pid 1 of namespace A, the writers' one: attach; once told (the refused
+ * process of namespace B waits as a reader), lock, allocate and free
+ * through its thread cache, and put the record B waits for. */
+static int ns_writer(const char *path, int up, int down)
+{
+	char msg[128];
+	struct rszshm r;
+	void *p;
+
+	alarm(120);
+	CCHECK(rszshm_at(&r, path) != NULL);
+	test_post(up);
+	test_wait_byte(down);
+	CCHECK(rszshm_lock(&r) == 0);
+	CCHECK(rszshm_unlock(&r) == 0);
+	for (int i = 0; i < 200; i++) {
+		CCHECK((p = rszshm_alloc(&r, 16 + (size_t)i * 24)) != NULL);
+		CCHECK(rszshm_dealloc(&r, p) == 0);
+	}
+	CCHECK(rszshm_rec_put(&r, "go", 1, "go", 3) == 0);
+	CCHECK(rszshm_check(&r, msg, sizeof(msg)) == 0);
+	CCHECK(rszshm_dt(&r) == 0);
+	return 0;
+}
+
+/* pid 1 of namespace B: a writable attach is refused (EXDEV), a read-only
+ * one attaches and sleeps until A's writer puts "go". */
+static int ns_refused_reader(const char *path, int ready, int unused)
+{
+	struct rszshm r;
+	uint64_t seen = 0;
+	char buf[8];
+
+	(void)unused;
+	alarm(120);
+	CCHECK(rszshm_at(&r, path) == NULL && errno == EXDEV);
+	CCHECK(rszshm_at_flags(&r, path, RSZSHM_RDONLY) != NULL);
+	test_post(ready);
+	CCHECK(rszshm_rec_wait(&r, "go", &seen, -1) == 0);
+	CCHECK(rszshm_rec_get(&r, "go", buf, sizeof(buf), NULL) == 3 && !strcmp(buf, "go"));
+	CCHECK(rszshm_dt(&r) == 0);
+	return 0;
+}
+
+/*
+ * A process of a second PID namespace, refused as a writer, leaves nothing
+ * that blocks the first namespace's writers (a lock, a waiter count, a
+ * thread-cache slot): they lock, allocate and put as before; and as a
+ * read-only handle it attaches and is woken by their put.
+ */
+START_TEST(test_refused_namespace_blocks_no_writer_and_reads)
+{
+	char path[RSZSHM_PATH_MAX], msg[128];
+	struct rszshm r;
+	int up[2], down[2], ready[2];
+	pid_t first, second;
+
+	mk_heap(&r, "pidns-ro", path, sizeof(path));
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	ck_assert_int_eq(pipe(up), 0);
+	ck_assert_int_eq(pipe(down), 0);
+	ck_assert_int_eq(pipe(ready), 0);
+	first = in_new_pidns(ns_writer, path, up[1], down[0]);
+	if (first == 0) {
+		fprintf(stderr, "no PID namespaces here (unshare: EPERM?): skipped\n");
+		return;
+	}
+	test_wait_byte(up[0]);
+	second = in_new_pidns(ns_refused_reader, path, ready[1], 0);
+	ck_assert_int_ne(second, 0);
+	test_wait_byte(ready[0]);
+	test_post(down[1]);
+	ck_assert_int_eq(test_wait(first), 0);
+	ck_assert_int_eq(test_wait(second), 0);
+	/* Everyone gone: this namespace's writer finds the region whole. */
+	ck_assert_ptr_nonnull(rszshm_at(&r, path));
+	ck_assert_int_eq(rszshm_check(&r, msg, sizeof(msg)), 0);
+	ck_assert_int_eq(rszshm_rec_get(&r, "go", NULL, 0, NULL), 3);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+	for (int i = 0; i < 2; i++) {
+		close(up[i]);
+		close(down[i]);
+		close(ready[i]);
+	}
+}
+END_TEST
+
 /* Processes of one namespace share a region as ever: a second writer joins
  * the first (the namespace check does not refuse its own). */
 START_TEST(test_same_pid_namespace_attaches)
@@ -978,6 +1065,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_first_attachers_race_and_die_midway);
 	TEST_ADD(s, test_attach_while_attached_keeps_locks);
 	TEST_ADD(s, test_second_pid_namespace_is_refused);
+	TEST_ADD(s, test_refused_namespace_blocks_no_writer_and_reads);
 	TEST_ADD(s, test_cloned_child_looks_up_its_own_pid_namespace);
 	TEST_ADD(s, test_settled_header_attaches_with_one_guard_call);
 	TEST_ADD(s, test_lock_held_between_look_and_guard_is_rewritten);
