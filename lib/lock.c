@@ -59,6 +59,15 @@
  *     refused with EBADMSG before glibc reads it; rszshm__lock_validate()
  *     gives the check the same rules and those of rule 2 on the word.
  *
+ *  4. Lock bound.  Rule 2 cannot tell a holder that holds from a live
+ *     thread a co-writer named in the word through the file.  So no wait
+ *     lasts longer than the call's lock bound (the innermost guard frame's,
+ *     from its handle: struct rszshm_opts.lock_timeout_ms, 30 s by default,
+ *     or none): lock_slow() then gives -ETIMEDOUT, and the caller has
+ *     changed nothing yet.  The same bound covers the waits on locks the
+ *     kernel keeps (the maker's flock, the attach guard's shared OFD lock:
+ *     rszshm__lock_bounded()), which another process can also hold for ever.
+ *
  * Why no epoch (boot id, dev and inode) in the header instead of rule 1:
  * "no one has the file attached" is known from the kernel, not read from the
  * file, so a copy, a reboot, a reused inode number and a forged epoch are all
