@@ -586,6 +586,45 @@ START_TEST(test_summary_matches_the_handle)
 }
 END_TEST
 
+/* The summary names who each lock word says holds it: the user lock taken
+ * by this thread, in text and in JSON; the others free. */
+START_TEST(test_summary_names_lock_holders)
+{
+	char path[256], buf[256], want[128];
+	struct rszshm r;
+	struct test_output t;
+	const struct jv *locks, *user, *grow;
+	struct jv *j;
+
+	test_path(path, sizeof(path), "locks");
+	make_heap(&r, path);
+	ck_assert_int_eq(rszshm_lock(&r), 0);
+	run_tool(&t, path, NULL);
+	ck_assert_int_eq(t.status, 0);
+	snprintf(want, sizeof(want), "grow free, user held by thread %d, heap free, records free",
+		 (int)gettid());
+	ck_assert_str_eq(field(t.out.p, "locks", buf, sizeof(buf)), want);
+	test_output_free(&t);
+	run_tool(&t, "--json", path, NULL);
+	ck_assert_int_eq(t.status, 0);
+	j = json_of(&t);
+	locks = jreq(j, "locks", J_OBJ);
+	user = jreq(locks, "user", J_OBJ);
+	ck_assert_uint_eq(jnum(user, "holder"), (uint64_t)gettid());
+	ck_assert(!jbool(user, "holder_died"));
+	grow = jreq(locks, "grow", J_OBJ);
+	jreq(grow, "holder", J_NULL);
+	jfree(j);
+	test_output_free(&t);
+	ck_assert_int_eq(rszshm_unlock(&r), 0);
+	run_tool(&t, path, NULL);
+	ck_assert_str_eq(field(t.out.p, "locks", buf, sizeof(buf)),
+			 "grow free, user free, heap free, records free");
+	test_output_free(&t);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
 START_TEST(test_summary_shows_allocated_backing)
 {
 	char path[256], buf[256];
@@ -1431,6 +1470,7 @@ Suite *test_suite(void)
 
 	TEST_ADD(s, test_summary_matches_the_handle);
 	TEST_ADD(s, test_summary_shows_allocated_backing);
+	TEST_ADD(s, test_summary_names_lock_holders);
 	TEST_ADD(s, test_summary_follows_growth);
 	TEST_ADD(s, test_json_matches_the_handle);
 	TEST_ADD(s, test_any_byte_in_a_path_survives);

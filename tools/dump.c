@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libutil.h>
+#include <linux/futex.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +331,66 @@ static void print_hex(struct dump *d)
 
 /* ----------------------------------------------------------- summary */
 
+/*
+ * The header's locks, as their words say now: free, held by a thread id
+ * (of the holder's PID namespace), or left by a holder that died.  A word
+ * is whatever the file holds (a co-writer may have written it): what it
+ * names is reported, not believed.  The word is glibc's __lock, the first
+ * int of pthread_mutex_t (lib/lock.c).
+ */
+static const struct {
+	const char *name;
+	size_t off;
+} dump_locks[] = {
+	{ "grow", offsetof(struct rszshm__shared, grow_lock) },
+	{ "user", offsetof(struct rszshm__shared, user_lock) },
+	{ "heap", offsetof(struct rszshm__shared, heap_lock) },
+	{ "records", offsetof(struct rszshm__shared, rec_lock) },
+};
+
+static unsigned lock_word(struct dump *d, size_t off)
+{
+	const char *sh = (const char *)rszshm__shared(rszshm__view_hdr(&d->v));
+
+	return __atomic_load_n((const unsigned *)(const void *)(sh + off), __ATOMIC_RELAXED);
+}
+
+static void print_locks(struct dump *d)
+{
+	char line[256];
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(dump_locks) / sizeof(dump_locks[0]); i++) {
+		unsigned v = lock_word(d, dump_locks[i].off), tid = v & FUTEX_TID_MASK;
+		bool died = v & FUTEX_OWNER_DIED;
+
+		if (d->o->json) {
+			fprintf(d->out, "%s\"%s\":{\"holder\":", i ? "," : ",\"locks\":{",
+				dump_locks[i].name);
+			if (tid)
+				fprintf(d->out, "%u", tid);
+			else
+				fputs("null", d->out);
+			fprintf(d->out, ",\"holder_died\":%s,\"waiters\":%s}", died ? "true" : "false",
+				v & FUTEX_WAITERS ? "true" : "false");
+			continue;
+		}
+		if (tid)
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s held by thread %u%s",
+					      i ? ", " : "", dump_locks[i].name, tid,
+					      died ? " (holder died)" : "");
+		else
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s %s", i ? ", " : "",
+					      dump_locks[i].name, died ? "left by a dead holder" : "free");
+		if (n >= sizeof(line))
+			n = sizeof(line) - 1;
+	}
+	if (d->o->json)
+		fputc('}', d->out);
+	else
+		fprintf(d->out, "  %-16s %s\n", "locks", line);
+}
+
 static void print_summary(struct dump *d)
 {
 	const struct rszshm_hdr *h = &d->h;
@@ -358,6 +419,7 @@ static void print_summary(struct dump *d)
 				",\"largest_free_bytes\":%" PRIu64 ",\"records\":%" PRIu64 "}",
 				st->used_bytes, st->free_bytes, st->blocks,
 				st->largest_free_bytes, st->records);
+		print_locks(d);
 		return;
 	}
 	fprintf(d->out, "%s\n", d->vpath);
@@ -383,6 +445,7 @@ static void print_summary(struct dump *d)
 			human(c, sizeof(c), st->largest_free_bytes));
 		fprintf(d->out, "  %-16s %" PRIu64 "\n", "records", st->records);
 	}
+	print_locks(d);
 }
 
 static void print_verdict(struct dump *d, bool alone)
