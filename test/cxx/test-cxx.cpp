@@ -344,6 +344,12 @@ void test_errors()
 	} catch (const rsz::error &e) {
 		CHECK(e.errnum() == EPROTOTYPE);
 	}
+	try {
+		s.r.find<unsigned>("i"); /* same size, another type */
+		CHECK(!"found an int as an unsigned");
+	} catch (const rsz::error &e) {
+		CHECK(e.errnum() == EPROTOTYPE);
+	}
 	/* A read-only handle: allocations fail with EPERM.  (A forked child:
 	 * this process maps the region already.) */
 	pid_t k = fork();
