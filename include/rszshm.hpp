@@ -183,8 +183,9 @@ template <class T> constexpr uint32_t type_tag() noexcept
  *
  * Chainable setters; the default attaches an existing region read-write.
  * init(f): f(struct rszshm *) runs in the maker before the region appears
- * under its name; it returns 0 or an errno value (an exception from it
- * gives ECANCELED).
+ * under its name (rsz::allocator of that handle's base works in it); it
+ * returns 0 or an errno value that the constructor throws (an exception
+ * from it gives ECANCELED); the region is then never seen.
  */
 struct options {
 	struct rszshm_opts o{};
@@ -362,11 +363,18 @@ private:
 	static int trampoline(struct rszshm *r, void *arg) noexcept
 	{
 		auto *f = static_cast<std::function<int(struct rszshm *)> *>(arg);
+		/* So that rsz::allocator works inside the initializer. */
+		if ((r->flags & RSZSHM_HEAP) && !detail::enroll(r->hdr, r))
+			return EMFILE;
+		int v;
 		try {
-			return (*f)(r);
+			v = (*f)(r);
 		} catch (...) {
-			return ECANCELED;
+			v = ECANCELED;
 		}
+		if (v != 0)
+			detail::unenroll(r->hdr);
+		return v;
 	}
 
 	void attach(const char *fname, const options &opts, std::error_code &ec) noexcept

@@ -385,6 +385,36 @@ void test_errors()
 	rszshm_unlink(raw.get());
 	rszshm_rmdir(raw.get());
 
+	/* The initializer: runs before the name appears, may allocate; its
+	 * errno fails the constructor and leaves no file. */
+	char idir[] = "/dev/shm/rszshm-cxx-XXXXXX";
+	CHECK(mkdtemp(idir) != nullptr);
+	std::string iname = std::string(idir) + "/r";
+	try {
+		rsz::region bad(iname, rsz::options{}.excl().heap().len(1 << 16).init(
+			[](struct rszshm *) { return EBADF; }));
+		CHECK(!"initializer's error ignored");
+	} catch (const rsz::error &e) {
+		CHECK(e.errnum() == EBADF);
+	}
+	CHECK(access(iname.c_str(), F_OK) == -1 && errno == ENOENT);
+	try {
+		rsz::region good(iname, rsz::options{}.excl().heap().len(1 << 16).init(
+			[](struct rszshm *h) {
+				rsz::allocator<long> a(h->hdr);
+				long *p = a.allocate(1);
+				*p = 42;
+				return rszshm_rec_add(h, "answer", 0, p, sizeof(*p)) == 0 ? 0 : errno;
+			}));
+		const long *p = static_cast<const long *>(rszshm_rec_find(good.get(), "answer", nullptr));
+		CHECK(p && *p == 42);
+		good.unlink();
+	} catch (const rsz::error &e) {
+		CHECK(!"initializer failed");
+		unlink(iname.c_str());
+	}
+	rmdir(idir);
+
 	/* A base no region of this process is at. */
 	rsz::allocator<int> stray(reinterpret_cast<const void *>(0x1000));
 	try {
