@@ -460,7 +460,10 @@ private:
  * State: the region's base address only (valid in every process).  Copies
  * and rebinds compare equal when they name one region; propagation traits
  * are all true, so moves and swaps between containers of one region never
- * copy elements.
+ * copy elements.  allocate() throws std::bad_alloc when the span is full,
+ * rsz::error EINVAL when this process has not attached the region (naming
+ * the base), EPERM for a read-only handle; deallocate() in such a process
+ * does nothing (the block stays live).
  */
 template <class T> class allocator {
 public:
