@@ -35,7 +35,7 @@ install)
 	"$meson" install -C "$tmp/b" --destdir "$tmp/stage" >"$tmp/install.log" 2>&1 ||
 		{ cat "$tmp/install.log" >&2; fail "meson install"; }
 	for f in share/man/man1/rszshm-dump.1 share/man/man1/rszshm-clean.1 \
-		 share/man/man1/rszshm-demo.1 share/man/man3/rszshm.3 include/rszshm.h \
+		 share/man/man1/rszshm-demo.1 share/man/man3/rszshm.3 include/rszshm.h include/rszshm.hpp \
 		 bin/rszshm-dump bin/rszshm-clean bin/rszshm-demo; do
 		grep -q "^Installing .*$(basename "$f") to $tmp/stage/usr/local/$(dirname "$f")/*\$" \
 			"$tmp/install.log" || fail "meson install does not list $f"
