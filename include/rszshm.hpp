@@ -199,6 +199,9 @@ struct options {
 	options &flags(unsigned f) { o.flags |= f; return *this; }
 	options &mode(mode_t m) { o.mode = m; return *this; }
 	options &len(size_t n) { o.len = n; return *this; }
+	/** lock_timeout: the handle's lock bound (rszshm_opts.lock_timeout_ms,
+	 * RSZSHM_LOCK_FOREVER for none): a wait past it throws ETIMEDOUT */
+	options &lock_timeout(unsigned ms) { o.lock_timeout_ms = ms; return *this; }
 	/** span: the most the region can grow to (scan.len) */
 	options &span(size_t n)
 	{
