@@ -11,6 +11,7 @@ import ctypes
 import errno as _errno
 import os
 import struct as _struct
+import sys as _sys
 import time
 import weakref
 from typing import NamedTuple, Optional
@@ -67,7 +68,11 @@ class Region:
     def __init__(self, _h, _template=False):
         self._h = _h
         self._template = _template
-        self._views = []  # weakref.ref of each memoryview handed out
+        # The ctypes arrays under every memoryview handed out, and weak
+        # references to those views: an array is in use while anything but
+        # this list refers to it (a view, or an object made over one).
+        self._bufs = []
+        self._views = []
         self._records = None
 
     # -- making and attaching ------------------------------------------
@@ -141,7 +146,7 @@ class Region:
 
     def __del__(self):
         try:
-            if self._h is not None and not any(w() is not None for w in self._views):
+            if self._h is not None and not self._in_use():
                 _c.rszshm_dt(ctypes.byref(self._h))
                 self._h = None
         except Exception:
@@ -161,8 +166,15 @@ class Region:
         for w in self._views:
             v = w()
             if v is not None:
-                v.release()
+                try:
+                    v.release()
+                except BufferError:
+                    pass
         self._views = []
+        if self._in_use():
+            raise BufferError("objects made over the region's memory (NumPy arrays, "
+                              "memoryviews) still exist: delete them before close()")
+        self._bufs = []
         if _c.rszshm_dt(ctypes.byref(self._h)) == -1:
             self._h = None
             raise error(self.path)
@@ -250,12 +262,18 @@ class Region:
 
     # -- raw area ---------------------------------------------------------
     def _view(self, addr, size, readonly):
-        mv = memoryview((ctypes.c_char * size).from_address(addr)).cast("B")
+        self._bufs = [b for b in self._bufs if _sys.getrefcount(b) > 3]
+        self._views = [w for w in self._views if w() is not None]
+        buf = (ctypes.c_char * size).from_address(addr)
+        mv = memoryview(buf).cast("B")
         if readonly:
             mv = mv.toreadonly()
-        self._views = [w for w in self._views if w() is not None]
+        self._bufs.append(buf)
         self._views.append(weakref.ref(mv))
         return mv
+
+    def _in_use(self):
+        return any(_sys.getrefcount(b) > 3 for b in self._bufs)
 
     @property
     def raw(self):

@@ -141,8 +141,8 @@ def test_ctrl_c_interrupts_a_wait(shmdir):
     p = os.path.join(shmdir, "i")
     with rszshm.Region.open(p, create=True, heap=True) as r:
         code = ("import rszshm,sys\nr = rszshm.Region.open(sys.argv[1])\n"
-                "print('ready', flush=True)\n"
-                "try:\n    r.wait('never')\nexcept KeyboardInterrupt:\n"
+                "try:\n    print('ready', flush=True)\n    r.wait('never')\n"
+                "except KeyboardInterrupt:\n"
                 "    r.records['after'] = b'ok'\n    print(r.records['after'].decode())\n")
         child = popen(code, p, stdout=__import__("subprocess").PIPE)
         assert child.stdout.readline() == "ready\n"
