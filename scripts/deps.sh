@@ -17,7 +17,12 @@ for leg; do
 	case $leg in
 	# bindfs: a FUSE mount without O_TMPFILE, for test-open's killed-maker
 	# test on a real file system that lacks it.
-	plain|asan) pkgs="$pkgs bindfs" ;;
+	plain|asan) pkgs="$pkgs bindfs"
+		# The Python package's suite (test/test-python.sh) and its
+		# install (pip, venv); the asan leg skips that suite.
+		if [ "$leg" = plain ]; then
+			pkgs="$pkgs python3 python3-pytest python3-numpy python3-setuptools python3-pip python3-venv"
+		fi ;;
 	clang) pkgs="$pkgs clang" ;;
 	fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 	i386)
