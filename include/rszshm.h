@@ -1212,8 +1212,10 @@ RSZSHM_API int rszshm_rec_put(struct rszshm *r, const char *name, uint32_t type,
  *   ENOENT        no record has that name
  *   EBADMSG       the index is damaged, or the record's value does not lie
  *                 inside the region past its header (never handed out)
- *   EAGAIN        read-only @r: the index stayed mid-update (a writer died
- *                 in it and no writer has repaired it yet)
+ *   EAGAIN        read-only @r: the index stayed mid-update, with no writer
+ *                 in the index lock (one died in it and no writer has
+ *                 repaired it yet) or with one holding it past the handle's
+ *                 lock bound (struct rszshm_opts.lock_timeout_ms)
  *   ENOTRECOVERABLE  writable @r fell back to the lock and the index could
  *                 not be repaired
  * Example:

@@ -381,6 +381,12 @@ RSZSHM__INTERNAL int rszshm__trylock(pthread_mutex_t *m);
 /* Does @m's word name a holder (a thread id without the died bit)?  A
  * read of the word, no wait: for readers that take no lock. */
 RSZSHM__INTERNAL bool rszshm__lock_held(const pthread_mutex_t *m);
+/* For a reader that takes no lock and has spun long on what @m's holder is
+ * changing: 0 after a short sleep if @m is still held and the call's lock
+ * bound has not passed since *since (0 on the first call: set to now), else
+ * -EAGAIN (no holder, or held too long: a co-writer's word, or a holder
+ * that will not let go). */
+RSZSHM__INTERNAL int rszshm__lock_outwait(const pthread_mutex_t *m, int64_t *since);
 RSZSHM__INTERNAL int rszshm__lock_consistent(pthread_mutex_t *m);
 RSZSHM__INTERNAL int rszshm__unlock(pthread_mutex_t *m);
 /* Could rszshm__lock_init() and the lock functions have left @m so (read

@@ -105,6 +105,7 @@
 #define OWNER_NOTRECOVERABLE (INT_MAX - 1)	/* glibc's __owner values */
 #define OWNER_INCONSISTENT INT_MAX
 #define WAIT_FIRST_NS 1000000L			/* 1 ms */
+#define READER_NAP_NS 100000L			/* 100 us: a lock-free reader outwaits a writer */
 #define WAIT_MAX_NS 1000000000L			/* 1 s */
 
 static unsigned *word(const pthread_mutex_t *m)
@@ -414,6 +415,26 @@ bool rszshm__lock_held(const pthread_mutex_t *m)
 	unsigned v = __atomic_load_n(word((pthread_mutex_t *)(uintptr_t)m), __ATOMIC_ACQUIRE);
 
 	return (v & FUTEX_TID_MASK) && !(v & FUTEX_OWNER_DIED);
+}
+
+int rszshm__lock_outwait(const pthread_mutex_t *m, int64_t *since)
+{
+	int64_t bound = rszshm__lock_bound_ns(), now = now_ns();
+	struct timespec t = { 0, READER_NAP_NS };
+	unsigned v = __atomic_load_n(word((pthread_mutex_t *)(uintptr_t)m), __ATOMIC_ACQUIRE);
+
+	if (!rszshm__lock_held(m))
+		return -EAGAIN;
+	if (!*since) {
+		/* Rule 2, read only, once (it reads /proc): a holder that
+		 * cannot be alive will never finish. */
+		if (word_impossible(v) || !holder_may_live(v & FUTEX_TID_MASK, m))
+			return -EAGAIN;
+		*since = now;
+	} else if (bound >= 0 && now - *since >= bound)
+		return -EAGAIN;
+	nanosleep(&t, NULL);
+	return 0;
 }
 
 int rszshm__lock_consistent(pthread_mutex_t *m)

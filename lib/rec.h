@@ -535,6 +535,7 @@ struct rd {
 	uint64_t odd;		/* the odd seq last seen */
 	unsigned tries;
 	unsigned stuck;		/* tries since seq last moved while odd */
+	int64_t since;		/* when the spinning ran out (rszshm__lock_outwait) */
 	bool locked;
 };
 
@@ -568,13 +569,21 @@ static inline int rd_begin(struct rd *c)
 			c->odd = s;
 			c->stuck = 0;
 		}
-		if (++c->stuck >= RDONLY_STUCK || ++c->tries >= RDONLY_TRIES)
-			return -EAGAIN;
+		++c->stuck;
+		++c->tries;
 		/* Odd with nobody holding the index lock: the writer that made
 		 * it odd died (or a co-writer wrote it); no wait will help. */
 		if (c->stuck >= RDONLY_ORPHAN &&
 		    !rszshm__lock_held(&rszshm__shared(c->r->hdr)->rec_lock))
 			return -EAGAIN;
+		if (c->stuck >= RDONLY_STUCK || c->tries >= RDONLY_TRIES) {
+			/* Spun long with a writer in the lock: it may only be
+			 * descheduled, so sleep, for at most the lock bound. */
+			if ((rc = rszshm__lock_outwait(&rszshm__shared(c->r->hdr)->rec_lock,
+						       &c->since)) < 0)
+				return rc;
+			continue;
+		}
 		relax(c->tries);
 	}
 }
@@ -625,6 +634,7 @@ static inline int rd_init(struct rd *c, struct rszshm *r)
 	c->odd = 0;
 	c->tries = 0;
 	c->stuck = 0;
+	c->since = 0;
 	c->locked = false;
 	rszshm__view_of(r, &c->v);
 	return idx_of(&c->v, &c->x);

@@ -1180,6 +1180,109 @@ START_TEST(test_rec_readonly_reader_of_a_seq_kept_odd_ends)
 }
 END_TEST
 
+/*
+ * A read-only reader outwaits a live writer that stays inside the index
+ * lock (descheduled, stopped by a debugger, on a loaded machine) for longer
+ * than the reader spins: it sleeps and reads once the writer is done, it
+ * does not give up with EAGAIN while a writer is at work.
+ */
+static int go_fd = -1;
+
+static void hold_here(int point)
+{
+	char c = (char)point;
+
+	if (point != hook_target)
+		return;
+	if (write(hook_fd, &c, 1) != 1)
+		_exit(4);
+	test_wait_byte(go_fd);
+}
+
+/* Exec'd, read-only: says "ready" on fd argv[2], then looks a record up. */
+static int helper_ro_outwait(int argc, char **argv)
+{
+	char buf[16];
+	struct rszshm r;
+
+	HCHECK(argc == 3);
+	HCHECK(rszshm_at_flags(&r, argv[1], RSZSHM_RDONLY));
+	HCHECK(write(atoi(argv[2]), "", 1) == 1);
+	HCHECK(rszshm_rec_get(&r, "base-2", buf, sizeof(buf), NULL) == 7);
+	HCHECK(strcmp(buf, "base-2") == 0);
+	HCHECK(rszshm_rec_find(&r, "new", NULL) != NULL);
+	HCHECK(rszshm_dt(&r) == 0);
+	return 0;
+}
+
+/* The state letter of /proc/PID/stat ('R', 'S', ...), or 0. */
+static char proc_state(pid_t pid)
+{
+	char path[64], line[512], *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	p = fgets(line, sizeof(line), f);
+	fclose(f);
+	if (!p || !(p = strrchr(line, ')')) || p[1] != ' ')
+		return 0;
+	return p[2];
+}
+
+START_TEST(test_rec_readonly_reader_outwaits_a_writer_in_the_lock)
+{
+	char path[256], name[32], arg[16];
+	int hook[2], go[2], ready[2], st = 0;
+	struct rszshm r;
+	pid_t writer, reader;
+
+	mk_heap(&r, path, "outwait");
+	for (int i = 0; i < BASE_RECS - 1; i++) {
+		snprintf(name, sizeof(name), "base-%d", i);
+		put_str(&r, name, name);
+	}
+	ck_assert_int_eq(pipe2(hook, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+	if ((writer = test_fork()) == 0) {
+		close(hook[0]);
+		close(go[1]);
+		hook_fd = hook[1];
+		go_fd = go[0];
+		hook_target = 1;	/* an insert's first step, seq odd */
+		rszshm__rec_hook = hold_here;
+		_exit(rszshm_rec_put(&r, "new", 0, "new", 4) == 0 ? 0 : 2);
+	}
+	close(hook[1]);
+	close(go[0]);
+	test_wait_byte(hook[0]);
+	close(hook[0]);
+
+	/* Only the reader's end passes the exec. */
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(fcntl(ready[0], F_SETFD, FD_CLOEXEC), 0);
+	snprintf(arg, sizeof(arg), "%d", ready[1]);
+	reader = test_exec_helper("ro-outwait", path, arg, NULL);
+	close(ready[1]);
+	test_wait_byte(ready[0]);
+	close(ready[0]);
+	/* Wait until the reader has spun out and sleeps (or has ended). */
+	for (;;) {
+		ck_assert_msg(waitpid(reader, &st, WNOHANG) == 0, "the reader ended (status %#x) while the writer held the lock", st);
+		if (proc_state(reader) == 'S')
+			break;
+		sched_yield();
+	}
+	test_post(go[1]);
+	close(go[1]);
+	ck_assert_int_eq(test_wait(writer), 0);
+	ck_assert_int_eq(test_wait(reader), 0);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------ the slot array */
 
 static uint64_t rnd(uint64_t *s)
@@ -1654,6 +1757,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_rec_view_lists_records_at_another_address);
 	TEST_ADD_T(s, test_rec_walkers_survive_random_damage, 240);
 	TEST_ADD_T(s, test_rec_readonly_reader_of_a_seq_kept_odd_ends, 60);
+	TEST_ADD_T(s, test_rec_readonly_reader_outwaits_a_writer_in_the_lock, 60);
 	return s;
 }
 
@@ -1662,6 +1766,7 @@ const struct test_helper test_helpers[] = {
 	{ "torn-reader", helper_torn_reader },
 	{ "ro-busy", helper_ro_busy },
 	{ "ro-moving", helper_ro_moving },
+	{ "ro-outwait", helper_ro_outwait },
 	{ "ro-read", helper_ro_read },
 	{ NULL, NULL },
 };
