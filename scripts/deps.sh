@@ -17,7 +17,9 @@ for leg; do
 	case $leg in
 	# bindfs: a FUSE mount without O_TMPFILE, for test-open's killed-maker
 	# test on a real file system that lacks it.
-	plain|asan) pkgs="$pkgs bindfs"
+	# nats-server, libnats-dev: rszshm-mirror and its tests, which start
+	# their own server (clang and fuzz build the tool but skip the suite).
+	plain|asan) pkgs="$pkgs bindfs nats-server libnats-dev"
 		# The Python package's suite (test/test-python.sh) and its
 		# install (pip, venv); the asan leg skips that suite.
 		if [ "$leg" = plain ]; then

@@ -104,6 +104,11 @@ static natsStatus options(natsOptions **out, struct mirror_link *l, const struct
 	s = natsOptions_SetURL(opts, o->server);
 	if (s == NATS_OK)
 		s = natsOptions_SetName(opts, TOOL);
+	/* A change goes out at once, not at the client's next flush: the
+	 * pusher batches by itself (a pass), and latency is what a mirror
+	 * is judged by. */
+	if (s == NATS_OK)
+		s = natsOptions_SetSendAsap(opts, true);
 	if (s == NATS_OK)
 		s = natsOptions_SetAllowReconnect(opts, true);
 	if (s == NATS_OK)
