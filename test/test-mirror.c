@@ -368,6 +368,32 @@ START_TEST(test_mirror_bad_arguments_exit_2_with_one_line)
 }
 END_TEST
 
+START_TEST(test_mirror_refuses_a_raw_region_with_one_line)
+{
+	char path[256];
+	struct test_output o;
+	struct rszshm r;
+
+	test_path(path, sizeof(path), "raw-%d", (int)getpid());
+	test_track(path);
+	ck_assert_ptr_nonnull(rszshm_mk(&r, 1 << 16, path));
+	char *argv[] = { (char *)mirror_bin(), "push", path, "--server", "nats://127.0.0.1:1",
+			 "--bucket", "b", NULL };
+
+	test_capture(&o, 0, false, argv[0], argv);
+	ck_assert_int_eq(o.status, 1);
+	ck_assert_msg(strstr(o.err.p, path) && strstr(o.err.p, "not a heap region") &&
+		      strchr(o.err.p, '\n')[1] == '\0', "it said: %s", o.err.p);
+	test_output_free(&o);
+	argv[1] = "pull";	/* a raw region is no replica either */
+	test_capture(&o, 0, false, argv[0], argv);
+	ck_assert_int_eq(o.status, 1);
+	ck_assert_msg(strstr(o.err.p, path) && strchr(o.err.p, '\n')[1] == '\0', "it said: %s", o.err.p);
+	test_output_free(&o);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
 START_TEST(test_mirror_1000_records_and_10000_updates_reach_the_replica)
 {
 	char src_path[256], rep_path[256], log[256];
@@ -586,6 +612,12 @@ START_TEST(test_mirror_values_at_and_over_the_payload_limit)
 	put(&src, "at-limit", 2, big, LIMIT - MIRROR_HDR);
 	put(&src, "over-limit", 3, big, LIMIT - MIRROR_HDR + 1);
 	put(&src, "after", 4, "a", 2);
+	/* A published pointer: its block is sent, with one warning. */
+	char *blk = rszshm_alloc(&src, 16);
+
+	ck_assert_ptr_nonnull(blk);
+	memcpy(blk, "published block", 16);
+	ck_assert_int_eq(rszshm_rec_add(&src, "ptr", 5, blk, 16), 0);
 	push = mirror("push", src_path, &s, "b6", log, NULL, NULL);
 	pull = mirror("pull", rep_path, &s, "b6", "/dev/null", NULL, NULL);
 	catch_up(&src, rep_path, "over-limit");
@@ -594,9 +626,20 @@ START_TEST(test_mirror_values_at_and_over_the_payload_limit)
 		said |= strstr(buf, "record over-limit") && strstr(buf, "maximum payload");
 	fclose(f);
 	ck_assert_msg(said, "the pusher did not name the record over the limit");
-	/* The others go on. */
-	put(&src, "small", 1, "t", 2);
-	catch_up(&src, rep_path, "over-limit");
+	/* The others go on, pass after pass; the pointer is not warned of
+	 * again (nor the value over the limit). */
+	for (int i = 0; i < 5; i++) {
+		put(&src, "small", 1, i % 2 ? "t" : "u", 2);
+		catch_up(&src, rep_path, "over-limit");
+	}
+	int warned = 0;
+
+	ck_assert_ptr_nonnull(f = fopen(log, "r"));
+	while (fgets(buf, sizeof(buf), f))
+		warned += (strstr(buf, "record ptr points at memory") != NULL) +
+			  (strstr(buf, "record over-limit") != NULL) * 10;
+	fclose(f);
+	ck_assert_int_eq(warned, 11);
 	stop(push, 0);
 	stop(pull, 0);
 	server_kill(&s, SIGTERM);
@@ -644,6 +687,7 @@ Suite *test_suite(void)
 
 	TEST_ADD(s, test_mirror_keys_round_trip_every_byte);
 	TEST_ADD(s, test_mirror_bad_arguments_exit_2_with_one_line);
+	TEST_ADD(s, test_mirror_refuses_a_raw_region_with_one_line);
 	TEST_ADD_T(s, test_mirror_1000_records_and_10000_updates_reach_the_replica, 180);
 	TEST_ADD_T(s, test_mirror_consumer_of_the_replica_wakes_for_updates_and_two_pullers_agree, 120);
 	TEST_ADD_T(s, test_mirror_follows_removals_and_a_cleared_index, 120);

@@ -34,7 +34,8 @@
 struct ent {
 	char name[RSZSHM_NAME_MAX + 1];
 	uint64_t stamp;		/* as last sent (or skipped) */
-	bool warned;		/* said it is a published pointer / too large */
+	bool warned_ptr;	/* said it is a published pointer */
+	bool warned_big;	/* said it is over the payload limit */
 };
 
 struct ents {
@@ -116,7 +117,23 @@ static ssize_t copy(struct push *p, const char *name, struct rszshm_rec_info *in
 	}
 }
 
-/* Publish the record @e names: 1 sent, 0 not (gone or skipped), -1 error. */
+/*
+ * The region failed a call: say so.  -1 (try again: a full pass after a
+ * second) for what passes, EAGAIN (a writer died mid-update and none has
+ * repaired the index yet) and ENOMEM; -2 (stop) for the rest: the region
+ * is not a heap region, is damaged, or was cut.
+ */
+static int region_err(struct push *p, const char *name)
+{
+	int e = errno;
+
+	fprintf(stderr, TOOL ": %s%s%s: %s\n", p->region, name ? ": record " : "", name ? name : "",
+		strerror(e));
+	return e == EAGAIN || e == ENOMEM || e == ETIMEDOUT ? -1 : -2;
+}
+
+/* Publish the record @e names: 1 sent, 0 not (gone or skipped), -1 or -2
+ * as region_err() (-1 too for what the client refused). */
 static int send(struct push *p, struct ent *e)
 {
 	struct rszshm_rec_info info;
@@ -124,22 +141,19 @@ static int send(struct push *p, struct ent *e)
 	natsStatus s;
 	ssize_t n;
 
-	if ((n = copy(p, e->name, &info)) <= 0) {
-		if (n < 0)
-			fprintf(stderr, TOOL ": %s: record %s: %s\n", p->region, e->name, strerror(errno));
-		return (int)n;
-	}
+	if ((n = copy(p, e->name, &info)) <= 0)
+		return n < 0 ? region_err(p, e->name) : 0;
 	if (p->l.max_payload > 0 && n > p->l.max_payload) {
-		if (!e->warned)
+		if (!e->warned_big)
 			fprintf(stderr, TOOL ": %s: record %s: %zd bytes, over the server's maximum payload of %lld: skipped\n",
 				p->region, e->name, n, (long long)p->l.max_payload);
-		e->warned = true;
+		e->warned_big = true;
 		return 0;
 	}
-	if (!info.copied && !plain(p->o, info.type) && !e->warned) {
+	if (!info.copied && !plain(p->o, info.type) && !e->warned_ptr) {
 		fprintf(stderr, TOOL ": %s: record %s points at memory the library did not copy (rszshm_rec_add): mirrored as its %zu-byte block only; pointers in it mean nothing on another host\n",
 			p->region, e->name, info.size);
-		e->warned = true;
+		e->warned_ptr = true;
 	}
 	subject(p, e->name, subj, sizeof(subj));
 	s = js_PublishAsync(p->l.js, subj, p->buf, (int)n, NULL);
@@ -195,7 +209,8 @@ static int delete_strays(struct push *p)
 	return rc;
 }
 
-/* One pass (see the top of the file): 0, or -1 to do a full pass again. */
+/* One pass (see the top of the file): 0; -1 to do a full pass again; -2
+ * the region failed (region_err()). */
 static int pass(struct push *p, bool full)
 {
 	struct rszshm_rec_iter it = RSZSHM_REC_ITER_INIT;
@@ -208,18 +223,17 @@ static int pass(struct push *p, bool full)
 
 	p->cur.n = 0;
 	while ((rc = rszshm_rec_next(&p->r, &it, &info)) == 1) {
-		struct ent *old = full ? NULL : find(&p->prev, info.name), *e;
+		struct ent *old = find(&p->prev, info.name), *e;
 
 		if (!(e = append(&p->cur)))
-			return -1;
+			return region_err(p, NULL);
 		strlcpy(e->name, info.name, sizeof(e->name));
-		e->stamp = old ? old->stamp : 0;
-		e->warned = old ? old->warned : false;
+		e->stamp = old && !full ? old->stamp : 0;
+		e->warned_ptr = old && old->warned_ptr;
+		e->warned_big = old && old->warned_big;
 	}
-	if (rc < 0) {
-		fprintf(stderr, TOOL ": %s: %s\n", p->region, strerror(errno));
-		return -1;
-	}
+	if (rc < 0)
+		return region_err(p, NULL);
 	/* A record moved while we walked may be met twice: keep one. */
 	qsort(p->cur.v, p->cur.n, sizeof(*p->cur.v), by_name);
 	for (size_t i = 0; i < p->cur.n; i++)
@@ -234,13 +248,10 @@ static int pass(struct push *p, bool full)
 		if (rszshm_rec_wait(&p->r, e->name, &stamp, 0) < 0) {
 			if (errno == ETIMEDOUT)
 				continue;	/* unchanged since it was sent */
-			fprintf(stderr, TOOL ": %s: record %s: %s\n", p->region, e->name, strerror(errno));
-			return -1;
+			return region_err(p, e->name);
 		}
-		if (stamp != e->stamp)
-			e->warned = false;
-		if (stamp && send(p, e) < 0)
-			return -1;
+		if (stamp && (rc = send(p, e)) < 0)
+			return rc;
 		e->stamp = stamp;	/* 0: removed since the walk; deleted next pass */
 	}
 	for (size_t i = 0; !full && i < p->prev.n; i++) {
@@ -313,11 +324,17 @@ int mirror_push(const char *region, const struct mirror_opts *o)
 	struct push p = { .region = region, .o = o };
 	bool full = true;
 	uint64_t seen;
-	int status = 1;
+	int status = 1, rc;
 
 	if (!rszshm_open(&p.r, region, &ro)) {
 		fprintf(stderr, TOOL ": %s: %s\n", region, rszshm_errmsg());
 		return 1;
+	}
+	errno = 0;
+	if (rszshm_rec_changes(&p.r) == 0 && errno) {
+		fprintf(stderr, TOOL ": %s: %s\n", region,
+			errno == EINVAL ? "not a heap region (it has no records)" : strerror(errno));
+		goto out_region;
 	}
 	if (!(p.buf = malloc(p.cap = 64 * 1024)))
 		goto out_region;
@@ -330,7 +347,9 @@ int mirror_push(const char *region, const struct mirror_opts *o)
 			if (mirror_bucket(&p.l, o) < 0)
 				goto retry;
 		}
-		if (pass(&p, full) < 0)
+		if ((rc = pass(&p, full)) == -2)
+			goto out;
+		if (rc < 0)
 			goto retry;
 		full = false;
 		report(&p, seen, false);
@@ -352,11 +371,6 @@ int mirror_push(const char *region, const struct mirror_opts *o)
 		}
 		continue;
 retry:
-		errno = 0;
-		if (rszshm_rec_changes(&p.r) == 0 && errno) {
-			fprintf(stderr, TOOL ": %s: %s\n", region, strerror(errno));
-			goto out;
-		}
 		full = true;
 		if (mirror_stop) {
 			status = 0;	/* asked to stop: not a failure */
