@@ -3,7 +3,7 @@
  * bench-common.c - the helpers every part of rszshm-bench shares (bench.h):
  * printing figures and ratios, medians, the clock, region file names, and
  * running this program again as a fresh process.  It depends on nothing
- * else in tools/: the driver (bench.c) and the workload files (bench-*.c)
+ * else in tools/bench/: the driver (bench.c) and the workload files (bench-*.c)
  * depend on it, never on each other, so there is no cycle among them.
  */
 #define _GNU_SOURCE
