@@ -110,6 +110,76 @@ int bench_exec(const struct bench_opts *o, char *const args[])
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+double bench_procs(unsigned nproc, const struct bench_proc *w, void *arg)
+{
+	int ready[2], go[2], status, bad = 0;
+	pid_t pids[BENCH_MAX_PROCS];
+	double t0, t1;
+	unsigned i;
+	char c = 1;
+
+	if (nproc < 1 || nproc > BENCH_MAX_PROCS || pipe(ready) < 0 || pipe(go) < 0)
+		return -1;
+	fflush(NULL);
+	for (i = 0; i < nproc; i++) {
+		if ((pids[i] = fork()) < 0) {
+			nproc = i;
+			bad = 1;
+			break;
+		}
+		if (pids[i] == 0) {
+			close(ready[0]);
+			close(go[1]);
+			if (w->prep && w->prep(arg, i) < 0)
+				_exit(2);
+			if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+				_exit(2);
+			if (w->body(arg, i) < 0)
+				_exit(3);
+			if (write(ready[1], &c, 1) != 1)
+				_exit(2);
+			_exit(w->post && w->post(arg, i) < 0 ? 4 : 0);
+		}
+	}
+	close(ready[1]);
+	close(go[0]);
+	for (i = 0; i < nproc; i++)
+		if (read(ready[0], &c, 1) != 1)
+			bad = 1;
+	t0 = bench_now();
+	for (i = 0; i < nproc; i++)
+		if (write(go[1], &c, 1) != 1)
+			bad = 1;
+	for (i = 0; i < nproc; i++)
+		if (read(ready[0], &c, 1) != 1)
+			bad = 1;
+	t1 = bench_now();
+	close(ready[0]);
+	close(go[1]);
+	for (i = 0; i < nproc; i++) {
+		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			bad = 1;
+	}
+	return bad ? -1 : t1 - t0;
+}
+
+void bench_scaling(const char *workload, const double *rate, unsigned n)
+{
+	char sys[32];
+
+	bench_print(workload, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN), "cores");
+	for (unsigned k = 0; k < n; k++) {
+		snprintf(sys, sizeof(sys), "rszshm-%uproc", 1u << k);
+		bench_print(workload, sys, rate[k], "ops/s");
+	}
+	for (unsigned k = 1; k < n; k++) {
+		snprintf(sys, sizeof(sys), "x-1proc-at-%uproc", 1u << k);
+		bench_ratio(workload, rate[k], rate[0], true, sys);
+	}
+}
+
 bool bench_want(const struct bench_opts *o, const char *group, const char *workload)
 {
 	return !o->only || strcmp(o->only, group) == 0 || strcmp(o->only, workload) == 0;

@@ -9,7 +9,11 @@
  *                     against glibc malloc/free, in the same run.
  *   alloc-free-2proc  the same in 2 forked processes at once on one region,
  *                     aggregate ops/s, against one forked process doing the
- *                     same alone on a region of its own.
+ *                     same alone on a region of its own; and the spread
+ *                     of the ratio over the runs (min, max).
+ *   alloc-free-scale  the same with 1, 2, 4 and 8 processes on one region
+ *                     (and the machine's cores, said): aggregate ops/s, and
+ *                     each beside one process.
  *   alloc-xfree       blocks allocated by one party and freed by another: a
  *                     producer allocates (random sizes as above) and writes
  *                     a sequence number into each block, a consumer reads it
@@ -169,74 +173,64 @@ static double run_rszshm(const struct bench_opts *o, unsigned long ops, void **p
 	return t1 - t0;
 }
 
-/* A forked worker: fill, say ready on @ready, wait for go on @go, run, say done. */
-static void worker(struct rszshm *r, unsigned long ops, uint64_t seed, int ready, int go,
-		   void **pool)
-{
-	struct rng g = { seed };
-	char c = 1;
+/* A forked worker of run_procs(): its own pool, its own random sizes. */
+struct procs {
+	struct rszshm *r;
+	unsigned long ops;
+	void **pool;
+	struct rng g;
+};
 
-	shm = r;
+static int proc_fill(void *arg, unsigned i)
+{
+	struct procs *w = arg;
+	void **pool = w->pool;
+	struct rng g = { SEED + i };
+
+	shm = w->r;
 	POOL_FILL(shm_alloc);
-	if (write(ready, &c, 1) != 1 || read(go, &c, 1) != 1)
-		_exit(2);
-	POOL_RUN(shm_alloc, shm_free, ops);
-	if (write(ready, &c, 1) != 1)
-		_exit(2);
+	w->g = g;
+	return 0;
+}
+
+static int proc_run(void *arg, unsigned i)
+{
+	struct procs *w = arg;
+	void **pool = w->pool;
+	struct rng g = w->g;
+
+	(void)i;
+	POOL_RUN(shm_alloc, shm_free, w->ops);
+	return 0;
+}
+
+static int proc_drain(void *arg, unsigned i)
+{
+	struct procs *w = arg;
+	void **pool = w->pool;
+
+	(void)i;
 	POOL_DRAIN(shm_free);
-	_exit(0);
+	return 0;
 }
 
 /* @nproc forked workers at once on one region: aggregate ops/s. */
 static double run_procs(const struct bench_opts *o, unsigned nproc, unsigned long ops, void **pool)
 {
-	int ready[2], go[2], status, bad = 0;
-	pid_t pids[2];
+	static const struct bench_proc w = { proc_fill, proc_run, proc_drain };
 	struct rszshm r;
-	double t0, t1;
-	unsigned i;
-	char c = 1;
+	struct procs p;
+	double t;
 
 	make_region(o, &r);
-	if (pipe(ready) < 0 || pipe(go) < 0)
-		die("pipe");
-	fflush(NULL);
-	for (i = 0; i < nproc; i++) {
-		if ((pids[i] = fork()) < 0)
-			die("fork");
-		if (pids[i] == 0) {
-			close(ready[0]);
-			close(go[1]);
-			worker(&r, ops, SEED + i, ready[1], go[0], pool);
-		}
-	}
-	close(ready[1]);
-	close(go[0]);
-	for (i = 0; i < nproc; i++)
-		if (read(ready[0], &c, 1) != 1)
-			bad = 1;
-	t0 = bench_now();
-	for (i = 0; i < nproc; i++)
-		if (write(go[1], &c, 1) != 1)
-			bad = 1;
-	for (i = 0; i < nproc; i++)
-		if (read(ready[0], &c, 1) != 1)
-			bad = 1;
-	t1 = bench_now();
-	close(ready[0]);
-	close(go[1]);
-	for (i = 0; i < nproc; i++) {
-		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
-			;
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			bad = 1;
-	}
+	p = (struct procs){ &r, ops, pool, { 0 } };
+	t = bench_procs(nproc, &w, &p);
 	drop_region(&r);
-	if (bad) {
-		fprintf(stderr, "rszshm-bench: alloc-free-2proc: a worker failed\n");
+	if (t < 0) {
+		fprintf(stderr, "rszshm-bench: alloc-free with %u processes: a worker failed\n", nproc);
 		exit(1);
 	}
-	return (double)ops * nproc / (t1 - t0);
+	return (double)ops * nproc / t;
 }
 
 /* ------------------------------------------------------ alloc-xfree */
@@ -514,7 +508,7 @@ void bench_heap(const struct bench_opts *o)
 	bench_ratio("alloc-free", a, b, true, "x-glibc");
 two:
 	if (!bench_want(o, "heap", "alloc-free-2proc"))
-		goto xfree;
+		goto scale;
 	for (i = 0; i < runs; i++) {
 		two_v[i] = run_procs(o, 2, ops2, pool);
 		one_v[i] = run_procs(o, 1, ops2, pool);
@@ -524,6 +518,25 @@ two:
 	bench_print("alloc-free-2proc", "rszshm", a, "ops/s");
 	bench_print("alloc-free-2proc", "rszshm-1proc", b, "ops/s");
 	bench_ratio("alloc-free-2proc", a, b, true, "x-1proc");
+	/* The spread: on a small machine the figure is noisy. */
+	for (i = 0; i < runs; i++)
+		two_v[i] /= one_v[i];
+	bench_median(two_v, runs);	/* sorts */
+	bench_print("alloc-free-2proc", "x-1proc-min", two_v[0], "x");
+	bench_print("alloc-free-2proc", "x-1proc-max", two_v[runs - 1], "x");
+scale:
+	if (!bench_want(o, "heap", "alloc-free-scale"))
+		goto xfree;
+	{
+		double rate[4], v[MAX_RUNS];
+
+		for (unsigned k = 0; k < 4; k++) {
+			for (i = 0; i < runs; i++)
+				v[i] = run_procs(o, 1u << k, ops2, pool);
+			rate[k] = bench_median(v, runs);
+		}
+		bench_scaling("alloc-free-scale", rate, 4);
+	}
 xfree:
 	if (!bench_want(o, "heap", "alloc-xfree"))
 		goto over;

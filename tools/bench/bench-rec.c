@@ -8,6 +8,9 @@
  *   lookup         then NLOOKUPS lookups of random existing names
  *                  (rszshm_rec_find, reading the value's first word), ops/s;
  *                  against the same lookups in the in-process tables.
+ *   lookup-scale   the lookups in 1, 2, 4 and 8 forked processes at once on
+ *                  one region of NRECS records (and the machine's cores,
+ *                  said): aggregate ops/s, each beside one process.
  *   attach-lookup  a freshly exec'd process attaches a region of NRECS
  *                  records by file name and looks one up ("--child
  *                  attach-lookup": rszshm_at, rszshm_rec_find, check the
@@ -413,6 +416,58 @@ static double lookup_itable(const struct itable *t, const struct names *nm, unsi
 	return t0;
 }
 
+/* lookup-scale: each process looks up @count random names, its own sequence. */
+struct scale {
+	struct rszshm *r;
+	const struct names *nm;
+	unsigned count;
+};
+
+static int scale_body(void *arg, unsigned i)
+{
+	const struct scale *w = arg;
+	uint64_t s = SEED + i, bad = 0;
+
+	for (unsigned k = 0; k < w->count; k++) {
+		unsigned n = (unsigned)(next_rand(&s) % w->nm->n);
+		const uint64_t *v = rszshm_rec_find(w->r, w->nm->name[n], NULL);
+
+		if (!v)
+			return -1;
+		bad += *v != n;
+	}
+	return bad ? -1 : 0;
+}
+
+static void bench_lookup_scale(const struct bench_opts *o, const struct names *nm, unsigned count)
+{
+	static const struct bench_proc w = { NULL, scale_body, NULL };
+	double rate[4], *v;
+	struct rszshm r;
+	struct scale sc;
+
+	if (!(v = calloc(o->runs, sizeof(*v))))
+		die("lookup-scale", "calloc");
+	make_region(o, &r, "lookup-scale");
+	insert_rszshm(&r, nm);
+	sc = (struct scale){ &r, nm, count };
+	for (unsigned k = 0; k < 4; k++) {
+		for (unsigned run = 0; run < o->runs; run++) {
+			double t = bench_procs(1u << k, &w, &sc);
+
+			if (t < 0) {
+				errno = EBADMSG;
+				die("lookup-scale", "a process failed");
+			}
+			v[run] = (double)count * (1u << k) / t;
+		}
+		rate[k] = bench_median(v, o->runs);
+	}
+	bench_scaling("lookup-scale", rate, 4);
+	drop_region(&r, "lookup-scale");
+	free(v);
+}
+
 static void bench_insert_lookup(const struct bench_opts *o, bool insert, bool lookup)
 {
 	unsigned nrecs = o->quick ? NRECS / QUICK_DIV : NRECS;
@@ -621,6 +676,17 @@ void bench_rec(const struct bench_opts *o)
 
 	if (insert || lookup)
 		bench_insert_lookup(o, insert, lookup);
+	if (bench_want(o, "rec", "lookup-scale")) {
+		unsigned nrecs = o->quick ? NRECS / QUICK_DIV : NRECS;
+		struct names nm = { calloc(nrecs, sizeof(*nm.name)), nrecs };
+
+		if (!nm.name)
+			die("lookup-scale", "calloc");
+		for (unsigned i = 0; i < nrecs; i++)
+			snprintf(nm.name[i], NAME_LEN, "rec-%08u", i);
+		bench_lookup_scale(o, &nm, o->quick ? NLOOKUPS / QUICK_DIV : NLOOKUPS);
+		free(nm.name);
+	}
 	if (bench_want(o, "rec", "attach-lookup"))
 		bench_attach_lookup(o);
 }

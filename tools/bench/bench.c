@@ -36,9 +36,9 @@
 
 
 static const char *const core_names[] = { "core", "attach", "grow", "fill", "lock", NULL };
-static const char *const heap_names[] = { "heap", "alloc-free", "alloc-free-2proc", "alloc-xfree",
+static const char *const heap_names[] = { "heap", "alloc-free", "alloc-free-2proc", "alloc-free-scale", "alloc-xfree",
 						   "overhead", NULL };
-static const char *const rec_names[] = { "rec", "insert", "lookup", "attach-lookup", NULL };
+static const char *const rec_names[] = { "rec", "insert", "lookup", "lookup-scale", "attach-lookup", NULL };
 static const char *const make_names[] = { "make", NULL };
 static const char *const wait_names[] = { "wait", "wake", "put-nowait", NULL };
 
@@ -66,8 +66,8 @@ static void usage(FILE *f)
 		"  --dir DIR    where to make region files (default /dev/shm)\n"
 		"  --only NAME  one workload or group:\n"
 		"               core: attach grow fill\n"
-		"               heap: alloc-free alloc-free-2proc alloc-xfree overhead\n"
-		"               rec: insert lookup attach-lookup\n"
+		"               heap: alloc-free alloc-free-2proc alloc-free-scale alloc-xfree overhead\n"
+		"               rec: insert lookup lookup-scale attach-lookup\n"
 		"               make: make\n"
 		"               wait: wake put-nowait\n"
 		"Output: one line per figure, tab-separated: WORKLOAD SYSTEM VALUE UNIT.\n"

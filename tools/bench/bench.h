@@ -56,6 +56,21 @@ unsigned bench_printed(void);
 /* Whether --only selects @workload of @group ("core", "heap", "rec", "wait"). */
 bool bench_want(const struct bench_opts *o, const char *group, const char *workload);
 
+/* What each of bench_procs()'s processes runs: @prep (optional) before the
+ * start, @body timed, all at once, @post (optional) after; 0 or -1 each. */
+struct bench_proc {
+	int (*prep)(void *arg, unsigned i);
+	int (*body)(void *arg, unsigned i);
+	int (*post)(void *arg, unsigned i);
+};
+#define BENCH_MAX_PROCS 8u
+/* @nproc (1 to BENCH_MAX_PROCS) forked processes: the seconds from the
+ * moment all were ready to the end of the last body, or -1 if one failed. */
+double bench_procs(unsigned nproc, const struct bench_proc *w, void *arg);
+/* The scaling line of @workload: the machine's cores, then @rate[k] with
+ * 2^k processes (k < @n), and each beside the rate of one. */
+void bench_scaling(const char *workload, const double *rate, unsigned n);
+
 /* The workloads, one function per file. */
 void bench_core(const struct bench_opts *o);	/* bench-core.c: attach, grow, fill, lock */
 void bench_heap(const struct bench_opts *o);	/* bench-heap.c: alloc-free, alloc-free-2proc */
