@@ -207,6 +207,6 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	rc = !strcmp(cmd, "push") ? mirror_push(path, &o) : mirror_pull(path, &o);
-	nats_Close();
+	nats_CloseAndWait(2000);	/* the client's threads gone: nothing left behind */
 	return rc;
 }
