@@ -73,6 +73,7 @@ struct mirror_link {
 	char bucket[64];
 	int reconnected;	/* set by the client's thread (__atomic) */
 	int pub_failed;		/* publishes refused, by the client's thread (__atomic) */
+	int closing;		/* we close it: a disconnection is no news (__atomic) */
 	int64_t max_payload;
 };
 

@@ -62,9 +62,10 @@ static void on_pub_err(jsCtx *js, jsPubAckErr *pae, void *closure)
 
 static void on_disconnect(natsConnection *nc, void *closure)
 {
+	struct mirror_link *l = closure;
+
 	(void)nc;
-	(void)closure;
-	if (!mirror_stop)
+	if (!mirror_stop && !__atomic_load_n(&l->closing, __ATOMIC_ACQUIRE))
 		fprintf(stderr, TOOL ": lost the server; reconnecting\n");
 }
 
@@ -234,6 +235,7 @@ void mirror_close(struct mirror_link *l)
 	if (l->js)
 		jsCtx_Destroy(l->js);
 	if (l->nc) {
+		__atomic_store_n(&l->closing, 1, __ATOMIC_RELEASE);
 		natsConnection_Close(l->nc);
 		natsConnection_Destroy(l->nc);
 	}

@@ -171,7 +171,7 @@ static void report(struct pull *p, bool force)
 
 	if (!p->o->verbose || (!force && now - p->report_at < 1000000000))
 		return;
-	fprintf(stderr, TOOL ": pull %s: %llu values applied, %llu unchanged, %llu removed, %.0f values/s, lag %llu updates\n",
+	fprintf(stderr, TOOL ": pull %s: %llu values applied, %llu unchanged, %llu removed, %.0f values/s, %llu updates pending at the last one\n",
 		p->replica, (unsigned long long)p->applied, (unsigned long long)p->skipped,
 		(unsigned long long)p->removed,
 		p->report_at ? (double)(p->applied - p->applied_at_report) * 1e9 / (double)(now - p->report_at) : 0.0,
@@ -242,7 +242,7 @@ int mirror_pull(const char *replica, const struct mirror_opts *o)
 	int rc = 1;
 
 	if (!rszshm_open(&p.r, replica, &ro)) {
-		fprintf(stderr, TOOL ": %s: %s\n", replica, rszshm_errmsg());
+		fprintf(stderr, TOOL ": %s\n", rszshm_errmsg());	/* names the file */
 		return 1;
 	}
 	if (mirror_connect(&p.l, o) < 0)

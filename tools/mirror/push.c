@@ -327,7 +327,7 @@ int mirror_push(const char *region, const struct mirror_opts *o)
 	int status = 1, rc;
 
 	if (!rszshm_open(&p.r, region, &ro)) {
-		fprintf(stderr, TOOL ": %s: %s\n", region, rszshm_errmsg());
+		fprintf(stderr, TOOL ": %s\n", rszshm_errmsg());	/* names the file */
 		return 1;
 	}
 	errno = 0;
