@@ -213,7 +213,10 @@ int mirror_connect(struct mirror_link *l, const struct mirror_opts *o)
 	}
 	l->max_payload = natsConnection_GetMaxPayload(l->nc);
 	jsOptions_Init(&jo);
+	/* At most 4096 values unacknowledged; a publish waits up to 10 s for
+	 * room (a slow link is waited for, not taken for a failure). */
 	jo.PublishAsync.MaxPending = 4096;
+	jo.PublishAsync.StallWait = 10000;
 	jo.PublishAsync.ErrHandler = on_pub_err;
 	jo.PublishAsync.ErrHandlerClosure = l;
 	if ((s = natsConnection_JetStream(&l->js, l->nc, &jo)) != NATS_OK) {
