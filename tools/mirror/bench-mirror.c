@@ -50,7 +50,7 @@ static int64_t now(void)
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-static void die(const char *what)
+static _Noreturn void die(const char *what)
 {
 	fprintf(stderr, "rszshm-bench-mirror: %s: %s\n", what, errno ? strerror(errno) : "failed");
 	exit(1);
