@@ -4,18 +4,35 @@
 # failed and were skipped, and why each skip happened.  A skip is either a
 # whole test (exit 77) or a case inside a suite that printed "skipped"
 # (TEST_NEEDS and the like: a kernel or emulator lacking a feature).
+#
+# scripts/summary.py BUILD-DIR LEG --failures: only the failed tests, one
+# line each, with Check's first failure line (file:line:F|E:case:test:
+# message) or the test's last line of output, so that the end of a long
+# run says what failed.
 import json
 import os
 import re
 import sys
 
 build, leg = sys.argv[1], sys.argv[2]
+failures_only = sys.argv[3:] == ['--failures']
 log = os.path.join(build, 'meson-logs', 'testlog.json')
 try:
     with open(log, encoding='utf-8', errors='replace') as f:
         tests = [json.loads(line) for line in f if line.strip()]
 except OSError as e:
     print(f'{leg}: no test log ({e.strerror}: {log})')
+    sys.exit(0)
+
+if failures_only:
+    for t in tests:
+        if t['result'] in ('OK', 'EXPECTEDFAIL', 'SKIP'):
+            continue
+        text = (t.get('stdout') or '') + (t.get('stderr') or '')
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        why = next((ln for ln in lines if re.search(r':[FE]:', ln)),
+                   lines[-1] if lines else '(no output)')
+        print(f"{leg}: {t['name'].split(' / ')[-1]} {t['result']}: {why[:300]}")
     sys.exit(0)
 
 counts = {}

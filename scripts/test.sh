@@ -16,7 +16,8 @@
 # With no LEG: plain and asan.  Legs other than plain and asan leave out the
 # slow suite.  Each leg builds in build-test-LEG and prints its time; at the
 # end, each leg's tests (how many ran, passed, were skipped and why:
-# scripts/summary.py), then the legs, and the last line is
+# scripts/summary.py), then the legs, then each failed test with its first
+# failure line (so the end of the output says what failed), and the last line is
 # "N passed, N failed, N skipped" (legs).  A leg this machine cannot run is
 # skipped, saying why, never counted as passed.
 set -eu
@@ -24,7 +25,7 @@ cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- plain asan
 scripts/deps.sh "$@"
 
-passed=0 failed=0 skipped=0 times="" notes=""
+passed=0 failed=0 skipped=0 times="" notes="" fails=""
 
 setup() {	# DIR OPTIONS...: configure once ($cc, $cxx: the compilers, if set)
 	d=$1
@@ -126,6 +127,8 @@ for leg; do
 	if [ $rc -ne 77 ] && [ -f build-test-$leg/meson-logs/testlog.json ]; then
 		notes="$notes$(python3 scripts/summary.py build-test-$leg $leg)
 "
+		[ $rc -eq 0 ] || fails="$fails$(python3 scripts/summary.py build-test-$leg $leg --failures)
+"
 	fi
 	secs=$(($(date +%s) - start))
 	line=$(printf '%-8s %-6s %3dm%02ds' "$leg" "$result" $((secs / 60)) $((secs % 60)))
@@ -137,5 +140,9 @@ echo "=== tests"
 printf '%s' "$notes"
 echo "=== legs"
 printf '%s' "$times"
+if [ -n "$(printf '%s' "$fails" | tr -d '\n')" ]; then
+	echo "=== failed tests"
+	printf '%s' "$fails"
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
