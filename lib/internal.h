@@ -132,6 +132,12 @@ RSZSHM__INTERNAL int rszshm__sys_futex_wait(const uint32_t *word, uint32_t val,
 /* rszshm__sys_futex_wake(), declared above, wakes every waiter (shared). */
 /* How many FUTEX_WAKE calls this process has made (for tests). */
 RSZSHM__INTERNAL unsigned long rszshm__sys_futex_wakes(void);
+/* membarrier(2) for wait.c: register this process for global expedited
+ * barriers (0, or -ENOSYS and the like: the kernel cannot); one global
+ * expedited barrier (0 or a negative errno); how many this process made. */
+RSZSHM__INTERNAL int rszshm__sys_membarrier_register(void);
+RSZSHM__INTERNAL int rszshm__sys_membarrier(void);
+RSZSHM__INTERNAL unsigned long rszshm__sys_membarriers(void);
 
 /* -------------------------------------------------------------- guard.c
  * The library's accesses through a mapping never raise SIGBUS (see the top
@@ -659,6 +665,9 @@ RSZSHM__INTERNAL void rszshm__wait_changed(struct rszshm *r, uint64_t h);
 RSZSHM__INTERNAL void rszshm__wait_all(struct rszshm *r);
 /* Test switch: writers skip the waking path (bench put-baseline only). */
 RSZSHM__INTERNAL extern bool rszshm__wait_off;
+/* This process's writers: 0 not yet decided, 1 registered for membarrier
+ * (no full fence on the put path), -1 they fence (tests may set -1). */
+RSZSHM__INTERNAL extern int rszshm__wait_light;
 
 /* -------------------------------------------------------------- check.c */
 /* Header (its locks by rszshm__lock_validate()), heap and records of a view:

@@ -576,6 +576,59 @@ unsigned long rszshm__sys_futex_wakes(void)
 	return __atomic_load_n(&futex_wakes, __ATOMIC_RELAXED);
 }
 
+/*
+ * membarrier(2), the heavy half of wait.c's asymmetric fence: a process
+ * registers once (the registration is the process's, kept across fork and
+ * dropped at exec), and a GLOBAL_EXPEDITED call makes every running thread
+ * of every registered process pass a full memory barrier before it
+ * returns.  Not fault-injected, for the reason the futex calls are not.
+ */
+#ifndef MEMBARRIER_CMD_QUERY
+#define MEMBARRIER_CMD_QUERY 0
+#endif
+#ifndef MEMBARRIER_CMD_GLOBAL_EXPEDITED
+#define MEMBARRIER_CMD_GLOBAL_EXPEDITED (1 << 1)
+#endif
+#ifndef MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED
+#define MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED (1 << 2)
+#endif
+
+static long membarrier(int cmd)
+{
+#ifdef SYS_membarrier
+	return syscall(SYS_membarrier, cmd, 0, 0);
+#else
+	(void)cmd;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+int rszshm__sys_membarrier_register(void)
+{
+	long cmds = membarrier(MEMBARRIER_CMD_QUERY);
+
+	if (cmds < 0)
+		return -errno;
+	if (!(cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) ||
+	    !(cmds & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED))
+		return -ENOSYS;
+	return membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) < 0 ? -errno : 0;
+}
+
+static unsigned long membarriers;	/* GLOBAL_EXPEDITED calls made (for tests) */
+
+int rszshm__sys_membarrier(void)
+{
+	__atomic_fetch_add(&membarriers, 1, __ATOMIC_RELAXED);
+	return membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0 ? -errno : 0;
+}
+
+unsigned long rszshm__sys_membarriers(void)
+{
+	return __atomic_load_n(&membarriers, __ATOMIC_RELAXED);
+}
+
 /* Is /proc the one of this process's PID namespace?  Another one names
  * other processes and threads by the numbers of ours. */
 bool rszshm__sys_proc_ours(void)

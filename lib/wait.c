@@ -14,17 +14,33 @@
  *
  * Writer (rec.c, or rec-repair.c after a dead writer, under the index lock,
  *   once the change is visible):
- *   store changes, lane (release); full fence; load the waiter counts;
+ *   store changes, lane (release); fence; load the waiter counts;
  *   FUTEX_WAKE the words that have waiters.
  * Waiter: add itself to the count (full fence); load the word; compare the
- *   record's stamp (or the counter) with what the caller saw; if equal,
- *   FUTEX_WAIT while the word still holds what it loaded.
+ *   record's stamp (or the counter) with what the caller saw; if equal and
+ *   it has not yet done so in this call, make the heavy barrier and look
+ *   again; if still equal, FUTEX_WAIT while the word still holds what it
+ *   loaded.
  *
- * No lost wake-up: if the writer's load of the count missed the waiter, the
- * fences order the waiter's load of the word after the writer's bump, so
- * the waiter sees the change itself; if the bump came after the waiter's
- * load, the kernel's compare in FUTEX_WAIT refuses to sleep, or the
- * writer's FUTEX_WAKE finds it asleep.
+ * The fence is asymmetric (membarrier(2), as userspace RCU does it): a
+ * writer's process registers for global expedited barriers once, and its
+ * writers then need only a compiler barrier between the bump and the load
+ * of the counts; the waiter, before its first sleep, makes every running
+ * thread of every registered process pass a full barrier (an IPI each, a
+ * microsecond or two).  Writes are many and sleeps are few: the fence, the
+ * one cost of waking on the put path, moves to the side that is about to
+ * sleep anyway.  A process the kernel will not register (no membarrier, or
+ * a filter forbids it) keeps the full fence; a waiter whose barrier call
+ * fails cannot know that every writer fenced, and sleeps in slices of
+ * WAIT_SLICE_MS, looking again after each.
+ *
+ * No lost wake-up: if the writer's load of the count missed the waiter, it
+ * ran before the waiter's count was visible to it, so before the waiter's
+ * barrier; the barrier (or the writer's own fence) makes the bump, earlier
+ * in the writer's order, visible to the waiter's load after the barrier,
+ * and the waiter sees the change itself; if the bump came after the
+ * waiter's load, the kernel's compare in FUTEX_WAIT refuses to sleep, or
+ * the writer's FUTEX_WAKE finds it asleep.
  *
  * Robustness: a waiter killed asleep leaves its count one too high for
  * good: writers of its lane then make a FUTEX_WAKE call nobody needed, and
@@ -52,6 +68,7 @@
 #define WAIT_SLICE_MS 10	/* a waiter that cannot announce itself */
 
 bool rszshm__wait_off;
+int rszshm__wait_light;
 
 #define LD(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
 
@@ -68,6 +85,19 @@ static uint32_t *low_half(uint64_t *c)
 
 /* ------------------------------------------------------ writers' half */
 
+/* Does this process's writer skip the full fence?  Registered on first
+ * need; every thread of the process may then skip it. */
+static bool light_writer(void)
+{
+	int s = __atomic_load_n(&rszshm__wait_light, __ATOMIC_ACQUIRE);
+
+	if (__builtin_expect(s == 0, 0)) {
+		s = rszshm__sys_membarrier_register() == 0 ? 1 : -1;
+		__atomic_store_n(&rszshm__wait_light, s, __ATOMIC_RELEASE);
+	}
+	return s > 0;
+}
+
 uint64_t rszshm__wait_next(const struct rszshm *r)
 {
 	return LD(words(r)->changes) + 1;
@@ -82,7 +112,10 @@ void rszshm__wait_changed(struct rszshm *r, uint64_t h)
 		return;
 	__atomic_store_n(&w->changes, LD(w->changes) + 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&w->lane[l], LD(w->lane[l]) + 1, __ATOMIC_RELEASE);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (light_writer())
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	else
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (__builtin_expect(rszshm__rec_hook != NULL, 0))
 		rszshm__rec_hook(12);
 	if (LD(w->lane_waiters[l]))
@@ -111,6 +144,8 @@ struct ann {
 	uint32_t *count;	/* NULL: cannot announce (sleep in slices) */
 	void *page;		/* a writable mapping of the header's page, or NULL */
 	size_t len;
+	bool barrier_due;	/* the heavy barrier is still to be made */
+	bool slices;		/* sleep in slices: not announced, or no barrier */
 };
 
 /* Add @d to the announced count.  The page of a read-only handle's own
@@ -153,6 +188,20 @@ static void announce(struct rszshm *r, uint32_t *count, struct ann *a)
 	}
 	count_add(a, 1);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	a->barrier_due = a->count != NULL;
+	a->slices = a->count == NULL;
+}
+
+/* Before the first sleep of a call: the heavy half of the fence (see the
+ * top).  true when it was made now: the caller looks at the word again. */
+static bool barrier_first(struct ann *a)
+{
+	if (!a->barrier_due)
+		return false;
+	a->barrier_due = false;
+	if (rszshm__sys_membarrier() < 0)
+		a->slices = true;
+	return true;
 }
 
 static void withdraw(struct ann *a)
@@ -246,7 +295,9 @@ static int rec_wait(struct rszshm *r, const char *name, uint64_t *gen, int timeo
 			*gen = stamp;
 			break;
 		}
-		if ((rc = sleep_on(&w->lane[l], v, deadline, !a.count)) < 0)
+		if (barrier_first(&a))
+			continue;
+		if ((rc = sleep_on(&w->lane[l], v, deadline, a.slices)) < 0)
 			break;
 	}
 	withdraw(&a);
@@ -275,7 +326,9 @@ static int rec_wait_any(struct rszshm *r, uint64_t *seen, int timeout_ms)
 			rc = 0;
 			break;
 		}
-		if ((rc = sleep_on(low_half(&w->changes), (uint32_t)c, deadline, !a.count)) < 0)
+		if (barrier_first(&a))
+			continue;
+		if ((rc = sleep_on(low_half(&w->changes), (uint32_t)c, deadline, a.slices)) < 0)
 			break;
 	}
 	withdraw(&a);

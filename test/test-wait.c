@@ -110,7 +110,9 @@ static int helper_pong(int argc, char **argv)
 	uint64_t seen = 0, last = 0, v;
 
 	alarm(ALARM_S);
-	HCHECK(argc == 2);
+	HCHECK(argc == 2 || (argc == 3 && strcmp(argv[2], "fenced") == 0));
+	if (argc == 3)
+		rszshm__wait_light = -1;	/* this side's writers fence */
 	HCHECK(rszshm_at(&r, argv[1]) != NULL);
 	while (last < ROUNDS) {
 		HCHECK(rszshm_rec_wait(&r, "val", &seen, FOREVER) == 0);
@@ -125,15 +127,17 @@ static int helper_pong(int argc, char **argv)
 	return 0;
 }
 
-START_TEST(test_wait_loses_no_wakeup_in_100000_ping_pong_rounds)
+/* @fenced false: both sides' writers as the kernel allows (membarrier
+ * where it registers); true: the helper's writers make the full fence. */
+static void ping_pong(bool fenced)
 {
 	char path[256];
 	struct rszshm r;
 	uint64_t seen = 0, n;
 	pid_t pid;
 
-	mk_heap(&r, path, "pingpong");
-	pid = test_exec_helper("pong", path, NULL);
+	mk_heap(&r, path, fenced ? "pingpong-fenced" : "pingpong");
+	pid = test_exec_helper("pong", path, fenced ? "fenced" : NULL, NULL);
 	for (n = 1; n <= ROUNDS; n++) {
 		put_u64(&r, "val", n);
 		for (;;) {
@@ -145,6 +149,17 @@ START_TEST(test_wait_loses_no_wakeup_in_100000_ping_pong_rounds)
 	}
 	ck_assert_int_eq(test_wait(pid), 0);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+
+START_TEST(test_wait_loses_no_wakeup_in_100000_ping_pong_rounds)
+{
+	ping_pong(false);
+}
+END_TEST
+
+START_TEST(test_wait_loses_no_wakeup_with_a_fencing_writer)
+{
+	ping_pong(true);
 }
 END_TEST
 
@@ -183,6 +198,50 @@ START_TEST(test_wait_sees_the_last_of_100000_free_running_puts)
 	for (uint64_t n = 1; n <= ROUNDS; n++)
 		put_u64(&r, "val", n);
 	ck_assert_int_eq(test_wait(pid), 0);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/*
+ * The asymmetric fence: a process the kernel registers for membarrier
+ * writes without the full fence; a waiter makes one barrier before its
+ * first sleep, and none in a wait that finds its change at once.
+ */
+START_TEST(test_wait_barrier_is_made_once_and_only_before_a_sleep)
+{
+	char path[256];
+	struct rszshm r;
+	uint64_t seen = 0, got = UINT64_MAX;
+	unsigned long before;
+	pid_t pid;
+	int p[2];
+
+	mk_heap(&r, path, "barrier");
+	put_u64(&r, "a", 1);
+	ck_assert_int_eq(rszshm__wait_light, rszshm__sys_membarrier_register() == 0 ? 1 : -1);
+	before = rszshm__sys_membarriers();
+	ck_assert_int_eq(rszshm_rec_wait(&r, "a", &seen, FOREVER), 0);
+	ck_assert_uint_ne(seen, 0);
+	ck_assert_uint_eq(rszshm__sys_membarriers(), before);
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = test_fork();
+	if (pid == 0) {
+		uint64_t made = rszshm__sys_membarriers();
+
+		alarm(ALARM_S);
+		HCHECK(rszshm_rec_wait(&r, "a", &seen, FOREVER) == 0);
+		made = rszshm__sys_membarriers() - made;
+		HCHECK(write(p[1], &made, sizeof(made)) == (ssize_t)sizeof(made));
+		_exit(0);
+	}
+	until_asleep(pid);
+	put_u64(&r, "a", 2);
+	ck_assert_int_eq(read(p[0], &got, sizeof(got)), (ssize_t)sizeof(got));
+	ck_assert_uint_eq(got, 1);
+	ck_assert_int_eq(test_wait(pid), 0);
+	close(p[0]);
+	close(p[1]);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 }
 END_TEST
@@ -719,6 +778,8 @@ Suite *test_suite(void)
 	Suite *s = suite_create("wait");
 
 	TEST_ADD_T(s, test_wait_loses_no_wakeup_in_100000_ping_pong_rounds, CASE_S);
+	TEST_ADD_T(s, test_wait_loses_no_wakeup_with_a_fencing_writer, CASE_S);
+	TEST_ADD_T(s, test_wait_barrier_is_made_once_and_only_before_a_sleep, CASE_S);
 	TEST_ADD_T(s, test_wait_sees_the_last_of_100000_free_running_puts, CASE_S);
 	TEST_ADD_T(s, test_wait_put_with_nobody_waiting_makes_no_wake_call, CASE_S);
 	TEST_ADD_T(s, test_wait_times_out_when_nothing_changes, CASE_S);
