@@ -192,11 +192,20 @@ static void announce(struct rszshm *r, uint32_t *count, struct ann *a)
 	a->slices = a->count == NULL;
 }
 
-/* Before the first sleep of a call: the heavy half of the fence (see the
- * top).  true when it was made now: the caller looks at the word again. */
-static bool barrier_first(struct ann *a)
+static int64_t now_ns(void)
 {
-	if (!a->barrier_due)
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Before the first sleep of a call: the heavy half of the fence (see the
+ * top).  true when it was made now: the caller looks at the word again.
+ * None for a call past its @deadline (a poll, timeout 0): it will not sleep. */
+static bool barrier_first(struct ann *a, int64_t deadline)
+{
+	if (!a->barrier_due || (deadline >= 0 && now_ns() >= deadline))
 		return false;
 	a->barrier_due = false;
 	if (rszshm__sys_membarrier() < 0)
@@ -209,14 +218,6 @@ static void withdraw(struct ann *a)
 	count_add(a, -1);
 	if (a->page)
 		rszshm__sys_munmap(a->page, a->len);
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
 /*
@@ -295,7 +296,7 @@ static int rec_wait(struct rszshm *r, const char *name, uint64_t *gen, int timeo
 			*gen = stamp;
 			break;
 		}
-		if (barrier_first(&a))
+		if (barrier_first(&a, deadline))
 			continue;
 		if ((rc = sleep_on(&w->lane[l], v, deadline, a.slices)) < 0)
 			break;
@@ -326,7 +327,7 @@ static int rec_wait_any(struct rszshm *r, uint64_t *seen, int timeout_ms)
 			rc = 0;
 			break;
 		}
-		if (barrier_first(&a))
+		if (barrier_first(&a, deadline))
 			continue;
 		if ((rc = sleep_on(low_half(&w->changes), (uint32_t)c, deadline, a.slices)) < 0)
 			break;

@@ -205,7 +205,7 @@ END_TEST
 /*
  * The asymmetric fence: a process the kernel registers for membarrier
  * writes without the full fence; a waiter makes one barrier before its
- * first sleep, and none in a wait that finds its change at once.
+ * first sleep, and none in a wait that finds its change at once or a poll.
  */
 START_TEST(test_wait_barrier_is_made_once_and_only_before_a_sleep)
 {
@@ -222,6 +222,10 @@ START_TEST(test_wait_barrier_is_made_once_and_only_before_a_sleep)
 	before = rszshm__sys_membarriers();
 	ck_assert_int_eq(rszshm_rec_wait(&r, "a", &seen, FOREVER), 0);
 	ck_assert_uint_ne(seen, 0);
+	ck_assert_uint_eq(rszshm__sys_membarriers(), before);
+	/* A poll (timeout 0) that finds nothing new sleeps not: no barrier. */
+	ck_assert_int_eq(rszshm_rec_wait(&r, "a", &seen, 0), -1);
+	ck_assert_int_eq(errno, ETIMEDOUT);
 	ck_assert_uint_eq(rszshm__sys_membarriers(), before);
 
 	ck_assert_int_eq(pipe(p), 0);
