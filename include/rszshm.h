@@ -1385,7 +1385,12 @@ RSZSHM_API int rszshm_rec_next(struct rszshm *r, struct rszshm_rec_iter *it,
  * only read) the wait still ends on every change, but looks again every
  * 10 ms instead of being woken: a change can then take up to 10 ms to end
  * it.  Spurious wake-ups are hidden (the call sleeps again).  Waiting
- * costs no CPU; each call may make a few system calls before sleeping.
+ * costs no CPU; each call may make a few system calls before sleeping,
+ * among them one membarrier(2) (MEMBARRIER_CMD_GLOBAL_EXPEDITED: an
+ * interrupt to each CPU running a process that writes records, so that
+ * writers need no full fence); a call that finds its change at once, or a
+ * poll (@timeout_ms 0), makes none.  Where the kernel (or a seccomp filter)
+ * refuses membarrier, the wait looks again every 10 ms as above.
  *
  * Safety: any thread of any attached process, any number of waiters; takes
  * no lock.  Not async-signal-safe.  A signal caught by a handler installed
