@@ -389,9 +389,10 @@ RSZSHM__INTERNAL int rszshm__trylock(pthread_mutex_t *m);
 RSZSHM__INTERNAL bool rszshm__lock_held(const pthread_mutex_t *m);
 /* For a reader that takes no lock and has spun long on what @m's holder is
  * changing: 0 after a short sleep if @m is still held and the call's lock
- * bound has not passed since *since (0 on the first call: set to now), else
- * -EAGAIN (no holder, or held too long: a co-writer's word, or a holder
- * that will not let go). */
+ * bound has not passed since *since (0 on the first call: set to now); 1 at
+ * once if @m has no holder (the change may have ended since the reader
+ * looked: it looks again before it gives up); -EAGAIN if held too long (a
+ * co-writer's word, or a holder that will not let go or cannot live). */
 RSZSHM__INTERNAL int rszshm__lock_outwait(const pthread_mutex_t *m, int64_t *since);
 RSZSHM__INTERNAL int rszshm__lock_consistent(pthread_mutex_t *m);
 RSZSHM__INTERNAL int rszshm__unlock(pthread_mutex_t *m);
@@ -643,7 +644,8 @@ RSZSHM__INTERNAL int rszshm__rec_view_next(const struct rszshm__view *v, struct 
 /* Test hook: called at numbered points inside the index lock, so a test can
  * kill a writer there (1-3 insert, 4-6 replace, 7-8 remove, 9-10 rehash,
  * 11 a change made and not yet announced to waiters, 12 announced and
- * waiters not yet woken). */
+ * waiters not yet woken); and at 20 in a read-only reader that has read one
+ * odd seq long and is about to look for its writer (rec.h rd_begin()). */
 RSZSHM__INTERNAL extern void (*rszshm__rec_hook)(int point);
 /* The hash of @name that picks its wait lane (the index's own hash). */
 RSZSHM__INTERNAL uint64_t rszshm__rec_hash(const struct rszshm *r, const char *name, size_t nlen);

@@ -424,7 +424,7 @@ int rszshm__lock_outwait(const pthread_mutex_t *m, int64_t *since)
 	unsigned v = __atomic_load_n(word((pthread_mutex_t *)(uintptr_t)m), __ATOMIC_ACQUIRE);
 
 	if (!rszshm__lock_held(m))
-		return -EAGAIN;
+		return 1;
 	if (!*since) {
 		/* Rule 2, read only, once (it reads /proc): a holder that
 		 * cannot be alive will never finish. */

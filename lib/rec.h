@@ -97,7 +97,8 @@
 #define SPINS 32u			/* lock-free tries before taking the lock */
 #define RDONLY_STUCK (1u << 14)		/* read-only: tries while seq stays one odd value */
 #define RDONLY_TRIES (1u << 16)		/* read-only: tries in all */
-#define RDONLY_ORPHAN 64u		/* read-only: tries on an odd seq with no writer */
+#define RDONLY_ORPHAN 64u		/* read-only: tries on one odd seq before looking for its writer */
+#define RDONLY_UNHELD 8u		/* read-only: looks, that odd seq still there, finding no writer */
 #define VIEW_TRIES 100u			/* tries of the view walkers */
 
 enum { OP_NONE, OP_INSERT, OP_REPLACE, OP_REMOVE, OP_REHASH, OP_KINDS };
@@ -535,6 +536,8 @@ struct rd {
 	uint64_t odd;		/* the odd seq last seen */
 	unsigned tries;
 	unsigned stuck;		/* tries since seq last moved while odd */
+	unsigned unheld;	/* looks at the lock since then that found it free */
+	unsigned late;		/* writers found gone with seq moved (the lock bound's looks) */
 	int64_t since;		/* when the spinning ran out (rszshm__lock_outwait) */
 	bool locked;
 };
@@ -546,6 +549,7 @@ static inline void rd_refresh(struct rd *c)
 
 static inline int rd_begin(struct rd *c)
 {
+	const pthread_mutex_t *lock = &rszshm__shared(c->r->hdr)->rec_lock;
 	uint64_t s;
 	int rc;
 
@@ -568,20 +572,39 @@ static inline int rd_begin(struct rd *c)
 		if (s != c->odd) {
 			c->odd = s;
 			c->stuck = 0;
+			c->unheld = 0;
 		}
 		++c->stuck;
 		++c->tries;
 		/* Odd with nobody holding the index lock: the writer that made
-		 * it odd died (or a co-writer wrote it); no wait will help. */
-		if (c->stuck >= RDONLY_ORPHAN &&
-		    !rszshm__lock_held(&rszshm__shared(c->r->hdr)->rec_lock))
-			return -EAGAIN;
+		 * it odd died (or a co-writer wrote it); no wait will help.  One
+		 * look proves nothing: the writer may have finished between the
+		 * read of seq and the look (the next read of seq then moves).
+		 * Only looks with seq still at this value, each after a read of
+		 * it, count. */
+		if (c->stuck >= RDONLY_ORPHAN) {
+			if (__builtin_expect(rszshm__rec_hook != NULL, 0))
+				rszshm__rec_hook(20);
+			if (!rszshm__lock_held(lock)) {
+				if (++c->unheld >= RDONLY_UNHELD)
+					return -EAGAIN;
+				relax(c->tries);
+				continue;
+			}
+			c->unheld = 0;
+		}
 		if (c->stuck >= RDONLY_STUCK || c->tries >= RDONLY_TRIES) {
 			/* Spun long with a writer in the lock: it may only be
 			 * descheduled, so sleep, for at most the lock bound. */
-			if ((rc = rszshm__lock_outwait(&rszshm__shared(c->r->hdr)->rec_lock,
-						       &c->since)) < 0)
+			if ((rc = rszshm__lock_outwait(lock, &c->since)) < 0)
 				return rc;
+			/* 1: no holder.  Seq still at this value: its writer is
+			 * gone (above).  Moved on: the writer finished after the
+			 * read; a co-writer moving it with no lock held gets a
+			 * few such looks, no more. */
+			if (rc == 1 && (__atomic_load_n(&c->x->seq, __ATOMIC_ACQUIRE) == s ||
+					++c->late >= RDONLY_UNHELD))
+				return -EAGAIN;
 			continue;
 		}
 		relax(c->tries);
@@ -634,6 +657,8 @@ static inline int rd_init(struct rd *c, struct rszshm *r)
 	c->odd = 0;
 	c->tries = 0;
 	c->stuck = 0;
+	c->unheld = 0;
+	c->late = 0;
 	c->since = 0;
 	c->locked = false;
 	rszshm__view_of(r, &c->v);

@@ -1215,6 +1215,47 @@ static int helper_ro_outwait(int argc, char **argv)
 	return 0;
 }
 
+/* Exec'd, read-only: stops (once) where it is about to look for the writer
+ * of an odd seq, saying so on fd argv[2] and waiting for a byte on argv[3];
+ * then the lookup must go on to the value the writer finished meanwhile. */
+static int late_ready = -1, late_go = -1;
+
+static void stop_before_the_look(int point)
+{
+	ssize_t n;
+	char c;
+
+	if (point != 20 || late_go < 0)
+		return;
+	if (write(late_ready, "", 1) != 1)
+		_exit(4);
+	/* Not test_wait_byte(): Check's asserts report to a test runner, and
+	 * an exec'd helper has none. */
+	while ((n = read(late_go, &c, 1)) < 0 && errno == EINTR)
+		;
+	if (n != 1)
+		_exit(5);
+	late_go = -1;
+}
+
+static int helper_ro_late(int argc, char **argv)
+{
+	char buf[16];
+	struct rszshm r;
+
+	HCHECK(argc == 4);
+	HCHECK(rszshm_at_flags(&r, argv[1], RSZSHM_RDONLY));
+	late_ready = atoi(argv[2]);
+	late_go = atoi(argv[3]);
+	rszshm__rec_hook = stop_before_the_look;
+	HCHECK(rszshm_rec_get(&r, "base-2", buf, sizeof(buf), NULL) == 7);
+	HCHECK(late_go == -1);	/* it stopped there */
+	HCHECK(strcmp(buf, "base-2") == 0);
+	HCHECK(rszshm_rec_find(&r, "new", NULL) != NULL);
+	HCHECK(rszshm_dt(&r) == 0);
+	return 0;
+}
+
 /* The state letter of /proc/PID/stat ('R', 'S', ...), or 0. */
 static char proc_state(pid_t pid)
 {
@@ -1277,6 +1318,62 @@ START_TEST(test_rec_readonly_reader_outwaits_a_writer_in_the_lock)
 	test_post(go[1]);
 	close(go[1]);
 	ck_assert_int_eq(test_wait(writer), 0);
+	ck_assert_int_eq(test_wait(reader), 0);
+	check_ok(&r);
+	ck_assert_int_eq(rszshm_dt(&r), 0);
+}
+END_TEST
+
+/*
+ * A read-only reader reads an odd seq, and the writer finishes before the
+ * reader looks at the lock: the lock is free, yet nobody died.  The reader
+ * reads seq again and goes on, never an EAGAIN for an update that ended.
+ */
+START_TEST(test_rec_readonly_reader_whose_writer_ends_before_its_look_goes_on)
+{
+	int hook[2], go[2], ready[2], rgo[2];
+	char path[256], name[32], a1[16], a2[16];
+	struct rszshm r;
+	pid_t writer, reader;
+
+	mk_heap(&r, path, "late");
+	for (int i = 0; i < BASE_RECS - 1; i++) {
+		snprintf(name, sizeof(name), "base-%d", i);
+		put_str(&r, name, name);
+	}
+	ck_assert_int_eq(pipe2(hook, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+	if ((writer = test_fork()) == 0) {
+		close(hook[0]);
+		close(go[1]);
+		hook_fd = hook[1];
+		go_fd = go[0];
+		hook_target = 1;	/* an insert's first step, seq odd */
+		rszshm__rec_hook = hold_here;
+		_exit(rszshm_rec_put(&r, "new", 0, "new", 4) == 0 ? 0 : 2);
+	}
+	close(hook[1]);
+	close(go[0]);
+	test_wait_byte(hook[0]);
+	close(hook[0]);
+
+	/* Only the reader's ends pass the exec. */
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(rgo), 0);
+	ck_assert_int_eq(fcntl(ready[0], F_SETFD, FD_CLOEXEC), 0);
+	ck_assert_int_eq(fcntl(rgo[1], F_SETFD, FD_CLOEXEC), 0);
+	snprintf(a1, sizeof(a1), "%d", ready[1]);
+	snprintf(a2, sizeof(a2), "%d", rgo[0]);
+	reader = test_exec_helper("ro-late", path, a1, a2, NULL);
+	close(ready[1]);
+	close(rgo[0]);
+	test_wait_byte(ready[0]);	/* it read seq odd, the lock held */
+	close(ready[0]);
+	test_post(go[1]);		/* the writer finishes and lets go */
+	close(go[1]);
+	ck_assert_int_eq(test_wait(writer), 0);
+	test_post(rgo[1]);		/* now the reader looks: no holder */
+	close(rgo[1]);
 	ck_assert_int_eq(test_wait(reader), 0);
 	check_ok(&r);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
@@ -1758,6 +1855,7 @@ Suite *test_suite(void)
 	TEST_ADD_T(s, test_rec_walkers_survive_random_damage, 240);
 	TEST_ADD_T(s, test_rec_readonly_reader_of_a_seq_kept_odd_ends, 60);
 	TEST_ADD_T(s, test_rec_readonly_reader_outwaits_a_writer_in_the_lock, 60);
+	TEST_ADD_T(s, test_rec_readonly_reader_whose_writer_ends_before_its_look_goes_on, 60);
 	return s;
 }
 
@@ -1767,6 +1865,7 @@ const struct test_helper test_helpers[] = {
 	{ "ro-busy", helper_ro_busy },
 	{ "ro-moving", helper_ro_moving },
 	{ "ro-outwait", helper_ro_outwait },
+	{ "ro-late", helper_ro_late },
 	{ "ro-read", helper_ro_read },
 	{ NULL, NULL },
 };
