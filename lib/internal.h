@@ -129,6 +129,8 @@ struct timespec;
  * no limit): 0 when woken, -EAGAIN (the word differed), -ETIMEDOUT, -EINTR. */
 RSZSHM__INTERNAL int rszshm__sys_futex_wait(const uint32_t *word, uint32_t val,
 					    const struct timespec *rel);
+/* How many FUTEX_WAIT calls this process has made (for tests). */
+RSZSHM__INTERNAL unsigned long rszshm__sys_futex_waits(void);
 /* rszshm__sys_futex_wake(), declared above, wakes every waiter (shared). */
 /* How many FUTEX_WAKE calls this process has made (for tests). */
 RSZSHM__INTERNAL unsigned long rszshm__sys_futex_wakes(void);

@@ -556,11 +556,19 @@ int rszshm__sys_same_fd(int fd, int other)
  * or at its timeout.  Shared (not PRIVATE) futexes: the word is in a file
  * mapping that other processes wait on.
  */
+static unsigned long futex_waits;	/* FUTEX_WAIT calls made (for tests) */
+
 int rszshm__sys_futex_wait(const uint32_t *word, uint32_t val, const struct timespec *rel)
 {
+	__atomic_fetch_add(&futex_waits, 1, __ATOMIC_RELAXED);
 	if (syscall(SYS_futex, word, FUTEX_WAIT, val, rel, NULL, 0) == 0)
 		return 0;
 	return -errno;
+}
+
+unsigned long rszshm__sys_futex_waits(void)
+{
+	return __atomic_load_n(&futex_waits, __ATOMIC_RELAXED);
 }
 
 static unsigned long futex_wakes;	/* FUTEX_WAKE calls made (for tests) */
