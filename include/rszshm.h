@@ -155,7 +155,8 @@
  * the way.  Trust model: the table is advice.  It is used only if it is a
  * regular file of this user that no one else may write (opened O_NOFOLLOW),
  * it is read with pread and checked (a damaged one is reset), and its lock
- * (flock) is waited for at most 0.2 s.  When it cannot be used or has no
+ * (flock) is waited for at most 0.2 s with the table unchanged (2 s in all
+ * while its holders keep changing it).  When it cannot be used or has no
  * room, the span is placed as without it (random spans of the middle, then
  * the spiral), and every span is claimed with MAP_FIXED_NOREPLACE: a bad
  * table can cost a later attach ENOSPC, never a failed rszshm_mk() nor a

@@ -14,8 +14,9 @@
  * of this user that no one else may write; read and written with
  * pread/pwrite (never mapped: a truncated file cannot fault) under flock(),
  * which the kernel drops when a holder dies.  The lock is only ever tried
- * (LOCK_NB) for a bounded time; a holder that keeps it longer costs a
- * fallback, never a hang.  (A child forked by another thread while a call
+ * (LOCK_NB) for a bounded time (0.2 s with the table still, 2 s while its
+ * holders keep changing it: plan_open_()); a holder that keeps it longer
+ * costs a fallback, never a hang.  (A child forked by another thread while a call
  * holds the lock shares the locked descriptor until it closes or execs it:
  * that too costs at most a fallback.)
  *
@@ -71,7 +72,8 @@
 #define PLAN_VERSION 1u
 #define PLAN_CAP 4096u
 #define PLAN_PATH 240
-#define PLAN_LOCK_WAIT_US 200000u	/* the most a call waits for the lock */
+#define PLAN_LOCK_WAIT_US 200000u	/* the most a call waits for the lock, no progress seen */
+#define PLAN_LOCK_CAP_US 2000000u	/* the most it waits while the table keeps changing */
 
 struct plan_hdr {
 	uint64_t magic;
@@ -239,11 +241,31 @@ static int load(struct plan *p)
 	return 0;
 }
 
-/* Lock the table (on @fd, or a descriptor of its own when @fd < 0) and load
- * its header and hot part (unless @light). */
+/* Has the table file changed (its mtime moved) since *@seen?  Updates it. */
+static bool table_moved(int fd, struct timespec *seen)
+{
+	struct stat st;
+	bool moved;
+
+	if (rszshm__sysq_stat(NULL, fd, &st) < 0)
+		return false;
+	moved = st.st_mtim.tv_sec != seen->tv_sec || st.st_mtim.tv_nsec != seen->tv_nsec;
+	*seen = st.st_mtim;
+	return moved;
+}
+
+/*
+ * Lock the table (on @fd, or a descriptor of its own when @fd < 0) and load
+ * its header and hot part (unless @light).  A busy lock is waited for while
+ * its holders show progress: makers write the table, so a file whose mtime
+ * moves has holders coming and going (each slow under an emulator, where
+ * mapping a span takes tens of ms), and one that stays still for
+ * PLAN_LOCK_WAIT_US has a holder that keeps it.  PLAN_LOCK_CAP_US in all.
+ */
 static int plan_open_(struct plan *p, bool light, int fd)
 {
-	unsigned waited = 0, pause = 20;
+	unsigned waited = 0, still = 0, pause = 20;
+	struct timespec seen = { 0, 0 };
 	int rc;
 
 	p->s = NULL;
@@ -251,10 +273,15 @@ static int plan_open_(struct plan *p, bool light, int fd)
 	if ((p->fd = fd) < 0 && (rc = p->fd = plan_file()) < 0)
 		return rc;
 	while ((rc = rszshm__sysq_trylock(p->fd)) == -EWOULDBLOCK) {
-		if (waited >= PLAN_LOCK_WAIT_US)
+		if (!waited)
+			table_moved(p->fd, &seen);
+		else if (table_moved(p->fd, &seen))
+			still = 0;
+		if (still >= PLAN_LOCK_WAIT_US || waited >= PLAN_LOCK_CAP_US)
 			break;
 		rszshm__sysq_pause_us(pause);
 		waited += pause;
+		still += pause;
 		if (pause < 2000)
 			pause *= 2;
 	}

@@ -43,11 +43,12 @@
 
 /*
  * Under an emulator (qemu-user: $RSZSHM_EXE_WRAPPER) a maker holds the
- * table's lock many times longer, and dozens of emulated makers at once on
- * a busy machine make others wait past the 0.2 s a call waits for it: those
- * fall back to random placement, which may meet another span (an ENOSPC at
- * attach, as lib/plan.c allows).  There the racing tests start their makers
- * a few at a time: still racing, no longer starved.
+ * table's lock many times longer (mapping a 4 GiB span takes qemu tens of
+ * ms), and dozens of emulated makers at once on a busy machine make others
+ * wait past the 2 s a call waits for a table that its holders keep
+ * changing: those fall back to random placement, which may meet another
+ * span (an ENOSPC at attach, as lib/plan.c allows).  There the racing tests
+ * start their makers a few at a time: still racing, no longer starved.
  */
 static unsigned racers(unsigned native)
 {
@@ -598,6 +599,61 @@ START_TEST(test_table_locked_forever_costs_a_fallback)
 }
 END_TEST
 
+/*
+ * A table whose lock passes from maker to maker, each slow (as under an
+ * emulator), is waited for while it keeps changing: the next maker still
+ * places through the plan, right after the last span, instead of falling
+ * back to a random one after 0.2 s.  The holder here keeps the lock for
+ * 0.6 s, rewriting the table's header unchanged every 20 ms.
+ */
+START_TEST(test_table_busy_with_progress_is_waited_for)
+{
+	char plan[RSZSHM_PATH_MAX], n[2][RSZSHM_PATH_MAX];
+	int ready[2];
+	struct rszshm a, b;
+	uintptr_t a_end;
+	pid_t pid;
+
+	NEEDS_64_BIT();
+	use_plan(plan, sizeof(plan), "progress");
+	test_path(n[0], sizeof(n[0]), "progress-a");
+	test_path(n[1], sizeof(n[1]), "progress-b");
+	test_track(n[0]);
+	test_track(n[1]);
+	ck_assert_ptr_nonnull(rszshm_mk(&a, 4096, n[0]));
+	a_end = (uintptr_t)a.hdr + a.max;
+	ck_assert_int_eq(pipe(ready), 0);
+	if ((pid = test_fork()) == 0) {
+		struct timespec t = { 0, 20 * 1000 * 1000 };
+		int fd = open(plan, O_RDWR | O_CLOEXEC);
+		char hdr[64];
+
+		if (fd < 0 || flock(fd, LOCK_EX) < 0 || pread(fd, hdr, sizeof(hdr), 0) != 64)
+			_exit(1);
+		test_post(ready[1]);
+		for (int i = 0; i < 30; i++) {
+			if (pwrite(fd, hdr, sizeof(hdr), 0) != 64)
+				_exit(2);
+			nanosleep(&t, NULL);
+		}
+		_exit(0);	/* the lock goes with the descriptor */
+	}
+	close(ready[1]);
+	test_wait_byte(ready[0]);
+	close(ready[0]);
+	ck_assert_ptr_nonnull(rszshm_mk(&b, 4096, n[1]));
+	ck_assert_int_eq(test_wait(pid), 0);
+	/* Next fit from the cursor: the span starts within a GiB of a's end
+	 * (a random fallback lands anywhere in 48 TiB). */
+	ck_assert_msg((uintptr_t)b.hdr >= a_end && (uintptr_t)b.hdr - a_end < GIB,
+		      "b at %p, a ends at %#" PRIxPTR ": not placed through the plan", (void *)b.hdr, a_end);
+	ck_assert_int_eq(rszshm_dt(&a), 0);
+	ck_assert_int_eq(rszshm_dt(&b), 0);
+	ck_assert_int_eq(rszshm_unlink(&a), 0);
+	ck_assert_int_eq(rszshm_unlink(&b), 0);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("plan");
@@ -614,6 +670,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_truncated_and_empty_tables_cost_a_reset);
 	TEST_ADD(s, test_foreign_table_is_not_used);
 	TEST_ADD(s, test_table_locked_forever_costs_a_fallback);
+	TEST_ADD(s, test_table_busy_with_progress_is_waited_for);
 	return s;
 }
 
