@@ -550,14 +550,14 @@ int rszshm__sys_same_fd(int fd, int other)
 	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+static unsigned long futex_waits;	/* FUTEX_WAIT calls made (for tests) */
+
 /*
  * The futex calls are not fault-injected: the wake is on every writer's
  * path when someone waits, and a failed wake or wait only ends a wait early
  * or at its timeout.  Shared (not PRIVATE) futexes: the word is in a file
  * mapping that other processes wait on.
  */
-static unsigned long futex_waits;	/* FUTEX_WAIT calls made (for tests) */
-
 int rszshm__sys_futex_wait(const uint32_t *word, uint32_t val, const struct timespec *rel)
 {
 	__atomic_fetch_add(&futex_waits, 1, __ATOMIC_RELAXED);
