@@ -357,8 +357,14 @@ int mirror_push(const char *region, const struct mirror_opts *o)
 			status = 0;
 			break;
 		}
+		/* Idle until a change, a reconnection, or a refusal the client
+		 * reported after the pass had its acknowledgements (its error
+		 * callback may run after the pending count fell): then send
+		 * everything again, or a refused value stays missing until its
+		 * record changes. */
 		while (!mirror_stop && rszshm_rec_wait_any(&p.r, &seen, 1000) < 0) {
-			if (errno == ETIMEDOUT && !__atomic_load_n(&p.l.reconnected, __ATOMIC_ACQUIRE))
+			if (errno == ETIMEDOUT && !__atomic_load_n(&p.l.reconnected, __ATOMIC_ACQUIRE) &&
+			    !__atomic_load_n(&p.l.pub_failed, __ATOMIC_ACQUIRE))
 				continue;
 			if (errno == ETIMEDOUT || errno == EINTR)
 				break;
@@ -369,6 +375,8 @@ int mirror_push(const char *region, const struct mirror_opts *o)
 			status = 0;
 			break;
 		}
+		if (__atomic_exchange_n(&p.l.pub_failed, 0, __ATOMIC_ACQ_REL))
+			full = true;
 		continue;
 retry:
 		full = true;
