@@ -1272,33 +1272,49 @@ static char proc_state(pid_t pid)
 	return p[2];
 }
 
+/*
+ * A heap region at @path with BASE_RECS - 1 records, and a forked writer
+ * held inside the index lock at an insert's first step (seq odd) until a
+ * byte on *@go (the write end, the caller's to post and close).
+ */
+static pid_t writer_held_in_the_lock(struct rszshm *r, char *path, const char *tag, int *go)
+{
+	int hook[2], g[2];
+	char name[32];
+	pid_t writer;
+
+	mk_heap(r, path, tag);
+	for (int i = 0; i < BASE_RECS - 1; i++) {
+		snprintf(name, sizeof(name), "base-%d", i);
+		put_str(r, name, name);
+	}
+	ck_assert_int_eq(pipe2(hook, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(g, O_CLOEXEC), 0);
+	if ((writer = test_fork()) == 0) {
+		close(hook[0]);
+		close(g[1]);
+		hook_fd = hook[1];
+		go_fd = g[0];
+		hook_target = 1;	/* an insert's first step, seq odd */
+		rszshm__rec_hook = hold_here;
+		_exit(rszshm_rec_put(r, "new", 0, "new", 4) == 0 ? 0 : 2);
+	}
+	close(hook[1]);
+	close(g[0]);
+	test_wait_byte(hook[0]);
+	close(hook[0]);
+	*go = g[1];
+	return writer;
+}
+
 START_TEST(test_rec_readonly_reader_outwaits_a_writer_in_the_lock)
 {
-	char path[256], name[32], arg[16];
-	int hook[2], go[2], ready[2], st = 0;
+	char path[256], arg[16];
+	int go, ready[2], st = 0;
 	struct rszshm r;
 	pid_t writer, reader;
 
-	mk_heap(&r, path, "outwait");
-	for (int i = 0; i < BASE_RECS - 1; i++) {
-		snprintf(name, sizeof(name), "base-%d", i);
-		put_str(&r, name, name);
-	}
-	ck_assert_int_eq(pipe2(hook, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
-	if ((writer = test_fork()) == 0) {
-		close(hook[0]);
-		close(go[1]);
-		hook_fd = hook[1];
-		go_fd = go[0];
-		hook_target = 1;	/* an insert's first step, seq odd */
-		rszshm__rec_hook = hold_here;
-		_exit(rszshm_rec_put(&r, "new", 0, "new", 4) == 0 ? 0 : 2);
-	}
-	close(hook[1]);
-	close(go[0]);
-	test_wait_byte(hook[0]);
-	close(hook[0]);
+	writer = writer_held_in_the_lock(&r, path, "outwait", &go);
 
 	/* Only the reader's end passes the exec. */
 	ck_assert_int_eq(pipe(ready), 0);
@@ -1315,8 +1331,8 @@ START_TEST(test_rec_readonly_reader_outwaits_a_writer_in_the_lock)
 			break;
 		sched_yield();
 	}
-	test_post(go[1]);
-	close(go[1]);
+	test_post(go);
+	close(go);
 	ck_assert_int_eq(test_wait(writer), 0);
 	ck_assert_int_eq(test_wait(reader), 0);
 	check_ok(&r);
@@ -1331,31 +1347,12 @@ END_TEST
  */
 START_TEST(test_rec_readonly_reader_whose_writer_ends_before_its_look_goes_on)
 {
-	int hook[2], go[2], ready[2], rgo[2];
-	char path[256], name[32], a1[16], a2[16];
+	int go, ready[2], rgo[2];
+	char path[256], a1[16], a2[16];
 	struct rszshm r;
 	pid_t writer, reader;
 
-	mk_heap(&r, path, "late");
-	for (int i = 0; i < BASE_RECS - 1; i++) {
-		snprintf(name, sizeof(name), "base-%d", i);
-		put_str(&r, name, name);
-	}
-	ck_assert_int_eq(pipe2(hook, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
-	if ((writer = test_fork()) == 0) {
-		close(hook[0]);
-		close(go[1]);
-		hook_fd = hook[1];
-		go_fd = go[0];
-		hook_target = 1;	/* an insert's first step, seq odd */
-		rszshm__rec_hook = hold_here;
-		_exit(rszshm_rec_put(&r, "new", 0, "new", 4) == 0 ? 0 : 2);
-	}
-	close(hook[1]);
-	close(go[0]);
-	test_wait_byte(hook[0]);
-	close(hook[0]);
+	writer = writer_held_in_the_lock(&r, path, "late", &go);
 
 	/* Only the reader's ends pass the exec. */
 	ck_assert_int_eq(pipe(ready), 0);
@@ -1369,8 +1366,8 @@ START_TEST(test_rec_readonly_reader_whose_writer_ends_before_its_look_goes_on)
 	close(rgo[0]);
 	test_wait_byte(ready[0]);	/* it read seq odd, the lock held */
 	close(ready[0]);
-	test_post(go[1]);		/* the writer finishes and lets go */
-	close(go[1]);
+	test_post(go);			/* the writer finishes and lets go */
+	close(go);
 	ck_assert_int_eq(test_wait(writer), 0);
 	test_post(rgo[1]);		/* now the reader looks: no holder */
 	close(rgo[1]);
