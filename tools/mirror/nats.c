@@ -153,6 +153,7 @@ static void nap(int64_t ns)
 
 int mirror_bucket(struct mirror_link *l, const struct mirror_opts *o)
 {
+	unsigned tries;
 	kvConfig cfg;
 	natsStatus s;
 
@@ -160,8 +161,14 @@ int mirror_bucket(struct mirror_link *l, const struct mirror_opts *o)
 		kvStore_Destroy(l->kv);
 		l->kv = NULL;
 	}
-	s = js_KeyValue(&l->kv, l->js, o->bucket);
-	if (s == NATS_NOT_FOUND) {
+	/* Open, or make: a pusher and its pullers often start together on a
+	 * new bucket, and all but one maker then find it made (the server
+	 * refuses the others: the stream's subjects overlap), so a refused
+	 * make looks again before it gives up. */
+	for (tries = 0; tries < 3; tries++) {
+		s = js_KeyValue(&l->kv, l->js, o->bucket);
+		if (s != NATS_NOT_FOUND)
+			break;
 		kvConfig_Init(&cfg);
 		cfg.Bucket = o->bucket;
 		cfg.Description = "records of an rszshm region (rszshm-mirror)";
@@ -171,6 +178,8 @@ int mirror_bucket(struct mirror_link *l, const struct mirror_opts *o)
 		s = js_CreateKeyValue(&l->kv, l->js, &cfg);
 		if (s == NATS_OK && o->verbose)
 			fprintf(stderr, TOOL ": made bucket %s\n", o->bucket);
+		if (s == NATS_OK)
+			break;
 	}
 	if (s != NATS_OK) {
 		fprintf(stderr, TOOL ": bucket %s: %s\n", o->bucket, mirror_err(s));
