@@ -141,7 +141,7 @@
  *
  * The address plan (64-bit builds): so that a process can attach any set of
  * regions made by other processes, rszshm_mk() keeps a table of the spans
- * that the live regions of this user hold, /dev/shm/.rszshm-plan-<euid>, and
+ * that the live regions of this user hold, /dev/shm/.rszshm-plan2-<euid>, and
  * gives each new region a span no live region holds.  The default scan (any
  * scan with RSZSHM_DFLT_SCAN's start, hop and iter) is placed next to the
  * last region placed, anywhere from 24 to 72 TiB, from a random starting
@@ -154,9 +154,14 @@
  * name; entries of removed files and killed makers are dropped when next in
  * the way.  Trust model: the table is advice.  It is used only if it is a
  * regular file of this user that no one else may write (opened O_NOFOLLOW),
- * it is read with pread and checked (a damaged one is reset), and its lock
- * (flock) is waited for at most 0.2 s with the table unchanged (2 s in all
- * while its holders keep changing it).  When it cannot be used or has no
+ * it is mapped once per process (1.2 MiB of address space, kept until exit;
+ * no descriptor is kept) and checked (a damaged one is reset; one truncated
+ * by another process under a call costs that call a fallback, never a
+ * signal), and its lock (a word in the table naming its holder's pid; taken
+ * at once from a holder no longer alive, after the wait from one that has
+ * held it for 2 s) is waited for at most 0.2 s with the table unchanged
+ * (2 s in all while its holders keep changing it); threads take turns, and
+ * fork() waits for a use under way.  When it cannot be used or has no
  * room, the span is placed as without it (random spans of the middle, then
  * the spiral), and every span is claimed with MAP_FIXED_NOREPLACE: a bad
  * table can cost a later attach ENOSPC, never a failed rszshm_mk() nor a

@@ -103,15 +103,15 @@ RSZSHM__INTERNAL int rszshm__sysq_open(const char *path, int flags, mode_t mode)
 RSZSHM__INTERNAL void rszshm__sysq_close(int fd);
 /* stat(@path), or fstat(@fd) when @path is NULL. */
 RSZSHM__INTERNAL int rszshm__sysq_stat(const char *path, int fd, struct stat *st);
-/* Exactly @len bytes or an error (-ENODATA: short read). */
-RSZSHM__INTERNAL int rszshm__sysq_pread(int fd, void *buf, size_t len, uint64_t off);
-RSZSHM__INTERNAL int rszshm__sysq_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+RSZSHM__INTERNAL int rszshm__sysq_lstat(const char *path, struct stat *st);
 RSZSHM__INTERNAL int rszshm__sysq_ftruncate(int fd, uint64_t len);
-/* flock(LOCK_EX | LOCK_NB): 0, -EWOULDBLOCK, or another error. */
-RSZSHM__INTERNAL int rszshm__sysq_trylock(int fd);
-RSZSHM__INTERNAL void rszshm__sysq_unlock(int fd);
+/* MAP_SHARED, read and write, anywhere: the plan's table. */
+RSZSHM__INTERNAL int rszshm__sysq_map(int fd, size_t len, void **out);
+RSZSHM__INTERNAL void rszshm__sysq_unmap(void *addr, size_t len);
 RSZSHM__INTERNAL void rszshm__sysq_pause_us(unsigned us);
 RSZSHM__INTERNAL uint64_t rszshm__sysq_random(void);
+/* CLOCK_MONOTONIC in ns: one clock for every process of the machine. */
+RSZSHM__INTERNAL uint64_t rszshm__sysq_now_ns(void);
 /* Is /proc the /proc of this process's PID namespace (/proc/self/stat
  * names getpid())?  Asked afresh at each call. */
 RSZSHM__INTERNAL bool rszshm__sys_proc_ours(void);
@@ -288,16 +288,18 @@ RSZSHM__INTERNAL int rszshm__span_claim_file(void *addr, size_t len, int prot, i
  * @scan: RSZSHM_DFLT_SCAN's start/hop/iter ask for placement anywhere in the
  * plan's area; any other scan is searched as ccan documents, passing over
  * spans the plan says live regions hold.  With @record, the span is entered
- * in the plan as pending (held while this process lives) and @t keeps the
- * entry and an open descriptor of the table for one of: rszshm__plan_note(),
- * which marks the entry live once the file has its name (held while a file
- * with the same device and inode is at @fname), or rszshm__plan_forget(),
- * which drops it (mk failed).  Either one releases @t; call exactly one after
- * a successful claim.  Returns 0 or rszshm__span_probe()'s errors.  rszshm__plan_file_id() and
- * rszshm__plan_drop() drop a file's entries after it is unlinked. */
+ * in the plan as pending (held while this process lives) and @t names the
+ * entry for one of: rszshm__plan_note(), which marks the entry live once the
+ * file has its name (held while a file with the same device and inode is at
+ * @fname), or rszshm__plan_forget(), which drops it (mk failed); call at most
+ * one after a successful claim (a ticket holds nothing: one dropped costs
+ * only an entry held while this process lives).  Returns 0 or
+ * rszshm__span_probe()'s errors.  rszshm__plan_file_id() and
+ * rszshm__plan_drop() drop a file's entries after it is unlinked.  Safe in
+ * threads; a process keeps the table mapped between calls (see plan.c). */
 struct rszshm__plan_ticket {
-	int fd;		/* the table, -1 when nothing was recorded */
-	int slot;
+	uint64_t dev, ino;	/* the table the entry is in */
+	int slot;		/* the entry, -1 when nothing was recorded */
 };
 struct rszshm__plan_file {
 	uint64_t dev, ino;

@@ -8,22 +8,34 @@
  * table shared by every process of one user, so that makers choose disjoint
  * spans.
  *
- * The file: /dev/shm/.rszshm-plan-<euid> (or $RSZSHM_PLAN, read with
+ * The file: /dev/shm/.rszshm-plan2-<euid> (or $RSZSHM_PLAN, read with
  * secure_getenv; "" or "off" turns the plan off: tests point it at a scratch
  * file).  Mode 0600, opened O_NOFOLLOW and used only if it is a regular file
- * of this user that no one else may write; read and written with
- * pread/pwrite (never mapped: a truncated file cannot fault) under flock(),
- * which the kernel drops when a holder dies.  The lock is only ever tried
- * (LOCK_NB) for a bounded time (0.2 s with the table still, 2 s while its
- * holders keep changing it: plan_open_()); a holder that keeps it longer
- * costs a fallback, never a hang.  (A child forked by another thread while a call
- * holds the lock shares the locked descriptor until it closes or execs it:
- * that too costs at most a fallback.)
+ * of this user that no one else may write.  It is mapped (MAP_SHARED) once
+ * per process and kept mapped, with no descriptor kept open; each use checks
+ * the name with one lstat() (still that file, still trusted, still whole)
+ * and runs inside a guard frame (guard.c), so a table truncated by another
+ * process under a use costs that use a fallback, never a SIGBUS.  A use is
+ * a few loads and stores under the table's lock word: its holder's PID
+ * namespace tag and pid, taken by compare-and-swap, and taken from a holder
+ * that cannot be alive (killed in its use: its pid is gone from our
+ * namespace; or a word that names no pid).  A busy word is only ever tried,
+ * for a bounded time (0.2 s with no progress, 2 s while its holders keep
+ * changing: tab_lock()); a holder that keeps it longer costs a fallback,
+ * never a hang, and one whose stamp says it has held the word for 2 s is
+ * taken from (stopped, or damage: a damaged word costs one wait, not one
+ * per maker for ever).  A holder of another PID namespace sharing this
+ * /dev/shm cannot be asked, and is waited for as a live one.  The threads of one
+ * process take turns on a mutex of its own; a fork waits for the use under
+ * way (pthread_atfork), and the child keeps the mapping.  Version 1 tables
+ * (flock and pread, under the name .rszshm-plan-<euid>) are not read: the
+ * makers of two library versions at once do not see each other's spans.
  *
  *   header   64 bytes: magic "ZSHMPLAN", version, capacity, high-water mark,
- *            origin and cursor of the default placement
- *   spans    PLAN_CAP x {addr, len, dev, ino}: the hot part, read whole up to
- *            the high-water mark on every use (len 0: a free entry)
+ *            origin and cursor of the default placement, lock word, use
+ *            counter
+ *   spans    PLAN_CAP x {addr, len, dev, ino}: the hot part, read up to the
+ *            high-water mark on every use (len 0: a free entry)
  *   meta     PLAN_CAP x {pid, state, path}: read only for an entry in the way
  *
  * An entry is pending while its maker (pid) lives, between the claim and the
@@ -49,8 +61,9 @@
  * 4 GiB spans.  Any other scan is ccan's spiral, passing over spans that live
  * regions hold.
  *
- * Trust.  Everything read from the file is checked before use; a header that
- * does not check out resets the table.  Whatever the table says, the span is
+ * Trust.  Everything read from the file is checked before use (each entry
+ * copied out of the mapping first); a header that does not check out resets
+ * the table.  Whatever the table says, the span is
  * claimed with MAP_FIXED_NOREPLACE (span.c), so a wrong plan never maps over
  * memory in use, and when the plan finds nothing (or cannot be used at all)
  * the caller falls back to placement without it: the default scan tries
@@ -60,6 +73,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,11 +83,12 @@
 #include "internal.h"
 
 #define PLAN_MAGIC 0x4e414c504d48535aULL	/* "ZSHMPLAN" read little-endian */
-#define PLAN_VERSION 1u
+#define PLAN_VERSION 2u
 #define PLAN_CAP 4096u
 #define PLAN_PATH 240
 #define PLAN_LOCK_WAIT_US 200000u	/* the most a call waits for the lock, no progress seen */
 #define PLAN_LOCK_CAP_US 2000000u	/* the most it waits while the table keeps changing */
+#define PLAN_LOCK_STUCK_NS 2000000000ull	/* a holder still for this long is taken from */
 
 struct plan_hdr {
 	uint64_t magic;
@@ -83,7 +98,9 @@ struct plan_hdr {
 	uint32_t pad_;
 	uint64_t origin;	/* where this table's default placement started */
 	uint64_t cursor;	/* where the next default placement looks first */
-	uint64_t reserved_[3];
+	uint64_t lock;		/* the holder: its PID namespace's tag << 32 | pid; 0 free */
+	uint64_t gen;		/* +1 at the end of each use: progress, for waiters */
+	uint64_t since;		/* when the holder took the lock (CLOCK_MONOTONIC, ns) */
 };
 
 struct plan_span {
@@ -120,94 +137,245 @@ _Static_assert(sizeof(struct plan_meta) == 256, "plan meta is 256 bytes");
 #define DFLT_HOP (1ULL << 40)
 #define DFLT_ITER 10u
 
-/* One use of the table: open, locked, header and hot part in memory. */
-#define SMALL 127u	/* entries read with the header, in one 4 KiB read */
+/*
+ * The table, mapped once per process.  A use (plan_open() .. plan_close())
+ * holds tab.mu, so the threads of a process take turns, and the table's
+ * lock word, so processes do.  Between uses the process keeps the mapping
+ * and no descriptor (nothing for a program that closes every descriptor to
+ * pull from under it); each use checks with one lstat() that the name still
+ * names the file mapped, of this user, writable by no one else and long
+ * enough, and maps it again when not.  Every touch of the mapping is inside
+ * a guard frame (guard.c): a table truncated under a use costs that use
+ * (a fallback), never a signal.  A child forked while no use is running
+ * (pthread_atfork holds fork back until the current one ends) keeps the
+ * mapping and gets its own lock word.
+ */
+#define PLAN_PATH_MAX 4096
+
+static struct {
+	pthread_mutex_t mu;		/* one use at a time in this process */
+	char path[PLAN_PATH_MAX];	/* the name the table was mapped from */
+	uint64_t dev, ino;		/* the file mapped */
+	unsigned char *map;		/* PLAN_SIZE bytes of it, or NULL */
+	uint64_t me;			/* this process's lock word, 0: not known yet */
+	uint32_t ns;			/* this process's PID namespace, its tag in me */
+} tab = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static pthread_once_t tab_once = PTHREAD_ONCE_INIT;
+
+static void tab_prepare(void)
+{
+	pthread_mutex_lock(&tab.mu);
+}
+
+static void tab_parent(void)
+{
+	pthread_mutex_unlock(&tab.mu);
+}
+
+static void tab_child(void)
+{
+	tab.me = 0;	/* another pid */
+	pthread_mutex_unlock(&tab.mu);
+}
+
+static void tab_watch_forks(void)
+{
+	pthread_atfork(tab_prepare, tab_parent, tab_child);
+}
+
+/* One use of the table: locked, its header checked and copied. */
 struct plan {
-	int fd;
-	bool dirty;		/* header changed */
-	struct plan_hdr h;
-	struct plan_span *s;	/* h.hwm entries, room for one more */
-	struct plan_span small[SMALL + 1];
+	struct rszshm__guard g;
+	struct plan_hdr h;	/* the header, checked at the start of the use */
+	struct plan_hdr *hm;	/* the header in the mapping */
+	struct plan_span *s;	/* the entries in the mapping */
+	struct plan_meta *m;
+	int cancel;		/* the thread's cancel state, restored at close */
+	bool locked;		/* the table's lock word is ours */
 };
 
 /* The table's file name, or NULL when the plan is off. */
-static const char *plan_path(char *buf, size_t len)
+static const char *plan_path(char *buf, size_t len, uid_t euid)
 {
 	const char *e = secure_getenv("RSZSHM_PLAN");
 
 	if (e)
-		return *e && strcmp(e, "off") != 0 ? e : NULL;
-	snprintf(buf, len, "/dev/shm/.rszshm-plan-%lu", (unsigned long)geteuid());
+		return *e && strcmp(e, "off") != 0 && strlen(e) < PLAN_PATH_MAX ? e : NULL;
+	snprintf(buf, len, "/dev/shm/.rszshm-plan2-%lu", (unsigned long)euid);
 	return buf;
 }
 
-/* The table's descriptor: its own open file description per call, so the
- * flock excludes threads and processes alike. */
-static int plan_file(void)
+/* May a file so be used as the table: a regular file of this user that no
+ * one else may write? */
+static bool trusted(const struct stat *st, uid_t euid)
 {
-	char buf[64];
-	const char *path = plan_path(buf, sizeof(buf));
+	return S_ISREG(st->st_mode) && st->st_uid == euid && !(st->st_mode & 022);
+}
+
+static void tab_drop(void)
+{
+	if (tab.map)
+		rszshm__sysq_unmap(tab.map, PLAN_SIZE);
+	tab.map = NULL;
+}
+
+/* Map the table at @path, making it (or making it long enough) if need be.
+ * A file shorter than the table only grows: that loses nothing of anyone's,
+ * so it needs no lock. */
+static int tab_map(const char *path, uid_t euid)
+{
 	struct stat st;
+	void *m = NULL;
 	int fd, rc;
 
-	if (!path)
-		return -ENOENT;
 	/* O_CREAT only when missing: it takes the directory's lock. */
 	fd = rszshm__sysq_open(path, O_RDWR | O_NOFOLLOW, 0);
 	if (fd == -ENOENT)
 		fd = rszshm__sysq_open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return fd;
-	/* Only a regular file of this user that no one else may write. */
-	if ((rc = rszshm__sysq_stat(NULL, fd, &st)) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_uid != geteuid() || (st.st_mode & 022)) {
-		rszshm__sysq_close(fd);
-		return rc < 0 ? rc : -EPERM;
-	}
-	return fd;
+	if ((rc = rszshm__sysq_stat(NULL, fd, &st)) == 0 && !trusted(&st, euid))
+		rc = -EPERM;
+	if (rc == 0 && (uint64_t)st.st_size < PLAN_SIZE)
+		rc = rszshm__sysq_ftruncate(fd, PLAN_SIZE);
+	if (rc == 0)
+		rc = rszshm__sysq_map(fd, PLAN_SIZE, &m);
+	rszshm__sysq_close(fd);
+	if (rc < 0)
+		return rc;
+	rszshm__guard_arm();
+	tab.map = m;
+	tab.dev = (uint64_t)st.st_dev;
+	tab.ino = (uint64_t)st.st_ino;
+	snprintf(tab.path, sizeof(tab.path), "%s", path);
+	return 0;
 }
 
-static void free_spans(struct plan *p)
+/* This process's lock word: its PID namespace's tag above its pid. */
+static uint64_t tab_me(void)
 {
-	if (p->s != p->small)
-		free(p->s);
-	p->s = NULL;
-}
+	uint64_t ino = 0;
 
-/* Unlock; close the descriptor unless @keep (handed on in a ticket). */
-static void plan_close(struct plan *p, bool keep)
-{
-	if (p->fd >= 0) {
-		if (p->dirty)
-			rszshm__sysq_pwrite(p->fd, &p->h, sizeof(p->h), 0);
-		if (keep)
-			rszshm__sysq_unlock(p->fd);
-		else
-			rszshm__sysq_close(p->fd);	/* drops the flock too */
+	if (!tab.me) {
+		tab.ns = rszshm__sys_pidns(&ino) == 0 ? (uint32_t)(ino | 1) : 0;
+		tab.me = (uint64_t)tab.ns << 32 | (uint32_t)getpid();
 	}
-	free_spans(p);
-	p->fd = -1;
+	return tab.me;
 }
 
-static int reset_table(struct plan *p)
+/* Can the holder a lock word names be alive?  A word with no pid, or with
+ * a pid of our namespace that no process has, cannot; a holder in another
+ * namespace cannot be asked, and is taken to be alive. */
+static bool holder_gone(uint64_t w)
+{
+	int32_t pid = (int32_t)(uint32_t)w;
+
+	if (pid <= 0)
+		return true;
+	return (uint32_t)(w >> 32) == tab.ns && rszshm__sys_thread_gone(pid);
+}
+
+/*
+ * Take the table's lock word.  A free word, or one naming a holder that
+ * cannot be alive (killed in its use) or this very process (a dead one's
+ * pid, reused), is taken at once.  A busy one is waited for while its
+ * holders show progress (the use counter moves, or the holder changes:
+ * makers come and go, each slow under an emulator, where mapping a span
+ * takes tens of ms); one that stays still for PLAN_LOCK_WAIT_US has a
+ * holder that keeps it, and costs a fallback, PLAN_LOCK_CAP_US in all.
+ * Unless the holder has kept it PLAN_LOCK_STUCK_NS since it took it (by its
+ * stamp; a stamp in the future is junk): then it is stopped, lost in
+ * another namespace, or the word is damage, and the word is taken from it
+ * (if it was alive after all, two uses at once can cost two regions one
+ * span: ENOSPC at attach), so that a damaged word costs one maker a wait,
+ * not every maker for ever.
+ */
+static bool stuck(uint64_t since)
+{
+	uint64_t now = rszshm__sysq_now_ns();
+
+	return since > now ? since - now > PLAN_LOCK_STUCK_NS : now - since >= PLAN_LOCK_STUCK_NS;
+}
+
+/* Swap the word from @cur to ours; stamp it. */
+static bool take(struct plan *p, uint64_t cur, uint64_t me)
+{
+	if (!__atomic_compare_exchange_n(&p->hm->lock, &cur, me, false, __ATOMIC_ACQUIRE,
+					 __ATOMIC_RELAXED))
+		return false;
+	__atomic_store_n(&p->hm->since, rszshm__sysq_now_ns(), __ATOMIC_RELAXED);
+	return true;
+}
+
+static int tab_lock(struct plan *p)
+{
+	uint64_t me = tab_me(), cur, gen, since, seen = 0, seen_gen = 0, seen_since = 0;
+	unsigned waited = 0, still = 0, pause = 20;
+
+	for (;;) {
+		cur = __atomic_load_n(&p->hm->lock, __ATOMIC_ACQUIRE);
+		if ((cur == 0 || cur == me || holder_gone(cur)) && take(p, cur, me))
+			return 0;
+		gen = __atomic_load_n(&p->hm->gen, __ATOMIC_RELAXED);
+		since = __atomic_load_n(&p->hm->since, __ATOMIC_RELAXED);
+		if (waited && (gen != seen_gen || cur != seen || since != seen_since))
+			still = 0;
+		seen = cur;
+		seen_gen = gen;
+		seen_since = since;
+		if (still >= PLAN_LOCK_WAIT_US && stuck(since)) {
+			if (take(p, cur, me))
+				return 0;
+			still = 0;	/* it moved after all */
+			continue;
+		}
+		if (still >= PLAN_LOCK_WAIT_US || waited >= PLAN_LOCK_CAP_US)
+			return -EWOULDBLOCK;
+		rszshm__sysq_pause_us(pause);
+		waited += pause;
+		still += pause;
+		if (pause < 2000)
+			pause *= 2;
+	}
+}
+
+static void tab_unlock(struct plan *p)
+{
+	uint64_t me = tab.me;
+
+	__atomic_fetch_add(&p->hm->gen, 1, __ATOMIC_RELAXED);
+	/* A word no longer ours (taken by one who thought us dead) stays. */
+	__atomic_compare_exchange_n(&p->hm->lock, &me, 0, false, __ATOMIC_RELEASE,
+				    __ATOMIC_RELAXED);
+}
+
+static void put_hwm(struct plan *p, uint32_t hwm)
+{
+	p->h.hwm = hwm;
+	__atomic_store_n(&p->hm->hwm, hwm, __ATOMIC_RELAXED);
+}
+
+/* Make the table empty: every field of the header but the lock word (ours)
+ * and the use counter; the entries past the high-water mark are not read. */
+static void reset_table(struct plan *p)
 {
 	uint64_t slots = (PLAN_HI - PLAN_LO) / (4ULL << 30);
-	int rc;
+	struct plan_hdr *hm = p->hm;
 
-	free_spans(p);
-	if ((rc = rszshm__sysq_ftruncate(p->fd, 0)) < 0 ||
-	    (rc = rszshm__sysq_ftruncate(p->fd, PLAN_SIZE)) < 0)
-		return rc;
 	memset(&p->h, 0, sizeof(p->h));
 	p->h.magic = PLAN_MAGIC;
 	p->h.version = PLAN_VERSION;
 	p->h.cap = PLAN_CAP;
 	p->h.origin = PLAN_LO + (rszshm__sysq_random() % slots) * (4ULL << 30);
 	p->h.cursor = p->h.origin;
-	p->dirty = true;
-	p->s = p->small;
-	memset(p->s, 0, sizeof(*p->s));
-	return 0;
+	hm->version = p->h.version;
+	hm->cap = p->h.cap;
+	hm->hwm = 0;
+	hm->pad_ = 0;
+	hm->origin = p->h.origin;
+	hm->cursor = p->h.cursor;
+	__atomic_store_n(&hm->magic, PLAN_MAGIC, __ATOMIC_RELEASE);
 }
 
 static bool hdr_ok(const struct plan_hdr *h)
@@ -217,123 +385,86 @@ static bool hdr_ok(const struct plan_hdr *h)
 	       h->cursor >= PLAN_LO && h->cursor <= PLAN_HI;
 }
 
-/* Under the lock: the header and the hot part, or a fresh table. */
-static int load(struct plan *p)
-{
-	unsigned char buf[sizeof(struct plan_hdr) + SMALL * sizeof(struct plan_span)];
-	uint64_t first, n;
-
-	if (rszshm__sysq_pread(p->fd, buf, sizeof(buf), 0) < 0)
-		return reset_table(p);
-	memcpy(&p->h, buf, sizeof(p->h));
-	if (!hdr_ok(&p->h))
-		return reset_table(p);
-	p->s = p->small;
-	if (p->h.hwm > SMALL && !(p->s = calloc(p->h.hwm + 1u, sizeof(*p->s))))
-		return -ENOMEM;
-	n = (uint64_t)p->h.hwm * sizeof(*p->s);
-	first = n < SMALL * sizeof(*p->s) ? n : SMALL * sizeof(*p->s);
-	memcpy(p->s, buf + OFF_SPANS, first);
-	memset((char *)p->s + n, 0, sizeof(*p->s));
-	if (n > first &&
-	    rszshm__sysq_pread(p->fd, (char *)p->s + first, n - first, OFF_SPANS + first) < 0)
-		return reset_table(p);
-	return 0;
-}
-
-/* Has the table file changed (its mtime moved) since *@seen?  Updates it. */
-static bool table_moved(int fd, struct timespec *seen)
-{
-	struct stat st;
-	bool moved;
-
-	if (rszshm__sysq_stat(NULL, fd, &st) < 0)
-		return false;
-	moved = st.st_mtim.tv_sec != seen->tv_sec || st.st_mtim.tv_nsec != seen->tv_nsec;
-	*seen = st.st_mtim;
-	return moved;
-}
-
 /*
- * Lock the table (on @fd, or a descriptor of its own when @fd < 0) and load
- * its header and hot part (unless @light).  A busy lock is waited for while
- * its holders show progress: makers write the table, so a file whose mtime
- * moves has holders coming and going (each slow under an emulator, where
- * mapping a span takes tens of ms), and one that stays still for
- * PLAN_LOCK_WAIT_US has a holder that keeps it.  PLAN_LOCK_CAP_US in all.
+ * Start a use: the table mapped, checked against its name, locked, its
+ * header checked; one that does not check out is reset (@reset) or
+ * refused.  0, or a negative errno (the plan cannot be used now).
  */
-static int plan_open_(struct plan *p, bool light, int fd)
+static int plan_open(struct plan *p, bool reset)
 {
-	unsigned waited = 0, still = 0, pause = 20;
-	struct timespec seen = { 0, 0 };
+	char buf[64];
+	uid_t euid = geteuid();
+	const char *path;
+	struct stat st;
 	int rc;
 
-	p->s = NULL;
-	p->dirty = false;
-	if ((p->fd = fd) < 0 && (rc = p->fd = plan_file()) < 0)
-		return rc;
-	while ((rc = rszshm__sysq_trylock(p->fd)) == -EWOULDBLOCK) {
-		if (!waited)
-			table_moved(p->fd, &seen);
-		else if (table_moved(p->fd, &seen))
-			still = 0;
-		if (still >= PLAN_LOCK_WAIT_US || waited >= PLAN_LOCK_CAP_US)
-			break;
-		rszshm__sysq_pause_us(pause);
-		waited += pause;
-		still += pause;
-		if (pause < 2000)
-			pause *= 2;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &p->cancel);
+	pthread_once(&tab_once, tab_watch_forks);
+	pthread_mutex_lock(&tab.mu);
+	p->locked = false;
+	if (!(path = plan_path(buf, sizeof(buf), euid))) {
+		rc = -ENOENT;
+		goto out;
 	}
-	if (rc < 0 || (!light && (rc = load(p)) < 0)) {
-		p->dirty = false;
-		if (rc == -EWOULDBLOCK && fd < 0)
-			rszshm__sysq_close(p->fd);
-		else
-			plan_close(p, fd >= 0);
-		p->fd = -1;
-		return rc;
+	if (tab.map && (strcmp(path, tab.path) != 0 || rszshm__sysq_lstat(path, &st) < 0 ||
+			!trusted(&st, euid) || (uint64_t)st.st_dev != tab.dev ||
+			(uint64_t)st.st_ino != tab.ino || (uint64_t)st.st_size < PLAN_SIZE))
+		tab_drop();
+	if (!tab.map && (rc = tab_map(path, euid)) < 0)
+		goto out;
+	p->hm = (struct plan_hdr *)(void *)tab.map;
+	p->s = (struct plan_span *)(void *)(tab.map + OFF_SPANS);
+	p->m = (struct plan_meta *)(void *)(tab.map + OFF_META);
+	rszshm__guard_enter_range(&p->g, tab.map, PLAN_SIZE, -1, PROT_READ | PROT_WRITE);
+	if ((rc = tab_lock(p)) == 0) {
+		p->locked = true;
+		memcpy(&p->h, p->hm, sizeof(p->h));
+		if (hdr_ok(&p->h))
+			return 0;
+		if (reset) {
+			reset_table(p);
+			return 0;
+		}
+		rc = -EBADMSG;
+		tab_unlock(p);
+		p->locked = false;
 	}
-	return 0;
+	if (rszshm__guard_leave(&p->g))
+		tab_drop();
+out:
+	pthread_mutex_unlock(&tab.mu);
+	pthread_setcancelstate(p->cancel, NULL);
+	return rc;
 }
 
-static int plan_open(struct plan *p)
+/* End a use: true if the table was truncated under it (what it read and
+ * wrote may be zeros and nothing: its results are not to be trusted). */
+static bool plan_close(struct plan *p)
 {
-	return plan_open_(p, false, -1);
+	bool hit;
+
+	if (p->locked)
+		tab_unlock(p);
+	if ((hit = rszshm__guard_leave(&p->g)))
+		tab_drop();
+	pthread_mutex_unlock(&tab.mu);
+	pthread_setcancelstate(p->cancel, NULL);
+	return hit;
 }
 
-/* The entries this process made live lately, so that dropping a file after
- * unlink reads one entry instead of the table (checked before use).  Guarded
- * by a try-only spin flag: a busy cache is skipped, never waited for. */
-#define RECENT 64
-static struct { uint64_t dev, ino; int slot; } recent[RECENT];
-static unsigned recent_next;
-static bool recent_busy;
-
-static bool recent_take(void)
+static struct plan_span get_span(const struct plan *p, unsigned i)
 {
-	return !__atomic_test_and_set(&recent_busy, __ATOMIC_ACQUIRE);
-}
+	struct plan_span e;
 
-static void recent_give(void)
-{
-	__atomic_clear(&recent_busy, __ATOMIC_RELEASE);
-}
-
-static int put_span(struct plan *p, unsigned i)
-{
-	return rszshm__sysq_pwrite(p->fd, &p->s[i], sizeof(p->s[i]),
-				   OFF_SPANS + (uint64_t)i * sizeof(p->s[i]));
+	memcpy(&e, &p->s[i], sizeof(e));
+	return e;
 }
 
 static void clear(struct plan *p, unsigned i)
 {
 	memset(&p->s[i], 0, sizeof(p->s[i]));
-	put_span(p, i);
-	while (p->h.hwm > 0 && p->s[p->h.hwm - 1].len == 0) {
-		p->h.hwm--;
-		p->dirty = true;
-	}
+	while (p->h.hwm > 0 && p->s[p->h.hwm - 1].len == 0)
+		put_hwm(p, p->h.hwm - 1);
 }
 
 static bool span_ok(const struct plan_span *e)
@@ -344,23 +475,23 @@ static bool span_ok(const struct plan_span *e)
 	       e->len <= UINTPTR_MAX - e->addr;
 }
 
-/* Is entry @i still held?  Reads its meta; a stale entry is "no". */
-static bool alive(struct plan *p, unsigned i)
+/* Is entry @i (read as @e) still held?  Reads its meta; a stale entry is
+ * "no". */
+static bool alive(const struct plan *p, unsigned i, const struct plan_span *e)
 {
 	struct plan_meta m;
 	struct stat st;
 	int rc;
 
-	if (rszshm__sysq_pread(p->fd, &m, sizeof(m), OFF_META + (uint64_t)i * sizeof(m)) < 0)
-		return false;
+	memcpy(&m, &p->m[i], sizeof(m));
 	if (m.state == ST_LIVE && m.path[0] == '/' && memchr(m.path, '\0', sizeof(m.path))) {
 		rc = rszshm__sysq_stat(m.path, -1, &st);
 		if (rc == -ENOENT || rc == -ENOTDIR)
 			return false;
 		if (rc < 0)
 			return true;	/* cannot tell: keep it */
-		return S_ISREG(st.st_mode) && (uint64_t)st.st_dev == p->s[i].dev &&
-		       (uint64_t)st.st_ino == p->s[i].ino;
+		return S_ISREG(st.st_mode) && (uint64_t)st.st_dev == e->dev &&
+		       (uint64_t)st.st_ino == e->ino;
 	}
 	if (m.state == ST_LIVE || m.state == ST_PENDING)
 		return m.pid > 0 && !rszshm__sys_thread_gone(m.pid);
@@ -368,24 +499,26 @@ static bool alive(struct plan *p, unsigned i)
 }
 
 /* The first entry that overlaps [a, a + len) and is held, dropping stale
- * ones on the way; -1 when none does. */
-static int in_the_way(struct plan *p, uint64_t a, uint64_t len)
+ * ones on the way; -1 when none does.  Its span in *@held. */
+static int in_the_way(struct plan *p, uint64_t a, uint64_t len, struct plan_span *held)
 {
+	struct plan_span e;
 	unsigned i;
 
 	for (i = 0; i < p->h.hwm; i++) {
-		const struct plan_span *e = &p->s[i];
-
-		if (e->len == 0)
+		e = get_span(p, i);
+		if (e.len == 0)
 			continue;
-		if (!span_ok(e)) {
+		if (!span_ok(&e)) {
 			clear(p, i);
 			continue;
 		}
-		if (e->addr >= a + len || a >= e->addr + e->len)
+		if (e.addr >= a + len || a >= e.addr + e.len)
 			continue;
-		if (alive(p, i))
+		if (alive(p, i, &e)) {
+			*held = e;
 			return (int)i;
+		}
 		clear(p, i);
 	}
 	return -1;
@@ -393,9 +526,10 @@ static int in_the_way(struct plan *p, uint64_t a, uint64_t len)
 
 static bool held(void *ctx, uintptr_t a, size_t len)
 {
-	return in_the_way(ctx, a, len) >= 0;
-}
+	struct plan_span e;
 
+	return in_the_way(ctx, a, len, &e) >= 0;
+}
 static uint64_t align_up(uint64_t x)
 {
 	return (x + PLAN_ALIGN - 1) & ~(PLAN_ALIGN - 1);
@@ -427,8 +561,9 @@ static uint64_t start_for(uint64_t x, uint64_t len)
 static int place(struct plan *p, uint64_t len, void **out)
 {
 	uint64_t cand = start_for(p->h.cursor, len), steps, limit = 3ULL * p->h.hwm + 64;
+	struct plan_span e;
 	unsigned wraps = 0;
-	int i, rc;
+	int rc;
 
 	if (len > PLAN_HI - PLAN_LO)
 		return -ENOSPC;
@@ -439,15 +574,15 @@ static int place(struct plan *p, uint64_t len, void **out)
 			cand = start_for(PLAN_LO, len);
 			continue;
 		}
-		if ((i = in_the_way(p, cand, len)) >= 0) {
-			cand = start_for(p->s[i].addr + p->s[i].len, len);
+		if (in_the_way(p, cand, len, &e) >= 0) {
+			cand = start_for(e.addr + e.len, len);
 			continue;
 		}
 		rc = rszshm__span_try((void *)(uintptr_t)cand, (size_t)len);
 		if (rc == 0) {
 			*out = (void *)(uintptr_t)cand;
 			p->h.cursor = cand + len;
-			p->dirty = true;
+			__atomic_store_n(&p->hm->cursor, p->h.cursor, __ATOMIC_RELAXED);
 			return 0;
 		}
 		if (rc != -EEXIST && rc != -ENOMEM)
@@ -461,41 +596,46 @@ static int place(struct plan *p, uint64_t len, void **out)
 /* Drop every stale entry: only when the table is full. */
 static void prune(struct plan *p)
 {
+	struct plan_span e;
 	unsigned i;
 
-	for (i = 0; i < p->h.hwm; i++)
-		if (p->s[i].len && (!span_ok(&p->s[i]) || !alive(p, i)))
+	for (i = 0; i < p->h.hwm; i++) {
+		e = get_span(p, i);
+		if (e.len && (!span_ok(&e) || !alive(p, i, &e)))
 			clear(p, i);
+	}
 }
 
-/* Enter [a, a + len) as pending; the entry's index or -1. */
-static int record(struct plan *p, uint64_t a, uint64_t len)
+static int free_entry(const struct plan *p)
 {
-	struct plan_meta m;
 	unsigned i;
 
 	for (i = 0; i < p->h.hwm && p->s[i].len; i++)
 		;
-	if (i == PLAN_CAP) {
+	return i < PLAN_CAP ? (int)i : -1;
+}
+
+/* Enter [a, a + len) as pending; the entry's index or -1.  The meta first,
+ * then the span, then the high-water mark: a maker killed in between
+ * leaves no entry that names it wrongly. */
+static int record(struct plan *p, uint64_t a, uint64_t len)
+{
+	struct plan_meta m;
+	int i;
+
+	if ((i = free_entry(p)) < 0) {
 		prune(p);
-		for (i = 0; i < p->h.hwm && p->s[i].len; i++)
-			;
-		if (i == PLAN_CAP)
+		if ((i = free_entry(p)) < 0)
 			return -1;
 	}
 	memset(&m, 0, sizeof(m));
-	m.pid = (int32_t)getpid();
+	m.pid = (int32_t)(uint32_t)tab.me;	/* this use's: tab_lock() set it */
 	m.state = ST_PENDING;
-	if (rszshm__sysq_pwrite(p->fd, &m, sizeof(m), OFF_META + (uint64_t)i * sizeof(m)) < 0)
-		return -1;
+	memcpy(&p->m[i], &m, sizeof(m));
 	p->s[i] = (struct plan_span){ .addr = a, .len = len };
-	if (put_span(p, i) < 0)
-		return -1;
-	if (i == p->h.hwm) {
-		p->h.hwm++;
-		p->dirty = true;
-	}
-	return (int)i;
+	if ((unsigned)i == p->h.hwm)
+		put_hwm(p, p->h.hwm + 1);
+	return i;
 }
 
 /* Placement without the plan. */
@@ -542,41 +682,40 @@ int rszshm__plan_claim(const struct rszshm_scan *scan, size_t len, bool rec, voi
 	struct plan p;
 	int rc;
 
-	t->fd = -1;
 	t->slot = -1;
 	if (!PLAN_AREA)
 		return rszshm__span_probe(scan, len, out);
 	dflt = is_default_scan(scan);
-	if (plan_open(&p) < 0)
+	if (plan_open(&p, true) < 0)
 		return fallback(scan, len, dflt, out);
 	if (dflt)
 		rc = place(&p, len, out);
 	else
 		rc = rszshm__span_probe_skip(scan, len, held, &p, out);
-	if (rc == 0 && rec && (t->slot = record(&p, (uintptr_t)*out, len)) >= 0)
-		t->fd = p.fd;	/* kept for note/forget */
-	plan_close(&p, t->fd >= 0);
+	if (rc == 0 && rec)
+		t->slot = record(&p, (uintptr_t)*out, len);
+	t->dev = tab.dev;
+	t->ino = tab.ino;
+	/* A table truncated under the use: the span stays ours (claimed in
+	 * this process), the entry is not to be trusted. */
+	if (plan_close(&p))
+		t->slot = -1;
 	if (rc == -ENOSPC || (dflt && rc == -ENOMEM))
 		return fallback(scan, len, dflt, out);
 	return rc;
 }
 
-/* Lock the ticket's table and find its entry if it is still [addr, +len). */
-static bool find_own(struct plan *p, void *addr, size_t len, struct rszshm__plan_ticket *t,
-		     struct plan_span *e)
+/* Start a use of the ticket's table, and find its entry if it is still
+ * [addr, +len): true, with the use open. */
+static bool find_own(struct plan *p, void *addr, size_t len, const struct rszshm__plan_ticket *t)
 {
-	int fd = t->fd, slot = t->slot;
+	struct plan_span e;
 
-	t->fd = -1;
-	if (fd < 0)
+	if (t->slot < 0 || (unsigned)t->slot >= PLAN_CAP || plan_open(p, false) < 0)
 		return false;
-	if (slot < 0 || (unsigned)slot >= PLAN_CAP || plan_open_(p, true, fd) < 0) {
-		rszshm__sysq_close(fd);
-		return false;
-	}
-	if (rszshm__sysq_pread(p->fd, e, sizeof(*e), OFF_SPANS + (uint64_t)slot * sizeof(*e)) < 0 ||
-	    e->addr != (uintptr_t)addr || e->len != len) {
-		plan_close(p, false);
+	e = get_span(p, (unsigned)t->slot);
+	if (tab.dev != t->dev || tab.ino != t->ino || e.addr != (uintptr_t)addr || e.len != len) {
+		plan_close(p);
 		return false;
 	}
 	return true;
@@ -585,8 +724,8 @@ static bool find_own(struct plan *p, void *addr, size_t len, struct rszshm__plan
 void rszshm__plan_note(void *addr, size_t len, struct rszshm__plan_ticket *t, int fd,
 		       const char *fname)
 {
+	struct rszshm__plan_ticket own = *t;
 	int slot = t->slot, n = -1;
-	struct plan_span e;
 	struct plan_meta m;
 	struct stat st;
 	struct plan p;
@@ -598,43 +737,33 @@ void rszshm__plan_note(void *addr, size_t len, struct rszshm__plan_ticket *t, in
 		else if (getcwd(cwd, sizeof(cwd)))
 			n = snprintf(path, sizeof(path), "%s/%s", cwd, fname);
 	}
-	if (!find_own(&p, addr, len, t, &e))
-		return;
+	t->slot = -1;
 	/* A path that does not fit leaves the entry pending: held while we live. */
-	if (n > 0 && (size_t)n < sizeof(path)) {
-		memset(&m, 0, sizeof(m));
-		m.pid = (int32_t)getpid();
-		m.state = ST_LIVE;
-		memcpy(m.path, path, (size_t)n + 1);
-		e.dev = (uint64_t)st.st_dev;
-		e.ino = (uint64_t)st.st_ino;
-		if (rszshm__sysq_pwrite(p.fd, &e, sizeof(e),
-					OFF_SPANS + (uint64_t)slot * sizeof(e)) == 0)
-			rszshm__sysq_pwrite(p.fd, &m, sizeof(m),
-					    OFF_META + (uint64_t)slot * sizeof(m));
-		if (recent_take()) {
-			recent[recent_next % RECENT].dev = e.dev;
-			recent[recent_next % RECENT].ino = e.ino;
-			recent[recent_next % RECENT].slot = slot;
-			recent_next++;
-			recent_give();
-		}
-	}
-	plan_close(&p, false);
+	if (n <= 0 || (size_t)n >= sizeof(path) || !find_own(&p, addr, len, &own))
+		return;
+	memset(&m, 0, sizeof(m));
+	m.pid = (int32_t)(uint32_t)tab.me;	/* this use's: tab_lock() set it */
+	m.state = ST_LIVE;
+	memcpy(m.path, path, (size_t)n + 1);
+	p.s[slot].dev = (uint64_t)st.st_dev;
+	p.s[slot].ino = (uint64_t)st.st_ino;
+	memcpy(&p.m[slot], &m, sizeof(m));
+	plan_close(&p);
 }
 
 void rszshm__plan_forget(void *addr, size_t len, struct rszshm__plan_ticket *t)
 {
-	uint64_t off = OFF_SPANS + (uint64_t)t->slot * sizeof(struct plan_span);
-	struct plan_span e;
+	int slot;
+	struct rszshm__plan_ticket own = *t;
 	struct plan p;
 
-	if (!find_own(&p, addr, len, t, &e))
+	t->slot = -1;
+	if (!find_own(&p, addr, len, &own))
 		return;
+	slot = own.slot;
 	/* The high-water mark shrinks at the next full use. */
-	memset(&e, 0, sizeof(e));
-	rszshm__sysq_pwrite(p.fd, &e, sizeof(e), off);
-	plan_close(&p, false);
+	memset(&p.s[slot], 0, sizeof(p.s[slot]));
+	plan_close(&p);
 }
 
 void rszshm__plan_file_id(const char *fname, struct rszshm__plan_file *f)
@@ -646,48 +775,18 @@ void rszshm__plan_file_id(const char *fname, struct rszshm__plan_file *f)
 	f->ino = f->known ? (uint64_t)st.st_ino : 0;
 }
 
-/* The entry this process made for the file, from the recent cache: its
- * index, or -1. */
-static int recent_slot(const struct rszshm__plan_file *f)
-{
-	int slot = -1;
-	unsigned i;
-
-	if (!recent_take())
-		return -1;
-	for (i = 0; i < RECENT && slot < 0; i++) {
-		if (recent[i].ino == f->ino && recent[i].dev == f->dev) {
-			slot = recent[i].slot;
-			recent[i].ino = 0;
-		}
-	}
-	recent_give();
-	return slot >= 0 && (unsigned)slot < PLAN_CAP ? slot : -1;
-}
-
 void rszshm__plan_drop(const struct rszshm__plan_file *f)
 {
-	int slot = f->known ? recent_slot(f) : -1;
 	struct plan_span e;
 	struct plan p;
-	uint64_t off;
 	unsigned i;
 
-	if (!f->known || plan_open_(&p, true, -1) < 0)
+	if (!f->known || plan_open(&p, false) < 0)
 		return;
-	if (slot >= 0) {
-		off = OFF_SPANS + (uint64_t)slot * sizeof(e);
-		if (rszshm__sysq_pread(p.fd, &e, sizeof(e), off) == 0 && e.dev == f->dev &&
-		    e.ino == f->ino && e.len) {
-			memset(&e, 0, sizeof(e));
-			rszshm__sysq_pwrite(p.fd, &e, sizeof(e), off);
-			plan_close(&p, false);
-			return;
-		}
+	for (i = 0; i < p.h.hwm; i++) {
+		e = get_span(&p, i);
+		if (e.len && e.dev == f->dev && e.ino == f->ino)
+			clear(&p, i);
 	}
-	if (load(&p) == 0)
-		for (i = 0; i < p.h.hwm; i++)
-			if (p.s[i].len && p.s[i].dev == f->dev && p.s[i].ino == f->ino)
-				clear(&p, i);
-	plan_close(&p, false);
+	plan_close(&p);
 }

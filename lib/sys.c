@@ -476,28 +476,9 @@ int rszshm__sysq_stat(const char *path, int fd, struct stat *st)
 	return rc < 0 ? -errno : 0;
 }
 
-int rszshm__sysq_pread(int fd, void *buf, size_t len, uint64_t off)
+int rszshm__sysq_lstat(const char *path, struct stat *st)
 {
-	ssize_t n;
-
-	do
-		n = pread(fd, buf, len, (off_t)off);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -ENODATA;
-}
-
-int rszshm__sysq_pwrite(int fd, const void *buf, size_t len, uint64_t off)
-{
-	ssize_t n;
-
-	do
-		n = pwrite(fd, buf, len, (off_t)off);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EIO;
+	return lstat(path, st) < 0 ? -errno : 0;
 }
 
 int rszshm__sysq_ftruncate(int fd, uint64_t len)
@@ -508,17 +489,19 @@ int rszshm__sysq_ftruncate(int fd, uint64_t len)
 	return 0;
 }
 
-int rszshm__sysq_trylock(int fd)
+int rszshm__sysq_map(int fd, size_t len, void **out)
 {
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0)
-		if (errno != EINTR)
-			return -errno;
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (m == MAP_FAILED)
+		return -errno;
+	*out = m;
 	return 0;
 }
 
-void rszshm__sysq_unlock(int fd)
+void rszshm__sysq_unmap(void *addr, size_t len)
 {
-	flock(fd, LOCK_UN);
+	munmap(addr, len);
 }
 
 void rszshm__sysq_pause_us(unsigned us)
@@ -538,6 +521,14 @@ uint64_t rszshm__sysq_random(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)getpid() << 32) ^
 	       (uint64_t)ts.tv_sec;
+}
+
+uint64_t rszshm__sysq_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 int rszshm__sys_same_fd(int fd, int other)
