@@ -14,6 +14,16 @@
  *        so that the machine's load weighs on both alike; the floor printed
  *        is the median of all floor runs (with and without the live
  *        regions), each other figure the median over runs of a run's mean.
+ *        "floor-fixed" is the floor of a region at a fixed address: the
+ *        same calls, and the 512-byte header written (pwrite), the file
+ *        mapped at an address far from the process's other mappings, as
+ *        a region's span is (MAP_FIXED_NOREPLACE, 4 GiB apart in the middle
+ *        of the address space), and one store through the mapping, as any
+ *        first use makes.  That store needs page-table pages of its own
+ *        (one for each level the process has none at there yet), which the
+ *        plain floor's untouched mapping never does; a region's address is
+ *        one every process must find free, so it cannot share the page
+ *        tables of a process's other mappings.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -85,20 +95,67 @@ static double cycles_floor(const struct bench_opts *o, unsigned n)
 	return (bench_now() - t0) * 1e6 / n;
 }
 
+/* The fixed-address floor (above): 64 slots, 4 GiB apart from 24 TiB. */
+#define FIXED_BASE (24ULL << 40)
+#define FIXED_SLOTS 64u
+
+static double cycles_floor_fixed(const struct bench_opts *o, unsigned n)
+{
+	size_t span = RSZSHM_DFLT_SCAN.len;
+	char dir[RSZSHM_PATH_MAX], file[RSZSHM_PATH_MAX + 8], hdr[512];
+	static unsigned slot;
+	double t0;
+	unsigned i, tries;
+	void *m;
+	int fd;
+
+	memset(hdr, 0x5a, sizeof(hdr));
+	t0 = bench_now();
+	for (i = 0; i < n; i++) {
+		snprintf(dir, sizeof(dir), "%s/floor-XXXXXX", o->dir);
+		if (!mkdtemp(dir))
+			die(dir, "mkdtemp");
+		snprintf(file, sizeof(file), "%s/0", dir);
+		if ((fd = open(file, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600)) == -1)
+			die(file, "open");
+		if (ftruncate(fd, 8192) == -1)
+			die(file, "ftruncate");
+		if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+			die(file, "pwrite");
+		for (tries = 0, m = MAP_FAILED; m == MAP_FAILED && tries < FIXED_SLOTS; tries++) {
+			void *at = (void *)(uintptr_t)(FIXED_BASE + (uint64_t)(slot++ % FIXED_SLOTS) * span);
+
+			m = mmap(at, span, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, fd, 0);
+		}
+		if (m == MAP_FAILED)
+			die(file, "mmap");
+		((volatile char *)m)[64] = 1;
+		munmap(m, span);
+		close(fd);
+		if (unlink(file) == -1 || rmdir(dir) == -1)
+			die(dir, "unlink/rmdir");
+	}
+	return (bench_now() - t0) * 1e6 / n;
+}
+
 /* One run: @n cycles of each, in interleaved slices of SLICE, so that a
  * change in the machine's load weighs on both alike. */
 #define SLICE 50u
 
-static void run_pair(const struct bench_opts *o, unsigned n, double *floor_us, double *rszshm_us)
+static void run_pair(const struct bench_opts *o, unsigned n, double *floor_us, double *fixed_us,
+		     double *rszshm_us)
 {
-	double f = 0, r = 0;
+	double f = 0, x = 0, r = 0;
 	unsigned done;
 
 	for (done = 0; done < n; done += SLICE) {
 		f += cycles_floor(o, SLICE) * SLICE;
+		x += cycles_floor_fixed(o, SLICE) * SLICE;
 		r += cycles_rszshm(o, SLICE) * SLICE;
 	}
 	*floor_us = f / done;
+	*fixed_us = x / done;
 	*rszshm_us = r / done;
 }
 
@@ -106,16 +163,16 @@ static void bench_make_cycle(const struct bench_opts *o)
 {
 	unsigned n = o->quick ? 300 : 2000, i, runs = o->runs;
 	double *fl = calloc(2 * runs, sizeof(double)), *rs = calloc(runs, sizeof(double));
-	double *lv = calloc(runs, sizeof(double));
+	double *fx = calloc(2 * runs, sizeof(double)), *lv = calloc(runs, sizeof(double));
 	struct rszshm *live = calloc(LIVE, sizeof(*live));
 	char name[RSZSHM_PATH_MAX];
-	double f, r0, r1;
+	double f, x, r0, r1;
 
-	if (!fl || !rs || !lv || !live)
+	if (!fl || !fx || !rs || !lv || !live)
 		die("setup", "calloc");
-	run_pair(o, SLICE, &f, &r0);	/* warm up */
+	run_pair(o, SLICE, &f, &x, &r0);	/* warm up */
 	for (i = 0; i < runs; i++)
-		run_pair(o, n, &fl[i], &rs[i]);
+		run_pair(o, n, &fl[i], &fx[i], &rs[i]);
 	for (i = 0; i < LIVE; i++) {
 		bench_fname(o, name, sizeof(name));
 		if (!rszshm_mk(&live[i], 4096, name))
@@ -124,20 +181,25 @@ static void bench_make_cycle(const struct bench_opts *o)
 			die(name, "rszshm_dt");
 	}
 	for (i = 0; i < runs; i++)
-		run_pair(o, n, &fl[runs + i], &lv[i]);
+		run_pair(o, n, &fl[runs + i], &fx[runs + i], &lv[i]);
 	for (i = 0; i < LIVE; i++)
 		if (rszshm_rm(&live[i]) == -1)
 			die(live[i].fname, "rszshm_rm");
 
 	f = bench_median(fl, 2 * runs);
+	x = bench_median(fx, 2 * runs);
 	r0 = bench_median(rs, runs);
 	r1 = bench_median(lv, runs);
 	bench_print("make", "floor", f, "us");
+	bench_print("make", "floor-fixed", x, "us");
 	bench_print("make", "rszshm", r0, "us");
 	bench_ratio("make", r0, f, false, "x-floor");
+	bench_ratio("make", r0, x, false, "x-floor-fixed");
 	bench_print("make", "rszshm-1000-live", r1, "us");
 	bench_ratio("make", r1, f, false, "x-floor");
+	bench_ratio("make", r1, x, false, "x-floor-fixed");
 	free(fl);
+	free(fx);
 	free(rs);
 	free(lv);
 	free(live);
