@@ -356,8 +356,9 @@ static void put_hwm(struct plan *p, uint32_t hwm)
 	__atomic_store_n(&p->hm->hwm, hwm, __ATOMIC_RELAXED);
 }
 
-/* Make the table empty: every field of the header but the lock word (ours)
- * and the use counter; the entries past the high-water mark are not read. */
+/* Make the table empty: every field of the header but the lock word and
+ * its stamp (ours) and the use counter; the entries past the high-water
+ * mark are not read. */
 static void reset_table(struct plan *p)
 {
 	uint64_t slots = (PLAN_HI - PLAN_LO) / (4ULL << 30);
