@@ -624,28 +624,19 @@ static bool placed_after(const char *name, uintptr_t prev, uintptr_t *end)
 	return at >= prev && at - prev < GIB;
 }
 
-START_TEST(test_table_locked_forever_costs_a_fallback)
+/* A live process of this namespace, to name as a lock holder: it stays
+ * until *@release (the write end of its pipe) is closed.  Its pid. */
+static pid_t live_process(int *release)
 {
-	char plan[RSZSHM_PATH_MAX], n[RSZSHM_PATH_MAX];
 	int ready[2], hold[2];
-	struct rszshm r;
 	pid_t pid;
 
-	use_plan(plan, sizeof(plan), "locked");
-	test_path(n, sizeof(n), "locked");
-	ck_assert_ptr_nonnull(rszshm_mk(&r, 4096, n));	/* a real table */
-	ck_assert_int_eq(rszshm_dt(&r), 0);
-	ck_assert_int_eq(rszshm_unlink(&r), 0);
 	ck_assert_int_eq(pipe(ready), 0);
 	ck_assert_int_eq(pipe(hold), 0);
 	if ((pid = test_fork()) == 0) {
 		char c;
 
 		close(hold[1]);
-		put_u64(plan, T_LOCK_OFF, word_of(getpid()));
-		/* Taken 1.5 s from now, by its stamp: makers have 3.5 s
-		 * before it counts as stuck (a test below). */
-		put_u64(plan, T_SINCE_OFF, now_ns() + 1500000000u);
 		test_post(ready[1]);
 		(void)!read(hold[0], &c, 1);
 		_exit(0);
@@ -653,12 +644,42 @@ START_TEST(test_table_locked_forever_costs_a_fallback)
 	close(ready[1]);
 	close(hold[0]);
 	test_wait_byte(ready[0]);
+	close(ready[0]);
+	*release = hold[1];
+	return pid;
+}
+
+/* Point the plan at a fresh table for this test, make it real with one
+ * region placed through it (removed), and name regions @n after @tag:
+ * the end of that region's span. */
+static uintptr_t fresh_table(char *plan, char *n, const char *tag)
+{
+	uintptr_t end;
+
+	use_plan(plan, RSZSHM_PATH_MAX, tag);
+	test_path(n, RSZSHM_PATH_MAX, "%s", tag);
+	test_track(n);
+	(void)placed_after(n, 0, &end);
+	return end;
+}
+
+START_TEST(test_table_locked_forever_costs_a_fallback)
+{
+	char plan[RSZSHM_PATH_MAX], n[RSZSHM_PATH_MAX];
+	int release;
+	pid_t pid;
+
+	fresh_table(plan, n, "locked");
+	pid = live_process(&release);
+	put_u64(plan, T_LOCK_OFF, word_of(pid));
+	/* Taken 1.5 s from now, by its stamp: makers have 3.5 s before it
+	 * counts as stuck (a test below). */
+	put_u64(plan, T_SINCE_OFF, now_ns() + 1500000000u);
 	two_makers_succeed("locked");
 	/* A live holder's word is never taken from it. */
 	ck_assert_uint_eq(get_u64(plan, T_LOCK_OFF), word_of(pid));
-	close(hold[1]);
+	close(release);
 	ck_assert_int_eq(test_wait(pid), 0);
-	close(ready[0]);
 }
 END_TEST
 
@@ -676,10 +697,7 @@ START_TEST(test_lock_of_a_dead_holder_is_taken_at_once)
 	pid_t pid;
 
 	NEEDS_64_BIT();
-	use_plan(plan, sizeof(plan), "dead");
-	test_path(n, sizeof(n), "dead");
-	test_track(n);
-	(void)placed_after(n, 0, &end);	/* a real table, and a cursor */
+	end = fresh_table(plan, n, "dead");
 	if ((pid = test_fork()) == 0) {
 		put_u64(plan, T_LOCK_OFF, word_of(getpid()));
 		kill(getpid(), SIGKILL);
@@ -712,29 +730,14 @@ START_TEST(test_lock_held_still_for_long_is_taken_after_the_wait)
 {
 	char plan[RSZSHM_PATH_MAX], n[RSZSHM_PATH_MAX];
 	uint64_t stamps[2];
-	int ready[2], hold[2];
 	uintptr_t end;
 	unsigned i;
+	int release;
 	pid_t pid;
 
 	NEEDS_64_BIT();
-	use_plan(plan, sizeof(plan), "stuck");
-	test_path(n, sizeof(n), "stuck");
-	test_track(n);
-	(void)placed_after(n, 0, &end);
-	ck_assert_int_eq(pipe(ready), 0);
-	ck_assert_int_eq(pipe(hold), 0);
-	if ((pid = test_fork()) == 0) {	/* a live holder, of this namespace */
-		char c;
-
-		close(hold[1]);
-		test_post(ready[1]);
-		(void)!read(hold[0], &c, 1);
-		_exit(0);
-	}
-	close(ready[1]);
-	close(hold[0]);
-	test_wait_byte(ready[0]);
+	end = fresh_table(plan, n, "stuck");
+	pid = live_process(&release);	/* a live holder, of this namespace */
 	stamps[0] = now_ns() - 3000000000ull;
 	stamps[1] = now_ns() + 60000000000ull;
 	for (i = 0; i < 2; i++) {
@@ -744,9 +747,8 @@ START_TEST(test_lock_held_still_for_long_is_taken_after_the_wait)
 			      i ? "the future" : "3 s ago");
 		ck_assert_uint_eq(get_u64(plan, T_LOCK_OFF), 0);
 	}
-	close(hold[1]);
+	close(release);
 	ck_assert_int_eq(test_wait(pid), 0);
-	close(ready[0]);
 }
 END_TEST
 
