@@ -66,46 +66,36 @@ static double cycles_rszshm(const struct bench_opts *o, unsigned n)
 	return (bench_now() - t0) * 1e6 / n;
 }
 
-static double cycles_floor(const struct bench_opts *o, unsigned n)
-{
-	size_t span = RSZSHM_DFLT_SCAN.len;
-	char dir[RSZSHM_PATH_MAX], file[RSZSHM_PATH_MAX + 8];
-	double t0 = bench_now();
-	unsigned i;
-	void *m;
-	int fd;
-
-	for (i = 0; i < n; i++) {
-		snprintf(dir, sizeof(dir), "%s/floor-XXXXXX", o->dir);
-		if (!mkdtemp(dir))
-			die(dir, "mkdtemp");
-		snprintf(file, sizeof(file), "%s/0", dir);
-		if ((fd = open(file, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600)) == -1)
-			die(file, "open");
-		if (ftruncate(fd, 8192) == -1)
-			die(file, "ftruncate");
-		m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-		if (m == MAP_FAILED)
-			die(file, "mmap");
-		munmap(m, span);
-		close(fd);
-		if (unlink(file) == -1 || rmdir(dir) == -1)
-			die(dir, "unlink/rmdir");
-	}
-	return (bench_now() - t0) * 1e6 / n;
-}
-
 /* The fixed-address floor (above): 64 slots, 4 GiB apart from 24 TiB. */
 #define FIXED_BASE (24ULL << 40)
 #define FIXED_SLOTS 64u
 
-static double cycles_floor_fixed(const struct bench_opts *o, unsigned n)
+/* Map @fd's file over the span: anywhere, or (@fixed) at the next free
+ * slot far from the process's other mappings. */
+static void *map_span(int fd, size_t span, bool fixed)
+{
+	static unsigned slot;
+	unsigned tries;
+	void *m;
+
+	if (!fixed)
+		return mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	for (tries = 0, m = MAP_FAILED; m == MAP_FAILED && tries < FIXED_SLOTS; tries++) {
+		void *at = (void *)(uintptr_t)(FIXED_BASE + (uint64_t)(slot++ % FIXED_SLOTS) * span);
+
+		m = mmap(at, span, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, fd, 0);
+	}
+	return m;
+}
+
+/* @n cycles of the floor (@fixed: floor-fixed), in us per cycle. */
+static double cycles_floor(const struct bench_opts *o, unsigned n, bool fixed)
 {
 	size_t span = RSZSHM_DFLT_SCAN.len;
 	char dir[RSZSHM_PATH_MAX], file[RSZSHM_PATH_MAX + 8], hdr[512];
-	static unsigned slot;
 	double t0;
-	unsigned i, tries;
+	unsigned i;
 	void *m;
 	int fd;
 
@@ -120,17 +110,12 @@ static double cycles_floor_fixed(const struct bench_opts *o, unsigned n)
 			die(file, "open");
 		if (ftruncate(fd, 8192) == -1)
 			die(file, "ftruncate");
-		if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+		if (fixed && pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
 			die(file, "pwrite");
-		for (tries = 0, m = MAP_FAILED; m == MAP_FAILED && tries < FIXED_SLOTS; tries++) {
-			void *at = (void *)(uintptr_t)(FIXED_BASE + (uint64_t)(slot++ % FIXED_SLOTS) * span);
-
-			m = mmap(at, span, PROT_READ | PROT_WRITE,
-				 MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, fd, 0);
-		}
-		if (m == MAP_FAILED)
+		if ((m = map_span(fd, span, fixed)) == MAP_FAILED)
 			die(file, "mmap");
-		((volatile char *)m)[64] = 1;
+		if (fixed)
+			((volatile char *)m)[64] = 1;
 		munmap(m, span);
 		close(fd);
 		if (unlink(file) == -1 || rmdir(dir) == -1)
@@ -150,8 +135,8 @@ static void run_pair(const struct bench_opts *o, unsigned n, double *floor_us, d
 	unsigned done;
 
 	for (done = 0; done < n; done += SLICE) {
-		f += cycles_floor(o, SLICE) * SLICE;
-		x += cycles_floor_fixed(o, SLICE) * SLICE;
+		f += cycles_floor(o, SLICE, false) * SLICE;
+		x += cycles_floor(o, SLICE, true) * SLICE;
 		r += cycles_rszshm(o, SLICE) * SLICE;
 	}
 	*floor_us = f / done;
