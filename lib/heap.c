@@ -13,7 +13,9 @@
  * lock holder rebuilds.
  *
  * A thread with a slot allocates and frees blocks up to 1 KiB in its cache
- * (no lock, no atomic read-modify-write); an empty cache is refilled from
+ * (no lock, no atomic read-modify-write): rszshm_alloc() and
+ * rszshm_dealloc() try that first, inline with no call, and hand whatever
+ * it does not cover to the full path whole; an empty cache is refilled from
  * an arena, a full one flushed to the blocks' arenas, CACHE_MOVE at a time.
  * Below the caches, and for larger blocks and threads without a slot:
  * a thread allocates from the arena it used last (a thread-local index,
@@ -594,6 +596,45 @@ void rszshm__heap_slot_flush(struct rszshm *r, struct ctl *h, struct tslot *t, u
 }
 
 /*
+ * Is @p, in SMALL segment @s, a live block start of a cached class, with
+ * its class's geometry?  1, its class in *@cls; 0 if it goes to the arenas
+ * (class not cached, interior pointer); -EINVAL if it is no live block.
+ */
+static inline __attribute__((always_inline)) int cached_block(struct seg *s, uintptr_t p,
+								unsigned *cls)
+{
+	unsigned c = RD(s->cls);
+	uint32_t bs, idx;
+	uint64_t off;
+
+	if (c >= NCACHE || RD(s->arena) >= NARENAS)
+		return 0;
+	bs = rszshm__heap_cls_size[c];
+	if (RD(s->bsize) != bs || RD(s->first) != rszshm__heap_cls_geom[c].first ||
+	    RD(s->nblocks) != rszshm__heap_cls_geom[c].nblocks)
+		return -EINVAL;
+	off = p - ((uintptr_t)s + rszshm__heap_cls_geom[c].first);
+	if (off >= (uint64_t)rszshm__heap_cls_geom[c].nblocks * bs)
+		return -EINVAL;
+	idx = (uint32_t)((off * rszshm__heap_cls_recip[c]) >> 32);
+	if ((uint64_t)idx * bs != off)
+		return 0;
+	if (!bit_get(s, idx))
+		return -EINVAL;
+	*cls = c;
+	return 1;
+}
+
+/* Put block @p of class @c in slot @t's cache (room checked), marked. */
+static inline __attribute__((always_inline)) void cache_push(struct ctl *h, struct tslot *t,
+							      unsigned c, uint32_t n, uintptr_t p)
+{
+	PUT(t->blk[c][n], (uint64_t)p);
+	((uint64_t *)p)[1] = RD(h->key);
+	PUT(t->n[c], n + 1);
+}
+
+/*
  * Free block @p of SMALL segment @s into this thread's slot: 1 if done, 0
  * if it goes to the arenas (class not cached, no slot, interior pointer),
  * -EINVAL if it is not a live block.  A free block's bit is set while it is
@@ -604,26 +645,14 @@ void rszshm__heap_slot_flush(struct rszshm *r, struct ctl *h, struct tslot *t, u
  */
 static int small_cache(struct rszshm *r, struct ctl *h, struct seg *s, uintptr_t p)
 {
-	unsigned c = RD(s->cls), ai = RD(s->arena);
-	uint32_t bs = RD(s->bsize), idx, n;
-	uintptr_t b0;
-	uint64_t off;
+	unsigned c = 0, ai = RD(s->arena);
 	struct tslot *t;
+	uint32_t n;
+	int rc;
 
-	if (c >= NCACHE || ai >= NARENAS)
-		return 0;
-	if (bs != rszshm__heap_cls_size[c] || RD(s->first) != rszshm__heap_cls_geom[c].first ||
-	    RD(s->nblocks) != rszshm__heap_cls_geom[c].nblocks)
-		return -EINVAL;
-	b0 = (uintptr_t)s + rszshm__heap_cls_geom[c].first;
-	if (p < b0 || (off = p - b0) >= (uint64_t)rszshm__heap_cls_geom[c].nblocks * bs)
-		return -EINVAL;
-	idx = (uint32_t)((off * rszshm__heap_cls_recip[c]) >> 32);
-	if ((uint64_t)idx * bs != off)
-		return 0;
-	if (!bit_get(s, idx))
-		return -EINVAL;
-	if (!(t = my_slot(r, h)))
+	if ((rc = cached_block(s, p, &c)) <= 0)
+		return rc;
+	if (ai >= NARENAS || !(t = my_slot(r, h)))
 		return 0;
 	/* Blocks in caches and pending slots carry the mark: only a marked
 	 * block is looked for there. */
@@ -635,9 +664,7 @@ static int small_cache(struct rszshm *r, struct ctl *h, struct seg *s, uintptr_t
 		if ((n = RD(t->n[c])) >= CACHE_CAP)
 			return 0;
 	}
-	PUT(t->blk[c][n], (uint64_t)p);
-	((uint64_t *)p)[1] = RD(h->key);
-	PUT(t->n[c], n + 1);
+	cache_push(h, t, c, n, p);
 	return 1;
 }
 
@@ -909,7 +936,8 @@ int rszshm__heap_init(struct rszshm *r)
 	return 0;
 }
 
-void *rszshm__heap_alloc(struct rszshm *r, size_t size, int *err)
+static inline __attribute__((always_inline)) void *heap_alloc(struct rszshm *r, size_t size,
+								int *err)
 {
 	struct ctl *h;
 	uint64_t len;
@@ -927,7 +955,7 @@ void *rszshm__heap_alloc(struct rszshm *r, size_t size, int *err)
 	return alloc_retry(r, h, size, RSZSHM_ALIGN, err);
 }
 
-int rszshm__heap_free(struct rszshm *r, void *p)
+static inline __attribute__((always_inline)) int heap_free(struct rszshm *r, void *p)
 {
 	struct ctl *h;
 	uint64_t len;
@@ -936,6 +964,16 @@ int rszshm__heap_free(struct rszshm *r, void *p)
 	if ((rc = get_ctl_len(r, true, &h, &len)) < 0)
 		return rc;
 	return p ? free_in(r, h, (uintptr_t)p, len) : 0;
+}
+
+void *rszshm__heap_alloc(struct rszshm *r, size_t size, int *err)
+{
+	return heap_alloc(r, size, err);
+}
+
+int rszshm__heap_free(struct rszshm *r, void *p)
+{
+	return heap_free(r, p);
 }
 
 /* Test hook: how many abandoned heap locks were found and repaired. */
@@ -957,17 +995,94 @@ unsigned rszshm__heap_lock_offsets(uint64_t *off, unsigned max)
 
 /* ---------------------------------------------------------- public API */
 
+/*
+ * The fast paths: a block of a cached class taken from, or given to, this
+ * thread's cache, with no call and no lock.  They make every check the full
+ * path makes on the way (the handle, the control block, the cached entry or
+ * the block's run header, geometry, bit and mark) and fall back to it for
+ * anything else: no slot yet, an empty or full cache, a marked block (a
+ * possible double free, which the full path looks for), an interior pointer,
+ * damage.  A fault on a truncated file is the guard's, as in the full path.
+ */
+static inline __attribute__((always_inline)) struct tslot *fast_slot(struct rszshm *r,
+								       struct ctl **h, uint64_t *len)
+{
+	struct tslot *t = rszshm__heap_tl.slot;
+
+	if (get_ctl_len(r, true, h, len) < 0 || !t || rszshm__heap_tl.base != (uintptr_t)r->hdr ||
+	    rszshm__heap_tl.epoch != RD(rszshm__heap_epoch) || RD(t->owner) != rszshm__heap_tl.me)
+		return NULL;
+	return t;
+}
+
+static inline __attribute__((always_inline)) void *alloc_fast(struct rszshm *r, size_t size)
+{
+	struct tslot *t;
+	struct ctl *h;
+	uint64_t len, p;
+	uint32_t n;
+	unsigned c;
+
+	if (size - 1 >= rszshm__heap_cls_size[NCACHE - 1] || !(t = fast_slot(r, &h, &len)))
+		return NULL;
+	c = size_cls(size);
+	if ((n = RD(t->n[c])) - 1u >= CACHE_CAP || !cached_ok(r, p = RD(t->blk[c][n - 1]), len, c))
+		return NULL;
+	PUT(t->n[c], n - 1);
+	((uint64_t *)(uintptr_t)p)[1] = 0;	/* the cache's mark */
+	return (void *)(uintptr_t)p;
+}
+
+/* 1 if @p went into this thread's cache, 0 if the full path must free it. */
+static inline __attribute__((always_inline)) int free_fast(struct rszshm *r, uintptr_t p)
+{
+	struct tslot *t;
+	struct ctl *h;
+	struct seg *s;
+	uint64_t len;
+	unsigned c = 0;
+	uint32_t n;
+
+	if (!(t = fast_slot(r, &h, &len)) || !(s = locate_len(r, h, p, len)) ||
+	    GET(s->kind) != K_SMALL || cached_block(s, p, &c) != 1 ||
+	    ((uint64_t *)p)[1] == RD(h->key) || (n = RD(t->n[c])) >= CACHE_CAP)
+		return 0;
+	cache_push(h, t, c, n, p);
+	return 1;
+}
+
 static void *do_alloc(struct rszshm *r, size_t size)
 {
 	int err = 0;
-	void *p = rszshm__heap_alloc(r, size, &err);
+	void *p = heap_alloc(r, size, &err);
 
 	return p ? p : RSZSHM__FAIL(err, NULL);
 }
 
-void *rszshm_alloc(struct rszshm *r, size_t size)
+static __attribute__((noinline)) void *alloc_full(struct rszshm *r, size_t size)
 {
 	RSZSHM__GUARDED(r, void *, NULL, do_alloc(r, size));
+}
+
+/* A fast path met a truncated file: the full path's ENODATA. */
+static __attribute__((noinline, cold)) int fast_truncated(void)
+{
+	rszshm__why(-ENODATA, "the region's file was truncated under this call (by another process)");
+	return RSZSHM__FAIL(-ENODATA, -1);
+}
+
+/* The fast path in a frame of its own, with no call on its way; what it
+ * does not take goes to the full path whole, in a frame of that path's. */
+void *rszshm_alloc(struct rszshm *r, size_t size)
+{
+	struct rszshm__guard g;
+	void *p;
+
+	rszshm__guard_enter(&g, r);
+	p = alloc_fast(r, size);
+	if (__builtin_expect(rszshm__guard_leave(&g), 0))
+		return fast_truncated(), NULL;
+	return p ? p : alloc_full(r, size);
 }
 
 static void *do_zalloc(struct rszshm *r, size_t size)
@@ -1036,14 +1151,26 @@ void *rszshm_realloc(struct rszshm *r, void *p, size_t size)
 
 static int do_dealloc(struct rszshm *r, void *p)
 {
-	int rc = rszshm__heap_free(r, p);
+	int rc = heap_free(r, p);
 
 	return rc < 0 ? RSZSHM__FAIL(rc, -1) : 0;
 }
 
-int rszshm_dealloc(struct rszshm *r, void *p)
+static __attribute__((noinline)) int dealloc_full(struct rszshm *r, void *p)
 {
 	RSZSHM__GUARDED(r, int, -1, do_dealloc(r, p));
+}
+
+int rszshm_dealloc(struct rszshm *r, void *p)
+{
+	struct rszshm__guard g;
+	int done;
+
+	rszshm__guard_enter(&g, r);
+	done = free_fast(r, (uintptr_t)p);
+	if (__builtin_expect(rszshm__guard_leave(&g), 0))
+		return fast_truncated();
+	return done ? 0 : dealloc_full(r, p);
 }
 
 static size_t do_usable_size(struct rszshm *r, const void *p)

@@ -449,6 +449,41 @@ START_TEST(test_cached_and_pending_blocks_cannot_be_freed_again)
 }
 END_TEST
 
+/* A thread that frees one block of a cached class and exits: its cache,
+ * that block in it, goes back to the arena (the block keeps the mark). */
+static void *free_and_exit_thread(void *arg)
+{
+	void **a = arg;
+
+	a[1] = rszshm_alloc(a[0], 48);
+	return (void *)(uintptr_t)(a[1] && rszshm_dealloc(a[0], a[1]) == 0);
+}
+
+START_TEST(test_block_given_back_to_its_arena_cannot_be_freed_again)
+{
+	struct rszshm r;
+	void *args[2], *ok;
+	pthread_t t;
+
+	mk_heap(&r, "given-back");
+	args[0] = &r;
+	ck_assert_int_eq(pthread_create(&t, NULL, free_and_exit_thread, args), 0);
+	ck_assert_int_eq(pthread_join(t, &ok), 0);
+	ck_assert_ptr_eq(ok, (void *)1);
+	ck_assert_uint_eq(rszshm__heap_cached(&r), 0);
+	ck_assert_uint_eq(live_blocks(&r), 0);
+	/* Its bit is clear now: a free through this thread's cache must
+	 * look at the bitmap, not only at the mark. */
+	ck_assert_ptr_nonnull(rszshm_alloc(&r, 16));	/* this thread has a slot */
+	errno = 0;
+	ck_assert_int_eq(rszshm_dealloc(&r, args[1]), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_uint_eq(live_blocks(&r), 1);
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
 /* A live block that holds the cache's mark by chance is still freed. */
 START_TEST(test_live_block_holding_the_mark_is_freed)
 {
@@ -732,6 +767,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_threads_past_the_slots_allocate_through_the_arenas);
 	TEST_ADD_T(s, test_cancel_during_a_claim_leaves_no_lock_held, 20);
 	TEST_ADD(s, test_cached_and_pending_blocks_cannot_be_freed_again);
+	TEST_ADD(s, test_block_given_back_to_its_arena_cannot_be_freed_again);
 	TEST_ADD(s, test_live_block_holding_the_mark_is_freed);
 	TEST_ADD(s, test_damaged_slot_is_reported_and_never_followed);
 	TEST_ADD_T(s, test_kill_during_cached_alloc_and_free_loses_at_most_one_block, 120);
