@@ -514,6 +514,19 @@ static inline bool cached_ok(struct rszshm *r, uint64_t p, uint64_t len, unsigne
 	       len - off >= rszshm__heap_cls_size[c];
 }
 
+/*
+ * Block @p (or 0) of a cached class, from an arena, as the caller gets it:
+ * without the cache's mark.  A block keeps the mark it had in a cache or a
+ * pending slot after it goes back to its arena; left on a live block, every
+ * free of it would look for it in every thread's cache.
+ */
+static inline void *unmarked(uintptr_t p)
+{
+	if (p)
+		((uint64_t *)p)[1] = 0;
+	return (void *)p;
+}
+
 static inline __attribute__((always_inline)) void *small_alloc(struct rszshm *r, struct ctl *h,
 							      unsigned c, uint64_t len, int *err)
 {
@@ -521,8 +534,10 @@ static inline __attribute__((always_inline)) void *small_alloc(struct rszshm *r,
 	uint64_t p;
 	uint32_t n;
 
-	if (c >= NCACHE || !(t = my_slot(r, h)))
+	if (c >= NCACHE)
 		return (void *)arena_alloc(r, h, c, err);
+	if (!(t = my_slot(r, h)))
+		return unmarked(arena_alloc(r, h, c, err));
 	/* Plain loads and stores on this thread's slot; an entry that could
 	 * send the caller outside the region (damage) is dropped. */
 	for (n = RD(t->n[c]); n - 1u < CACHE_CAP; n--) {
@@ -533,7 +548,7 @@ static inline __attribute__((always_inline)) void *small_alloc(struct rszshm *r,
 			return (void *)(uintptr_t)p;
 		}
 	}
-	return (void *)refill(r, h, t, c, err);
+	return unmarked(refill(r, h, t, c, err));
 }
 
 /* Is @p in a thread slot's cache of class @c (a double free)?  Only asked

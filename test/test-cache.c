@@ -484,6 +484,32 @@ START_TEST(test_block_given_back_to_its_arena_cannot_be_freed_again)
 }
 END_TEST
 
+/* Blocks flushed from a cache keep its mark in their arena; handed out
+ * again through refills, they must carry none, or each of their frees
+ * would look through every thread's cache.  Blocks of 1 KiB, two
+ * segments' worth: the second round gets only blocks the first marked. */
+START_TEST(test_blocks_from_an_arena_carry_no_mark)
+{
+	enum { N = 128 };
+	uint64_t *p[N];
+	struct rszshm r;
+	unsigned i, round;
+
+	mk_heap(&r, "unmarked");
+	for (round = 0; round < 3; round++) {
+		for (i = 0; i < N; i++) {
+			p[i] = rszshm_alloc(&r, 1024);
+			ck_assert_ptr_nonnull(p[i]);
+			ck_assert_uint_eq(p[i][1], 0);
+		}
+		for (i = 0; i < N; i++)
+			ck_assert_int_eq(rszshm_dealloc(&r, p[i]), 0);
+	}
+	assert_consistent(&r);
+	rszshm_dt(&r);
+}
+END_TEST
+
 /* A live block that holds the cache's mark by chance is still freed. */
 START_TEST(test_live_block_holding_the_mark_is_freed)
 {
@@ -768,6 +794,7 @@ Suite *test_suite(void)
 	TEST_ADD_T(s, test_cancel_during_a_claim_leaves_no_lock_held, 20);
 	TEST_ADD(s, test_cached_and_pending_blocks_cannot_be_freed_again);
 	TEST_ADD(s, test_block_given_back_to_its_arena_cannot_be_freed_again);
+	TEST_ADD(s, test_blocks_from_an_arena_carry_no_mark);
 	TEST_ADD(s, test_live_block_holding_the_mark_is_freed);
 	TEST_ADD(s, test_damaged_slot_is_reported_and_never_followed);
 	TEST_ADD_T(s, test_kill_during_cached_alloc_and_free_loses_at_most_one_block, 120);
