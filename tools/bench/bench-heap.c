@@ -10,7 +10,10 @@
  *   alloc-free-2proc  the same in 2 forked processes at once on one region,
  *                     aggregate ops/s, against one forked process doing the
  *                     same alone on a region of its own; and the spread
- *                     of the ratio over the runs (min, max).
+ *                     of the ratio over the runs (min, max).  Beside it,
+ *                     the machine's own ceiling: glibc malloc in 2 forked
+ *                     processes against 1 (nothing shared), its ratio
+ *                     x-1proc as system glibc.
  *   alloc-free-scale  the same with 1, 2, 4 and 8 processes on one region
  *                     (and the machine's cores, said): aggregate ops/s, and
  *                     each beside one process.
@@ -212,6 +215,53 @@ static int proc_drain(void *arg, unsigned i)
 	(void)i;
 	POOL_DRAIN(shm_free);
 	return 0;
+}
+
+/* The same forked workers with glibc malloc, each in its own heap. */
+static int libc_fill(void *arg, unsigned i)
+{
+	struct procs *w = arg;
+	void **pool = w->pool;
+	struct rng g = { SEED + i };
+
+	POOL_FILL(malloc);
+	w->g = g;
+	return 0;
+}
+
+static int libc_run(void *arg, unsigned i)
+{
+	struct procs *w = arg;
+	void **pool = w->pool;
+	struct rng g = w->g;
+
+	(void)i;
+	POOL_RUN(malloc, free, w->ops);
+	return 0;
+}
+
+static int libc_drain(void *arg, unsigned i)
+{
+	struct procs *w = arg;
+	void **pool = w->pool;
+
+	(void)i;
+	POOL_DRAIN(free);
+	return 0;
+}
+
+static double run_procs_glibc(unsigned nproc, unsigned long ops, void **pool)
+{
+	static const struct bench_proc w = { libc_fill, libc_run, libc_drain };
+	struct procs p = { NULL, ops, pool, { 0 } };
+	double t = bench_procs(nproc, &w, &p);
+
+	if (t < 0) {
+		fprintf(stderr, "rszshm-bench: alloc-free (glibc) with %u processes: a worker failed\n",
+			nproc);
+		exit(1);
+	}
+	return (double)ops * nproc / t;
 }
 
 /* @nproc forked workers at once on one region: aggregate ops/s. */
@@ -524,6 +574,12 @@ two:
 	bench_median(two_v, runs);	/* sorts */
 	bench_print("alloc-free-2proc", "x-1proc-min", two_v[0], "x");
 	bench_print("alloc-free-2proc", "x-1proc-max", two_v[runs - 1], "x");
+	for (i = 0; i < runs; i++) {
+		two_v[i] = run_procs_glibc(2, ops2, pool);
+		one_v[i] = run_procs_glibc(1, ops2, pool);
+	}
+	bench_print("alloc-free-2proc", "glibc",
+		    bench_median(two_v, runs) / bench_median(one_v, runs), "x-1proc");
 scale:
 	if (!bench_want(o, "heap", "alloc-free-scale"))
 		goto xfree;
