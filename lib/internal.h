@@ -17,6 +17,7 @@
 #ifndef RSZSHM_INTERNAL_H
 #define RSZSHM_INTERNAL_H
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -477,8 +478,16 @@ RSZSHM__INTERNAL void rszshm__map_reset(struct rszshm *r);
  * writable); 0 or the first negative errno.  rszshm_dt() (open.c). */
 RSZSHM__INTERNAL int rszshm__map_detach(struct rszshm *r);
 
-/* 0 if @r is an attached handle (and writable, with @write), else -EINVAL/-EPERM. */
-RSZSHM__INTERNAL int rszshm__map_usable(const struct rszshm *r, bool write);
+/* 0 if @r is an attached handle (and writable, with @write), else -EINVAL/-EPERM.
+ * Inline: every call asks it first. */
+static inline int rszshm__map_usable(const struct rszshm *r, bool write)
+{
+	if (!r || !(r->flags & RSZSHM__F_ATTACHED) || !r->hdr)
+		return -EINVAL;
+	if (write && (r->flags & RSZSHM_RDONLY))
+		return -EPERM;
+	return 0;
+}
 /* Allocate the file's blocks for its first @len bytes (at most its length),
  * so that a layer about to write there through the mapping of a sparse file
  * gets ENOSPC now instead of SIGBUS then; 0 or a negative errno. */
@@ -541,7 +550,13 @@ RSZSHM__INTERNAL int rszshm__view_open(const char *path, struct rszshm__view *v,
 RSZSHM__INTERNAL void rszshm__view_close(struct rszshm__view *v);
 /* A view of an attached handle's own mapping (no new mapping), as long as
  * rszshm__map_safe_len(). */
-RSZSHM__INTERNAL void rszshm__view_of(struct rszshm *r, struct rszshm__view *v);
+static inline void rszshm__view_of(struct rszshm *r, struct rszshm__view *v)
+{
+	v->map = (const unsigned char *)r->hdr;
+	v->base = (uintptr_t)r->hdr;
+	v->len = rszshm__map_safe_len(r);
+	v->fd = -1;
+}
 
 /* --------------------------------------------------------------- heap.c
  * The heap is five files sharing lib/heap.h (its layout, and the bounds

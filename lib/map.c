@@ -107,15 +107,6 @@ void rszshm__map_reset(struct rszshm *r)
 	r->max = 0;
 }
 
-int rszshm__map_usable(const struct rszshm *r, bool write)
-{
-	if (!r || !(r->flags & RSZSHM__F_ATTACHED) || !r->hdr)
-		return -EINVAL;
-	if (write && (r->flags & RSZSHM_RDONLY))
-		return -EPERM;
-	return 0;
-}
-
 /* ------------------------------------------------- attached spans (diag) */
 
 /*
@@ -978,10 +969,3 @@ void rszshm__view_close(struct rszshm__view *v)
 	v->map = NULL;
 }
 
-void rszshm__view_of(struct rszshm *r, struct rszshm__view *v)
-{
-	v->map = (const unsigned char *)r->hdr;
-	v->base = (uintptr_t)r->hdr;
-	v->len = rszshm__map_safe_len(r);
-	v->fd = -1;
-}

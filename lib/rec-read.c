@@ -22,7 +22,7 @@ struct snap {
 	uint8_t flags;
 };
 
-static void snap_of(const struct rec *p, struct snap *s)
+static inline void snap_of(const struct rec *p, struct snap *s)
 {
 	s->val = LD(p->val);
 	s->size = LD(p->size);

@@ -547,7 +547,8 @@ static inline void rd_refresh(struct rd *c)
 	c->v.len = rszshm__map_safe_len(c->r);
 }
 
-static inline int rd_begin(struct rd *c)
+/* rd_begin() past its first try: the spinning, the lock, the give-up. */
+static __attribute__((noinline, unused)) int rd_begin_slow(struct rd *c)
 {
 	const pthread_mutex_t *lock = &rszshm__shared(c->r->hdr)->rec_lock;
 	uint64_t s;
@@ -609,6 +610,24 @@ static inline int rd_begin(struct rd *c)
 		}
 		relax(c->tries);
 	}
+}
+
+/*
+ * Begin a read: 0 once seq is even (or the lock is held), with the view's
+ * length read again; or the errors of the lock, or -EAGAIN (read-only).
+ * The first try, with nobody writing, is inline.
+ */
+static inline int rd_begin(struct rd *c)
+{
+	uint64_t s;
+
+	if (__builtin_expect(c->tries < SPINS, 1) &&
+	    !((s = __atomic_load_n(&c->x->seq, __ATOMIC_ACQUIRE)) & 1)) {
+		c->seq = s;
+		rd_refresh(c);
+		return 0;
+	}
+	return rd_begin_slow(c);
 }
 
 /* True if what was read since rd_begin() is consistent. */
