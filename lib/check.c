@@ -5,7 +5,7 @@
  * Works on a view (internal.h), so the same walk serves a live handle
  * (rszshm_check(), rszshm_stats()) and a file mapped read-only at another
  * address (rszshm-dump).  The header is checked by hdr.c's rules, its lock
- * area by lock.c's, the heap by heap-walk.c, the records by rec-walk.c;
+ * area by lock.c's, the heap by heap/walk.c, the records by rec-walk.c;
  * each is bounded and never follows a stored pointer without
  * rszshm__view_ptr().
  */

@@ -335,7 +335,7 @@ struct rszshm__wait {
 struct rszshm__shared {
 	pthread_mutex_t grow_lock;	/* serializes growth of the file */
 	pthread_mutex_t user_lock;	/* rszshm_lock() */
-	pthread_mutex_t heap_lock;	/* heap-seg.c: segments and the heap's top */
+	pthread_mutex_t heap_lock;	/* heap/seg.c: segments and the heap's top */
 	pthread_mutex_t rec_lock;	/* rec.c: the record index */
 	uint64_t heap;			/* address of heap.c's control block, 0 if none */
 	uint64_t recs;			/* address of rec.c's index, 0 until made */
@@ -558,17 +558,18 @@ static inline void rszshm__view_of(struct rszshm *r, struct rszshm__view *v)
 	v->fd = -1;
 }
 
-/* --------------------------------------------------------------- heap.c
- * The heap is five files sharing lib/heap.h (its layout, and the bounds
- * checks inlined on the fast path): heap-seg.c (size classes, runs, the
- * free-run list and the heap lock), heap.c (arenas, small and large blocks,
- * the thread caches' contents and the cached fast path, the public calls),
- * heap-own.c (thread slots: claim, ownership by thread id and start time,
- * adoption of dead owners' caches, the process's record of its slots,
- * given back at thread exit and rszshm_dt()), heap-repair.c (rebuilding
- * lists and counts from run headers and bitmaps after a lock holder died),
- * heap-walk.c (the read-only walker below).  Nothing outside them includes
- * heap.h.  A thread killed at any instruction of a heap call loses at most
+/* --------------------------------------------------------------- heap/
+ * The heap is a folder of five files sharing lib/heap/heap.h (its layout,
+ * and the bounds checks inlined on the fast path), each calling only the
+ * ones before it: seg.c (size classes, runs, the free-run list and the heap
+ * lock, and rebuilding them from the run headers after the lock's holder
+ * died), arena.c (arenas and small blocks, pending frees, refill and flush
+ * of a thread's cache, rebuilding an arena), own.c (thread slots: claim,
+ * ownership by thread id and start time, adoption of dead owners' caches,
+ * the process's record of its slots, given back at thread exit and
+ * rszshm_dt()), heap.c (the public calls: the cached fast path, large
+ * blocks, the checks of a block to free), walk.c (the read-only walker
+ * below, on seg.c's tables).  Nothing outside them includes heap.h.  A thread killed at any instruction of a heap call loses at most
  * one block; its cache is adopted by the next claim of a slot.
  * Every segment address the writers read from the region (the top, list
  * links, pending frees, blocks to free) is checked against the handle's
@@ -602,7 +603,7 @@ RSZSHM__INTERNAL int rszshm__heap_walk(const struct rszshm__view *v, struct rszs
  * @off (up to @max); returns how many there are (for the writer fuzzer). */
 RSZSHM__INTERNAL unsigned rszshm__heap_lock_offsets(uint64_t *off, unsigned max);
 /* Give back the thread slots this process's threads hold in @r's heap
- * (heap-own.c), before @r is unmapped. */
+ * (heap/own.c), before @r is unmapped. */
 RSZSHM__INTERNAL void rszshm__heap_detach(struct rszshm *r);
 /* Test hook: how many dead owners' thread caches were adopted in @r. */
 RSZSHM__INTERNAL uint64_t rszshm__heap_adoptions(struct rszshm *r);

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test-cache.c - the heap's thread caches (lib/heap-own.c and the cached
- * paths of lib/heap.c): who owns a slot, what an exit, a detach or a fork
- * gives back, double frees of cached blocks, damaged slots, and kill -9 of
- * an owner or an adopter at random points.
+ * test-cache.c - the heap's thread caches (lib/heap/own.c, and the cached
+ * paths of lib/heap/heap.c and lib/heap/arena.c): who owns a slot, what an
+ * exit, a detach or a fork gives back, double frees of cached blocks,
+ * damaged slots, and kill -9 of an owner or an adopter at random points.
  *
  * The kill tests are correctness tests, not benchmarks: a child runs the
  * library with no system call in its loop and the parent kills it once a

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test-heap.c - the in-region allocator (lib/heap*.c) and its walker.
+ * test-heap.c - the in-region allocator (lib/heap/) and its walker.
  *
  * Every test that changes a heap ends with rszshm_check() == 0.  The
  * multi-process tests fork workers (or exec helpers, for processes that
@@ -9,7 +9,7 @@
  * they check contents, errnos and the consistency walk, never timings.
  *
  * The walker tests are white-box: they corrupt a copy of a heap at places
- * that lib/heap.c's layout defines (run headers at every 64 KiB from the
+ * that lib/heap/heap.h's layout defines (run headers at every 64 KiB from the
  * base, each followed by its segment's allocation bitmap).  The writer
  * tests corrupt one field of a live run header the same way and check that
  * the next allocation neither crashes nor hangs (each test runs in a forked
@@ -1155,7 +1155,7 @@ END_TEST
 
 /* ------------------------------------------------- damaged run headers */
 
-/* Offsets in a run header (struct seg in lib/heap.c). */
+/* Offsets in a run header (struct seg in lib/heap/heap.h). */
 #define SEG_NBLOCKS 12
 #define SEG_FIRST 28
 #define SEG_NEXT 40
@@ -1328,7 +1328,7 @@ END_TEST
 
 /* ------------------------------------------- damage the writers refuse */
 
-/* Where lib/heap.c's control block keeps the heap's top (in segments) and
+/* Where lib/heap/heap.h's control block keeps the heap's top (in segments) and
  * the head of its free-run list: right after the 512-byte file header,
  * one cache line in. */
 #define CTL_TOP (512 + 64)

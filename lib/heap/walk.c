@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * heap-walk.c - the heap's read-only walker, behind rszshm_check(),
+ * heap/walk.c - the heap's read-only walker, behind rszshm_check(),
  * rszshm_stats() and rszshm-dump.
  *
  * Reads a view (rszshm__view_ptr() bounds every read), never writes, never

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * heap-own.c - thread slots: which thread owns which cache, and adoption of
+ * heap/own.c - thread slots: which thread owns which cache, and adoption of
  * the caches of dead owners.
  *
  * Owns: the SLOTS runs (up to NSLOTRUNS segments of struct tslot, made on
  * first need under the heap lock and never taken back), the claim of a slot
  * by a thread, the test of an owner's life, adoption, and the process's
  * record of the slots its threads hold (released when a thread exits and
- * when the region is detached).  heap.c owns what is in a slot: it takes
- * and gives cached blocks, refills and flushes them (rszshm__heap_slot_flush()).
+ * when the region is detached).  Built on seg.c (the heap lock, runs) and
+ * arena.c (rszshm__heap_slot_flush(), which gives a cache's blocks back);
+ * heap.c takes and gives cached blocks.
  *
  * Ownership.  A slot's owner word is the thread's id and its start time
  * (clock ticks after boot, from /proc), so a thread id the kernel
@@ -55,19 +56,6 @@
 
 _Thread_local struct rszshm__heap_tl rszshm__heap_tl RSZSHM__HEAP_TLS;
 uint64_t rszshm__heap_epoch = 1;
-unsigned long rszshm__heap_die_at;
-
-void rszshm__heap_die_step(void)
-{
-	if (--rszshm__heap_die_at == 0)
-		raise(SIGKILL);
-}
-
-void rszshm__heap_die_after(unsigned long n)
-{
-	rszshm__heap_die_at = n;
-}
-
 /* The process's slots, one entry per (thread, region). */
 struct own {
 	struct own *next;
@@ -183,18 +171,6 @@ static uint64_t my_word(void)
 }
 
 /* -------------------------------------------------------- SLOTS runs */
-
-/* The SLOTS run ctl->slot_runs[@k] names, checked, or NULL. */
-void *rszshm__heap_slot_run(struct rszshm *r, struct ctl *h, unsigned k)
-{
-	uint64_t a = GET(h->slot_runs[k]);
-	struct seg *s = (struct seg *)(uintptr_t)a;
-
-	if (!a || !seg_addr_ok(r, a, GET(h->top)) || RD(s->magic) != SEG_MAGIC ||
-	    RD(s->kind) != K_SLOTS || RD(s->nsegs) != 1)
-		return NULL;
-	return s;
-}
 
 /* Under no lock: make SLOTS run @k if nobody has.  0 or a negative errno. */
 static int slot_run_make(struct rszshm *r, struct ctl *h, unsigned k)

@@ -1,29 +1,52 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * heap-seg.c - size classes and the heap's global part.
+ * heap/seg.c - size classes and the heap's global part: the layer the other
+ * heap files build on, calling none of them.
  *
  * Owns: the size-class tables and their geometry in a 64 KiB segment; the
  * runs that tile segments 1 .. top-1 (their headers, kind and length); the
  * free-run list and its counters; the heap lock (shared->heap_lock) with its
  * busy flag; carving new segments at the top, growing the region through
- * rszshm__map_grow_to().  Everything here runs under the heap lock except
- * the read-only tables.
+ * rszshm__map_grow_to(); the check of a SLOTS run ctl->slot_runs names;
+ * and the repairs below any arena: the global part rebuilt from the run
+ * headers when the heap lock's holder died, and one SMALL segment's
+ * counts from its bitmap.  Everything here runs under the heap lock except
+ * the read-only tables and the one-segment checks.
  *
  * Crash safety (see heap.h for the whole list): a split writes the tail's
  * header before shrinking the head, top is raised only after the new run's
  * header is written, and a run leaves the free-run list before it changes.
  * The next holder of a lock whose holder died rebuilds the free-run list
- * from the run headers (heap-repair.c); counters may be off until then.
+ * from the run headers (rszshm__heap_runs_rebuild(), below); counters may
+ * be off until then.  The run headers and bitmaps are the truth: they are
+ * never rebuilt.  Damage no crash can leave (run headers that do not tile,
+ * top outside the region) is not repaired: the caller gets ENOTRECOVERABLE
+ * and leaves the lock unrecoverable.
  *
  * Every address read from the region (free-run links, top) passes
  * seg_addr_ok()/top_ok() (heap.h) before it is followed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "heap.h"
+
+/* The test hook's countdown (heap.h's die_point()). */
+unsigned long rszshm__heap_die_at;
+
+void rszshm__heap_die_step(void)
+{
+	if (--rszshm__heap_die_at == 0)
+		raise(SIGKILL);
+}
+
+void rszshm__heap_die_after(unsigned long n)
+{
+	rszshm__heap_die_at = n;
+}
 
 /* Size classes: 16 .. 128 by 16, then four per doubling up to 16 KiB. */
 #define C4(b) (b) * 5 / 4, (b) * 6 / 4, (b) * 7 / 4, (b) * 2
@@ -221,3 +244,99 @@ int rszshm__heap_run_take(struct rszshm *r, struct ctl *h, uint64_t n, struct se
 	return 0;
 }
 
+/* ------------------------------------------------------------ repair */
+
+/* Does ctl->slot_runs name SLOTS run @s? */
+static bool slots_named(struct ctl *h, struct seg *s)
+{
+	unsigned k;
+
+	for (k = 0; k < NSLOTRUNS; k++)
+		if (RD(h->slot_runs[k]) == (uint64_t)(uintptr_t)s)
+			return true;
+	return false;
+}
+
+/*
+ * Under the heap lock: merge neighbouring FREE runs and relink them all, in
+ * address order, on the free-run list.  The repair of the global part, and
+ * the cure for a fragmented or damaged list.
+ */
+int rszshm__heap_runs_rebuild(struct rszshm *r, struct ctl *h)
+{
+	uint64_t i, n, top = RD(h->top), nfree = 0, *tail = &h->free_runs;
+	struct seg *s, *open = NULL;
+	unsigned k;
+
+	if (!top_ok(r, top))
+		return -ENOTRECOVERABLE;
+	/* A name of no SLOTS run is forgotten (no slot was ever claimed in
+	 * it: claims follow only names of SLOTS runs). */
+	for (k = 0; k < NSLOTRUNS; k++)
+		if (RD(h->slot_runs[k]) && !rszshm__heap_slot_run(r, h, k))
+			PUT(h->slot_runs[k], 0);
+	PUT(h->free_runs, 0);
+	for (i = 1; i < top; i += n) {
+		s = seg_at(r, i);
+		if ((n = rszshm__heap_run_len(s, i, top)) == 0)
+			return -ENOTRECOVERABLE;
+		/* A SLOTS run nobody names was being made when its maker
+		 * died: it is free. */
+		if (s->kind == K_SLOTS && !slots_named(h, s))
+			PUT(s->kind, K_FREE);
+		if (s->kind != K_FREE) {
+			open = NULL;
+			continue;
+		}
+		if (open) {
+			/* The tail's header becomes part of the head's run. */
+			PUT(open->nsegs, (uint32_t)(open->nsegs + n));
+			nfree += n;
+			continue;
+		}
+		open = s;
+		s->next = 0;
+		PUT(*tail, (uint64_t)(uintptr_t)s);
+		tail = &s->next;
+		nfree += n;
+	}
+	h->free_segs = nfree;
+	h->merge_due = 0;
+	return 0;
+}
+
+/* A SMALL header whose geometry matches its class (safe to rebuild). */
+bool rszshm__heap_seg_sane(struct seg *s)
+{
+	return s->magic == SEG_MAGIC && s->kind == K_SMALL && s->cls < NCLS &&
+	       s->arena < NARENAS && s->nsegs == 1 && geom_ok(s, s->cls);
+}
+
+/* Recount a SMALL segment from its bitmap (bits past the last block cleared). */
+void rszshm__heap_seg_rebuild(struct seg *s)
+{
+	uint64_t *bm = bitmap(s);
+	uint32_t w, words = (s->nblocks + 63) / 64, nb = s->nblocks, used = 0;
+
+	for (w = 0; w < words; w++) {
+		if (nb - w * 64 < 64)
+			PUT(bm[w], bm[w] & (((uint64_t)1 << (nb - w * 64)) - 1));
+		used += (uint32_t)__builtin_popcountll(bm[w]);
+	}
+	s->cursor = 0;
+	s->used = used;
+}
+
+/* -------------------------------------------------------- SLOTS runs */
+
+/* The SLOTS run ctl->slot_runs[@k] names, checked, or NULL. */
+void *rszshm__heap_slot_run(struct rszshm *r, struct ctl *h, unsigned k)
+{
+	uint64_t a = GET(h->slot_runs[k]);
+	struct seg *s = (struct seg *)(uintptr_t)a;
+
+	if (!a || !seg_addr_ok(r, a, GET(h->top)) || RD(s->magic) != SEG_MAGIC ||
+	    RD(s->kind) != K_SLOTS || RD(s->nsegs) != 1)
+		return NULL;
+	return s;
+}

@@ -5,18 +5,20 @@
  * applies before it follows a pointer read from it.
  *
  * The files, each one concern (in the spirit of mimalloc's segment.c,
- * page.c, alloc.c and free.c):
- *   heap-seg.c     size classes and the global part: segments, runs, the
- *                  free-run list, the heap lock, carving at the top
- *   heap.c         arenas and blocks: allocation and free of small blocks
- *                  and large runs, the thread caches' contents (the fast
- *                  path, refill, flush), and the public calls
- *   heap-own.c     thread slots: claim, owners, adoption of dead owners'
- *                  caches, giving slots back at thread exit and detach
- *   heap-repair.c  rebuilding the global part and an arena from the truth
- *                  (run headers, bitmaps) after a lock holder died
- *   heap-walk.c    the read-only, bounded walker behind rszshm_check()
- *                  and rszshm_stats()
+ * page.c, alloc.c and free.c), each calling only those above it here:
+ *   seg.c    size classes and the global part: segments, runs, the
+ *            free-run list, the heap lock, carving at the top, the SLOTS
+ *            runs' check; rebuilding the global part (after the heap
+ *            lock's holder died) and one segment's counts from the truth
+ *   arena.c  arenas and small blocks: partial lists, arena locks, taking
+ *            and freeing a block, pending frees, refill and flush of a
+ *            thread's cache, rebuilding an arena after its holder died
+ *   own.c    thread slots: claim, owners, adoption of dead owners'
+ *            caches, giving slots back at thread exit and detach
+ *   heap.c   the public calls: the cache's fast path and the double-free
+ *            mark, large runs, checks of a block to free, the heap's making
+ *   walk.c   the read-only, bounded walker behind rszshm_check() and
+ *            rszshm_stats(), reading seg.c's tables only
  * Fast-path helpers are static inline here, so that splitting the files
  * costs the allocation path no call.
  *
@@ -95,7 +97,7 @@
  * the region, the call fails with ENOTRECOVERABLE.
  *
  * Thread caches.  A thread allocating or freeing a block of a class up to
- * 1 KiB uses its slot (heap-own.c): entries 0 .. n-1 of a class are free
+ * 1 KiB uses its slot (own.c): entries 0 .. n-1 of a class are free
  * blocks whose bits stay set; a pop and a push are two plain stores each,
  * ordered so a kill leaves at most the one block in motion lost.  A cached
  * or pending block carries ctl->key in its second word, so a double free of
@@ -185,9 +187,9 @@ struct ctl {
 	uint32_t seg_shift;
 	uint32_t narenas;
 	uint32_t nclasses;
-	uint64_t key;		/* marks blocks in thread caches (heap-own.c) */
+	uint64_t key;		/* marks blocks in thread caches (own.c) */
 	/* SLOTS runs of thread slots, published under the heap lock, never
-	 * taken back (heap-own.c). */
+	 * taken back (own.c). */
 	uint64_t slot_runs[NSLOTRUNS];
 	/* The global part, under shared->heap_lock. */
 	uint64_t top __attribute__((aligned(64)));	/* first segment not carved */
@@ -203,7 +205,7 @@ _Static_assert(sizeof(struct rszshm_hdr) + sizeof(struct ctl) <= RSZSHM__REC_ROO
 	       "the control block fits segment 0, before the record index's root");
 
 /*
- * A thread slot (heap-own.c): the blocks one thread keeps free for itself,
+ * A thread slot (own.c): the blocks one thread keeps free for itself,
  * per cached class, taken and given with plain loads and stores.  Entries
  * 0 .. n[c]-1 of blk[c] are free blocks of class c whose bits are set: the
  * owner stores an entry before it raises n, and lowers n before it hands
@@ -224,7 +226,7 @@ static inline struct tslot *slot_at(void *run, uint32_t k)
 	return (struct tslot *)(void *)((char *)run + 64 + (uint64_t)k * sizeof(struct tslot));
 }
 
-/* Size classes (heap-seg.c): block sizes, ceil(2^32 / size) for divisions,
+/* Size classes (seg.c): block sizes, ceil(2^32 / size) for divisions,
  * and each class's geometry in a segment, filled in at load time. */
 RSZSHM__INTERNAL extern const uint32_t rszshm__heap_cls_size[NCLS];
 RSZSHM__INTERNAL extern const uint32_t rszshm__heap_cls_recip[NCLS];
@@ -395,7 +397,7 @@ static inline bool block_index(struct seg *s, uintptr_t p, uint32_t *idx)
 	return (uint64_t)i * s->bsize == off;
 }
 
-/* heap-seg.c: the global part, under shared->heap_lock. */
+/* seg.c: the global part, under shared->heap_lock. */
 RSZSHM__INTERNAL uint64_t rszshm__heap_run_len(struct seg *s, uint64_t i, uint64_t top);
 RSZSHM__INTERNAL int rszshm__heap_global_lock(struct rszshm *r, struct ctl *h);
 RSZSHM__INTERNAL void rszshm__heap_global_unlock(struct rszshm *r, struct ctl *h);
@@ -403,12 +405,52 @@ RSZSHM__INTERNAL int rszshm__heap_global_lock_top(struct rszshm *r, struct ctl *
 RSZSHM__INTERNAL void rszshm__heap_run_release(struct ctl *h, struct seg *s);
 RSZSHM__INTERNAL int rszshm__heap_run_take(struct rszshm *r, struct ctl *h, uint64_t n,
 					   struct seg **out);
+/* The SLOTS run ctl->slot_runs[@k] names, checked, or NULL. */
+RSZSHM__INTERNAL void *rszshm__heap_slot_run(struct rszshm *r, struct ctl *h, unsigned k);
+/* seg.c: rebuilding from the truth (run headers, bitmaps). */
+RSZSHM__INTERNAL int rszshm__heap_runs_rebuild(struct rszshm *r, struct ctl *h);
+RSZSHM__INTERNAL bool rszshm__heap_seg_sane(struct seg *s);
+RSZSHM__INTERNAL void rszshm__heap_seg_rebuild(struct seg *s);
 
-/* heap.c: arena partial lists, under the arena's lock. */
+/*
+ * Test hook (seg.c): a countdown of the points where a block is in motion
+ * (arena.c's refill and flush, own.c's adoption); the process kills itself
+ * with SIGKILL where it reaches 0.  0 (the default) never fires.
+ */
+RSZSHM__INTERNAL extern unsigned long rszshm__heap_die_at;
+RSZSHM__INTERNAL void rszshm__heap_die_step(void);
+static inline void die_point(void)
+{
+	if (__builtin_expect(rszshm__heap_die_at != 0, 0))
+		rszshm__heap_die_step();
+}
+
+/* arena.c: the arenas.  Lock arena @ai (trylock with @try): 0, -EBUSY, or
+ * the lock's errors; a dead holder's arena is rebuilt first. */
+RSZSHM__INTERNAL int rszshm__heap_arena_take(struct rszshm *r, struct ctl *h, unsigned ai, bool try);
+RSZSHM__INTERNAL void rszshm__heap_arena_drop(struct ctl *h, unsigned ai);
+/* Under arena @ai's lock: free the blocks freed into its pending slots. */
+RSZSHM__INTERNAL void rszshm__heap_arena_drain(struct rszshm *r, struct ctl *h, unsigned ai);
+/* Is @p waiting in arena @a's pending slots? */
+RSZSHM__INTERNAL bool rszshm__heap_is_pending(struct arena *a, uintptr_t p);
+/* Under arena @ai's lock: put SMALL segment @s (sane) at the head of its
+ * list; false, with nothing written, if the head is damaged. */
 RSZSHM__INTERNAL bool rszshm__heap_list_push(struct rszshm *r, struct ctl *h, unsigned ai,
 					     struct seg *s);
+/* Under arena @ai's lock: free block @p of SMALL segment @s: 0, -EINVAL if
+ * it is no live block, or a rebuild's error. */
+RSZSHM__INTERNAL int rszshm__heap_small_put(struct rszshm *r, struct ctl *h, unsigned ai,
+					    struct seg *s, uintptr_t p);
+/* Free block @p of SMALL segment @s into a pending slot, no lock: 1 done,
+ * 0 the caller must take the lock, -EINVAL. */
+RSZSHM__INTERNAL int rszshm__heap_small_defer(struct ctl *h, struct seg *s, uintptr_t p);
+/* Lock an arena and take a block of class @c, or 0 with *err set. */
+RSZSHM__INTERNAL uintptr_t rszshm__heap_arena_alloc(struct rszshm *r, struct ctl *h, unsigned c,
+						    int *err);
+/* Under arena @ai's lock, after its holder died (or on damage): rebuild it. */
+RSZSHM__INTERNAL int rszshm__heap_arena_rebuild(struct rszshm *r, struct ctl *h, unsigned ai);
 
-/* heap-own.c: thread slots.  The slot a thread uses in a region is
+/* own.c: thread slots.  The slot a thread uses in a region is
  * remembered in rszshm__heap_tl; rszshm__heap_epoch moves whenever a slot
  * the process held is given back (detach, fork), which sends every thread
  * back to rszshm__heap_slot_claim() to look again. */
@@ -421,9 +463,19 @@ struct rszshm__heap_tl {
 };
 RSZSHM__INTERNAL extern _Thread_local struct rszshm__heap_tl rszshm__heap_tl RSZSHM__HEAP_TLS;
 RSZSHM__INTERNAL extern uint64_t rszshm__heap_epoch;
+
+/* arena.c: a thread slot's cache and the arenas.  Slot @t (the caller's)
+ * has no usable block of class @c: refill it and take one more for the
+ * caller, or 0 with *err set. */
+RSZSHM__INTERNAL uintptr_t rszshm__heap_refill(struct rszshm *r, struct ctl *h, struct tslot *t,
+					       unsigned c, int *err);
+/* Give back up to @max cached blocks of class @c of slot @t (owned by the
+ * caller) to their arenas. */
+RSZSHM__INTERNAL void rszshm__heap_slot_flush(struct rszshm *r, struct ctl *h, struct tslot *t,
+					      unsigned c, unsigned max);
+
+/* own.c: this thread's slot in @r, claimed (NULL: none to be had). */
 RSZSHM__INTERNAL struct tslot *rszshm__heap_slot_claim(struct rszshm *r, struct ctl *h);
-/* The SLOTS run ctl->slot_runs[@k] names, checked, or NULL. */
-RSZSHM__INTERNAL void *rszshm__heap_slot_run(struct rszshm *r, struct ctl *h, unsigned k);
 
 /*
  * This thread's slot in @r, or NULL.  The fast path compares the region and
@@ -441,29 +493,5 @@ static inline struct tslot *my_slot(struct rszshm *r, struct ctl *h)
 		return t;
 	return rszshm__heap_slot_claim(r, h);
 }
-
-/*
- * Test hook: a countdown of the points where a block is in motion (heap.c's
- * refill and flush, heap-own.c's adoption); the process kills itself with
- * SIGKILL where it reaches 0.  0 (the default) never fires.
- */
-RSZSHM__INTERNAL extern unsigned long rszshm__heap_die_at;
-RSZSHM__INTERNAL void rszshm__heap_die_step(void);
-static inline void die_point(void)
-{
-	if (__builtin_expect(rszshm__heap_die_at != 0, 0))
-		rszshm__heap_die_step();
-}
-
-/* heap.c: give back up to @max cached blocks of class @c of slot @t (owned
- * by the caller) to their arenas. */
-RSZSHM__INTERNAL void rszshm__heap_slot_flush(struct rszshm *r, struct ctl *h, struct tslot *t,
-					      unsigned c, unsigned max);
-
-/* heap-repair.c: rebuilding from the truth. */
-RSZSHM__INTERNAL int rszshm__heap_runs_rebuild(struct rszshm *r, struct ctl *h);
-RSZSHM__INTERNAL bool rszshm__heap_seg_sane(struct seg *s);
-RSZSHM__INTERNAL void rszshm__heap_seg_rebuild(struct seg *s);
-RSZSHM__INTERNAL int rszshm__heap_arena_rebuild(struct rszshm *r, struct ctl *h, unsigned ai);
 
 #endif

@@ -1,32 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * heap.c - the heap's arenas and blocks, and its public calls.
+ * heap/heap.c - the heap's public calls, over arena.c, own.c and seg.c.
  *
- * Owns: the NARENAS arenas (their robust locks, busy flags, per-class
- * partial lists of SMALL segments with room, pending slots of lock-free
- * frees); the allocation and free of small blocks (a bitmap bit in a SMALL
- * segment) and of large runs (a LARGE run from heap-seg.c); what a thread
- * slot holds (the cached fast path of rszshm_alloc() and rszshm_dealloc(),
- * refill and flush, the double-free mark); the thread's remembered arena;
- * rszshm_alloc() and friends.  Which thread owns which slot is heap-own.c's.  See heap.h for the layout
- * and the invariants a crash may leave, heap-repair.c for what the next
- * lock holder rebuilds.
+ * Owns: rszshm_alloc() and friends; what a thread slot's cache holds on the
+ * way in and out (the pop and push, the double-free mark and its look
+ * through every slot); large runs (a LARGE run from seg.c); the checks of a
+ * block handed to free or realloc; making a heap in a new region.  See
+ * heap.h for the layout and the invariants a crash may leave.
  *
  * A thread with a slot allocates and frees blocks up to 1 KiB in its cache
  * (no lock, no atomic read-modify-write): rszshm_alloc() and
  * rszshm_dealloc() try that first, inline with no call, and hand whatever
  * it does not cover to the full path whole; an empty cache is refilled from
- * an arena, a full one flushed to the blocks' arenas, CACHE_MOVE at a time.
- * Below the caches, and for larger blocks and threads without a slot:
- * a thread allocates from the arena it used last (a thread-local index,
- * reset in forked children), moving on to the next arena when trylock finds
- * one busy, so threads and processes spread over the arenas; a block is
- * freed into the arena that owns its segment.  A small block is freed
- * without a lock: after checking it, the freer puts it in a pending slot of
- * its arena (CAS from 0), and the arena's next holder clears its bit.  Only
- * when the slots are full does a freer take the lock.  An arena keeps at
- * most one empty segment per class and gives the others back to the
- * free-run list.
+ * an arena, a full one flushed to the blocks' arenas, CACHE_MOVE at a time
+ * (arena.c).  Larger blocks, and threads without a slot, go to the arenas.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,470 +23,6 @@
 #include <unistd.h>
 
 #include "heap.h"
-
-/* Is @p waiting in arena @a's pending slots? */
-static bool is_pending(struct arena *a, uintptr_t p)
-{
-	unsigned i;
-
-	for (i = 0; i < NPENDING; i++)
-		if (RD(a->pending[i]) == p)
-			return true;
-	return false;
-}
-
-/* ------------------------------------------------------------- arenas */
-
-/*
- * Is @cur a plausible partial-list member of arena @ai, class @c: a listed
- * SMALL segment below top whose geometry is its class's, so that its
- * bitmap and blocks lie inside it?
- */
-static bool listed_ok(struct rszshm *r, struct ctl *h, uint64_t cur, unsigned ai, unsigned c)
-{
-	struct seg *s = (struct seg *)(uintptr_t)cur;
-
-	return seg_addr_ok(r, cur, RD(h->top)) && s->magic == SEG_MAGIC && s->kind == K_SMALL &&
-	       s->arena == ai && s->cls == c && s->nsegs == 1 && s->listed && geom_ok(s, c);
-}
-
-/*
- * Under arena @ai's lock: put SMALL segment @s (sane) at the head of its
- * list.  false, with nothing written, if the head is damaged.
- */
-bool rszshm__heap_list_push(struct rszshm *r, struct ctl *h, unsigned ai, struct seg *s)
-{
-	struct arena *a = &h->arenas[ai];
-	uint64_t head = a->partial[s->cls];
-	struct seg *hd = (struct seg *)(uintptr_t)head;
-
-	if (head && (!listed_ok(r, h, head, ai, s->cls) || hd->prev != 0))
-		return false;
-	s->prev = 0;
-	s->next = head;
-	if (head)
-		hd->prev = (uint64_t)(uintptr_t)s;
-	PUT(a->partial[s->cls], (uint64_t)(uintptr_t)s);
-	PUT(s->listed, 1);
-	return true;
-}
-
-/*
- * Under arena @ai's lock: take listed SMALL segment @s (class in range) off
- * its list.  false, with nothing written, if its links or neighbours are
- * damaged.
- */
-static bool list_unlink(struct rszshm *r, struct ctl *h, unsigned ai, struct seg *s)
-{
-	struct arena *a = &h->arenas[ai];
-	uint64_t self = (uint64_t)(uintptr_t)s, prev = s->prev, next = s->next;
-	struct seg *p = (struct seg *)(uintptr_t)prev, *n = (struct seg *)(uintptr_t)next;
-	unsigned c = s->cls;
-
-	if (prev ? !listed_ok(r, h, prev, ai, c) || p->next != self : a->partial[c] != self)
-		return false;
-	if (next && (!listed_ok(r, h, next, ai, c) || n->prev != self))
-		return false;
-	if (prev)
-		PUT(p->next, next);
-	else
-		PUT(a->partial[c], next);
-	if (next)
-		n->prev = prev;
-	PUT(s->listed, 0);
-	return true;
-}
-
-/* Is no bit of SMALL segment @s (sane) set? */
-static bool seg_clear(struct seg *s)
-{
-	uint32_t w, words = (s->nblocks + 63) / 64;
-
-	for (w = 0; w < words; w++)
-		if (RD(bitmap(s)[w]))
-			return false;
-	return true;
-}
-
-
-/* Under its arena's lock: a clear bit of SMALL segment @s, from its cursor. */
-static bool seg_find(struct seg *s, uint32_t *idx)
-{
-	uint32_t words = (s->nblocks + 63) / 64, w = s->cursor < words ? s->cursor : 0, n;
-	uint64_t *bm = bitmap(s), room;
-
-	for (n = 0; n < words; n++) {
-		room = ~bm[w];
-		if (w == words - 1 && s->nblocks % 64)
-			room &= ((uint64_t)1 << (s->nblocks % 64)) - 1;
-		if (room) {
-			s->cursor = w;
-			*idx = w * 64 + (uint32_t)__builtin_ctzll(room);
-			return true;
-		}
-		if (++w == words)
-			w = 0;
-	}
-	return false;
-}
-
-static int arena_take(struct rszshm *r, struct ctl *h, unsigned ai, bool try)
-{
-	struct arena *a = &h->arenas[ai];
-	int rc = try ? rszshm__trylock(&a->lock) : rszshm__lock(&a->lock);
-
-	if (rc < 0)
-		return rc;
-	if (rc == 1) {
-		PUT(a->busy, 1);
-		if ((rc = rszshm__heap_arena_rebuild(r, h, ai)) < 0 ||
-		    (rc = rszshm__lock_consistent(&a->lock)) < 0) {
-			rszshm__unlock(&a->lock);
-			return rc;
-		}
-	}
-	PUT(a->busy, 1);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	return 0;
-}
-
-static void arena_drop(struct ctl *h, unsigned ai)
-{
-	PUT(h->arenas[ai].busy, 0);
-	rszshm__unlock(&h->arenas[ai].lock);
-}
-
-/* The arena a thread allocates from, remembered per thread. */
-static _Thread_local struct {
-	uintptr_t base;		/* region the index is for */
-	unsigned arena;
-	pid_t tid;		/* 0 until known; reset in forked children */
-} mine;
-
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-
-static void forget_arena(void)
-{
-	mine.base = 0;
-	mine.tid = 0;
-}
-
-static void watch_forks(void)
-{
-	pthread_atfork(NULL, NULL, forget_arena);
-}
-
-/* Lock an arena to allocate from: the thread's own, or the next free one. */
-static int arena_pick(struct rszshm *r, struct ctl *h, unsigned *out)
-{
-	uintptr_t base = (uintptr_t)r->hdr;
-	unsigned i, n;
-	int rc;
-
-	if (mine.base != base) {
-		if (!mine.tid) {
-			pthread_once(&fork_once, watch_forks);
-			mine.tid = gettid();
-		}
-		mine.arena = (unsigned)mine.tid % NARENAS;
-		mine.base = base;
-	}
-	for (i = mine.arena, n = 0; n < NARENAS; n++, i = (i + 1) % NARENAS) {
-		if ((rc = arena_take(r, h, i, true)) == -EBUSY)
-			continue;
-		if (rc == 0) {
-			mine.arena = i;
-			*out = i;
-		}
-		return rc;
-	}
-	if ((rc = arena_take(r, h, mine.arena, false)) == 0)
-		*out = mine.arena;
-	return rc;
-}
-
-/*
- * Under arena @ai's lock: give its empty segments back (when the span is
- * full).  The number given back, or a negative errno; a damaged list is
- * rebuilt and walked again.
- */
-static int arena_reclaim(struct rszshm *r, struct ctl *h, unsigned ai)
-{
-	struct arena *a = &h->arenas[ai];
-	uint64_t cur, next, steps, top;
-	bool bad = false, rebuilt = false;
-	unsigned c;
-	int rc, freed = 0;
-	struct seg *s;
-
-again:
-	if ((rc = rszshm__heap_global_lock_top(r, h, &top)) < 0)
-		return rc;
-	for (c = 0; c < NCLS && !bad; c++) {
-		for (cur = a->partial[c], steps = 0; cur && a->nempty[c] && steps < top;
-		     cur = next, steps++) {
-			if (!listed_ok(r, h, cur, ai, c)) {
-				bad = true;
-				break;
-			}
-			s = (struct seg *)(uintptr_t)cur;
-			next = s->next;
-			if (s->used != 0 || !seg_clear(s))
-				continue;
-			if (!list_unlink(r, h, ai, s)) {
-				bad = true;
-				break;
-			}
-			a->nempty[c]--;
-			rszshm__heap_run_release(h, s);
-			freed++;
-		}
-	}
-	rszshm__heap_global_unlock(r, h);
-	if (!bad)
-		return freed;
-	if (rebuilt)
-		return -ENOTRECOVERABLE;
-	if ((rc = rszshm__heap_arena_rebuild(r, h, ai)) < 0)
-		return rc;
-	bad = false;
-	rebuilt = true;
-	goto again;
-}
-
-/* Under arena @ai's lock: a new, empty SMALL segment of class @c, listed. */
-static int small_new(struct rszshm *r, struct ctl *h, unsigned ai, unsigned c)
-{
-	struct arena *a = &h->arenas[ai];
-	uint32_t nb, first;
-	struct seg *s = NULL;
-	int rc, tries;
-
-	for (tries = 0;; tries++) {
-		if ((rc = rszshm__heap_global_lock(r, h)) < 0)
-			return rc;
-		if ((rc = rszshm__heap_run_take(r, h, 1, &s)) == 0) {
-			rszshm__heap_geom(c, &nb, &first);
-			s->arena = (uint8_t)ai;
-			s->cls = (uint8_t)c;
-			s->listed = 0;
-			s->nblocks = nb;
-			s->cursor = 0;
-			s->used = 0;
-			s->bsize = rszshm__heap_cls_size[c];
-			s->first = first;
-			s->next = 0;
-			s->prev = 0;
-			memset(s + 1, 0, first - SEG_HDR);
-			PUT(s->kind, K_SMALL);
-		}
-		rszshm__heap_global_unlock(r, h);
-		if (rc == -ENOMEM && tries == 0 && (rc = arena_reclaim(r, h, ai)) >= 0) {
-			if (rc > 0)
-				continue;
-			rc = -ENOMEM;
-		}
-		if (rc < 0)
-			return rc;
-		if (!rszshm__heap_list_push(r, h, ai, s))
-			return rszshm__heap_arena_rebuild(r, h, ai);	/* which lists @s */
-		a->nempty[c]++;
-		return 0;
-	}
-}
-
-/* Under arena @ai's lock: a block of class @c, or 0 with *err set. */
-static uintptr_t small_take(struct rszshm *r, struct ctl *h, unsigned ai, unsigned c, int *err)
-{
-	struct arena *a = &h->arenas[ai];
-	unsigned repairs = 0;
-	uintptr_t blk;
-	uint32_t idx;
-	struct seg *s;
-	int rc;
-
-	/* Each pass returns, takes a head off the list for good (its listed
-	 * flag cleared), lists a new segment, or rebuilds the arena once. */
-	for (;;) {
-		uint64_t head = a->partial[c];
-
-		if (!head) {
-			if ((rc = small_new(r, h, ai, c)) < 0) {
-				*err = rc;
-				return 0;
-			}
-			continue;
-		}
-		s = (struct seg *)(uintptr_t)head;
-		if (!listed_ok(r, h, head, ai, c) || s->prev != 0)
-			goto damaged;
-		if (s->used >= s->nblocks) {
-			/* Full: should not have been listed. */
-			if (!list_unlink(r, h, ai, s))
-				goto damaged;
-			continue;
-		}
-		if (!seg_find(s, &idx)) {
-			/* The count was wrong: trust the bitmap. */
-			rszshm__heap_seg_rebuild(s);
-			if (s->used >= s->nblocks && !list_unlink(r, h, ai, s))
-				goto damaged;
-			continue;
-		}
-		/* Off the list before the last block goes: a crash in between
-		 * leaves a segment with room unlisted, which is harmless. */
-		if (s->used + 1 >= s->nblocks && !list_unlink(r, h, ai, s))
-			goto damaged;
-		blk = (uintptr_t)s + s->first + (uintptr_t)idx * s->bsize;
-		bit_put(s, idx, true);
-		if (s->used++ == 0 && a->nempty[c])
-			a->nempty[c]--;
-		return blk;
-damaged:
-		/* Rebuild the arena from its segments, leaving damaged ones
-		 * off the lists; damage that outlives a rebuild is final. */
-		if (repairs++ || (rc = rszshm__heap_arena_rebuild(r, h, ai)) < 0) {
-			*err = repairs > 1 ? -ENOTRECOVERABLE : rc;
-			return 0;
-		}
-	}
-}
-
-
-/* Under arena @ai's lock: listed segment @s (sane) has no live block left. */
-static int seg_emptied(struct rszshm *r, struct ctl *h, unsigned ai, struct seg *s)
-{
-	struct arena *a = &h->arenas[ai];
-	bool unlinked;
-
-	if (a->nempty[s->cls] == 0) {
-		a->nempty[s->cls] = 1;
-		return 0;
-	}
-	if (!seg_clear(s)) {
-		/* The count was wrong: trust the bitmap. */
-		rszshm__heap_seg_rebuild(s);
-		return 0;
-	}
-	if (rszshm__heap_global_lock(r, h) < 0) {
-		a->nempty[s->cls]++;
-		return 0;
-	}
-	if ((unlinked = list_unlink(r, h, ai, s)))
-		rszshm__heap_run_release(h, s);
-	rszshm__heap_global_unlock(r, h);
-	return unlinked ? 0 : rszshm__heap_arena_rebuild(r, h, ai);
-}
-
-/* Under arena @ai's lock: free block @p of SMALL segment @s. */
-static int small_put(struct rszshm *r, struct ctl *h, unsigned ai, struct seg *s, uintptr_t p)
-{
-	uintptr_t blk;
-	uint32_t idx;
-
-	if (s->cls >= NCLS || s->nsegs != 1 || !geom_ok(s, s->cls))
-		return -EINVAL;
-	if (!block_index(s, p, &idx)) {
-		/* Maybe an interior pointer from rszshm_alloc_aligned(). */
-		uintptr_t b0 = (uintptr_t)s + s->first;
-
-		if (p < b0 || p - b0 >= (uint64_t)s->nblocks * s->bsize)
-			return -EINVAL;
-		idx = (uint32_t)(((uint64_t)(p - b0) * rszshm__heap_cls_recip[s->cls]) >> 32);
-		blk = b0 + (uintptr_t)idx * s->bsize;
-		if (*(uint64_t *)(p - 8) != tag_of(blk, p) || !bit_get(s, idx))
-			return -EINVAL;
-		*(uint64_t *)(p - 8) = 0;
-	} else {
-		blk = p;
-		if (!bit_get(s, idx))
-			return -EINVAL;
-	}
-	bit_put(s, idx, false);
-	s->used = s->used ? s->used - 1 : 0;
-	if (!s->listed && !rszshm__heap_list_push(r, h, ai, s))
-		return rszshm__heap_arena_rebuild(r, h, ai);	/* which lists @s */
-	if (s->used == 0)
-		return seg_emptied(r, h, ai, s);
-	return 0;
-}
-
-/* Under arena @ai's lock: free the blocks freed into its pending slots. */
-static void arena_drain(struct rszshm *r, struct ctl *h, unsigned ai)
-{
-	struct arena *a = &h->arenas[ai];
-	struct seg *s;
-	uint64_t v;
-	unsigned i;
-
-	for (i = 0; i < NPENDING; i++) {
-		if ((v = GET(a->pending[i])) == 0)
-			continue;
-		/* Checked when it was put there; a live block's segment
-		 * cannot change owner.  A bad one is dropped. */
-		s = locate(r, h, v);
-		if (s && s->kind == K_SMALL && s->arena == ai)
-			small_put(r, h, ai, s, v);
-		PUT(a->pending[i], 0);
-	}
-}
-
-/* Lock an arena and take a block of class @c, or 0 with *err set. */
-static uintptr_t arena_alloc(struct rszshm *r, struct ctl *h, unsigned c, int *err)
-{
-	unsigned ai = 0;
-	uintptr_t blk;
-	int rc;
-
-	if ((rc = arena_pick(r, h, &ai)) < 0) {
-		*err = rc;
-		return 0;
-	}
-	arena_drain(r, h, ai);
-	blk = small_take(r, h, ai, c, err);
-	arena_drop(h, ai);
-	return blk;
-}
-
-/*
- * Thread slot @t has no usable block of class @c: under one arena lock, put
- * up to CACHE_MOVE blocks in its cache, then take one more for the caller.
- * Each cached block is stored before the count that makes it the cache's,
- * and the caller's is taken last, so a kill at any instruction leaves at
- * most one block in motion, nobody's.
- */
-static uintptr_t refill(struct rszshm *r, struct ctl *h, struct tslot *t, unsigned c, int *err)
-{
-	uintptr_t blk, last = 0;
-	unsigned ai = 0, k;
-	uint32_t n;
-	int rc;
-
-	if ((rc = arena_pick(r, h, &ai)) < 0) {
-		*err = rc;
-		return 0;
-	}
-	arena_drain(r, h, ai);
-	if ((n = RD(t->n[c])) > CACHE_CAP)
-		n = 0;	/* damaged: its entries are not trusted */
-	for (k = 0; k < CACHE_MOVE && n < CACHE_CAP; k++, n++) {
-		if (!(blk = small_take(r, h, ai, c, err)))
-			break;
-		die_point();
-		PUT(t->blk[c][n], (uint64_t)blk);
-		PUT(t->n[c], n + 1);
-		last = blk;
-		die_point();
-	}
-	if (!(blk = small_take(r, h, ai, c, err)) && last) {
-		/* No block left for the caller: the last one cached (its
-		 * value from here, not read back from the region). */
-		PUT(t->n[c], n - 1);
-		blk = last;
-	}
-	arena_drop(h, ai);
-	return blk;
-}
 
 /*
  * May @p, read from a thread slot, be handed out as a block of class @c?
@@ -535,9 +58,9 @@ static inline __attribute__((always_inline)) void *small_alloc(struct rszshm *r,
 	uint32_t n;
 
 	if (c >= NCACHE)
-		return (void *)arena_alloc(r, h, c, err);
+		return (void *)rszshm__heap_arena_alloc(r, h, c, err);
 	if (!(t = my_slot(r, h)))
-		return unmarked(arena_alloc(r, h, c, err));
+		return unmarked(rszshm__heap_arena_alloc(r, h, c, err));
 	/* Plain loads and stores on this thread's slot; an entry that could
 	 * send the caller outside the region (damage) is dropped. */
 	for (n = RD(t->n[c]); n - 1u < CACHE_CAP; n--) {
@@ -548,7 +71,7 @@ static inline __attribute__((always_inline)) void *small_alloc(struct rszshm *r,
 			return (void *)(uintptr_t)p;
 		}
 	}
-	return unmarked(refill(r, h, t, c, err));
+	return unmarked(rszshm__heap_refill(r, h, t, c, err));
 }
 
 /* Is @p in a thread slot's cache of class @c (a double free)?  Only asked
@@ -570,44 +93,6 @@ static bool is_cached(struct rszshm *r, struct ctl *h, uint64_t p, unsigned c)
 					return true;
 		}
 	return false;
-}
-
-void rszshm__heap_slot_flush(struct rszshm *r, struct ctl *h, struct tslot *t, unsigned c,
-			     unsigned max)
-{
-	unsigned held = NARENAS, ai;
-	uint64_t p;
-	uint32_t n = RD(t->n[c]);
-	struct seg *s;
-
-	if (n > CACHE_CAP) {
-		PUT(t->n[c], 0);	/* damaged: its entries are not trusted */
-		return;
-	}
-	/* Count each block out before it goes back: a kill in between loses
-	 * that one block, never gives one out twice. */
-	for (; n > 0 && max > 0; max--) {
-		p = RD(t->blk[c][--n]);
-		PUT(t->n[c], n);
-		die_point();
-		if (!(s = locate(r, h, p)) || GET(s->kind) != K_SMALL || (ai = RD(s->arena)) >= NARENAS)
-			continue;
-		if (ai != held) {
-			if (held < NARENAS)
-				arena_drop(h, held);
-			held = NARENAS;
-			if (arena_take(r, h, ai, false) < 0)
-				continue;
-			held = ai;
-			arena_drain(r, h, ai);
-		}
-		/* Only the owner changes a SMALL segment: check again, locked. */
-		if (s->kind == K_SMALL && s->arena == ai)
-			small_put(r, h, ai, s, p);
-		die_point();
-	}
-	if (held < NARENAS)
-		arena_drop(h, held);
 }
 
 /*
@@ -672,7 +157,7 @@ static int small_cache(struct rszshm *r, struct ctl *h, struct seg *s, uintptr_t
 	/* Blocks in caches and pending slots carry the mark: only a marked
 	 * block is looked for there. */
 	if (((uint64_t *)p)[1] == RD(h->key) &&
-	    (is_cached(r, h, p, c) || is_pending(&h->arenas[ai], p)))
+	    (is_cached(r, h, p, c) || rszshm__heap_is_pending(&h->arenas[ai], p)))
 		return -EINVAL;
 	if ((n = RD(t->n[c])) >= CACHE_CAP) {
 		rszshm__heap_slot_flush(r, h, t, c, CACHE_MOVE);
@@ -681,42 +166,6 @@ static int small_cache(struct rszshm *r, struct ctl *h, struct seg *s, uintptr_t
 	}
 	cache_push(h, t, c, n, p);
 	return 1;
-}
-
-/*
- * Free block @p of SMALL segment @s without a lock: check it, then leave it
- * in a pending slot of its arena.  1 if done, 0 if the caller must take
- * the lock (no free slot, or an interior pointer), or -EINVAL.
- */
-static int small_defer(struct ctl *h, struct seg *s, uintptr_t p)
-{
-	unsigned ai = RD(s->arena), c = RD(s->cls), i;
-	uint32_t bs = RD(s->bsize), first = RD(s->first), nb = RD(s->nblocks), idx;
-	uintptr_t b0 = (uintptr_t)s + first;
-	struct arena *a;
-	uint64_t off, zero;
-
-	if (ai >= NARENAS || c >= NCLS || bs != rszshm__heap_cls_size[c] || first < SEG_HDR ||
-	    nb > SEG / 16 || p < b0 || (off = p - b0) >= (uint64_t)nb * bs)
-		return -EINVAL;
-	idx = (uint32_t)((off * rszshm__heap_cls_recip[c]) >> 32);
-	if ((uint64_t)idx * bs != off)
-		return 0;
-	a = &h->arenas[ai];
-	if (!bit_get(s, idx) || is_pending(a, p))
-		return -EINVAL;
-	/* The cache's mark: a thread caching frees finds a double free of a
-	 * pending block by it (small_cache() does not scan the slots). */
-	if (c < NCACHE)
-		((uint64_t *)p)[1] = RD(h->key);
-	for (i = 0; i < NPENDING; i++) {
-		zero = 0;
-		if (RD(a->pending[i]) == 0 &&
-		    __atomic_compare_exchange_n(&a->pending[i], &zero, (uint64_t)p, false,
-						__ATOMIC_RELEASE, __ATOMIC_RELAXED))
-			return 1;
-	}
-	return 0;
 }
 
 /* ----------------------------------------------------------- large runs */
@@ -823,7 +272,7 @@ static size_t usable(struct rszshm *r, struct ctl *h, uintptr_t p, int *err)
 		if (blk != p && *(const uint64_t *)(p - 8) != tag_of(blk, p))
 			return 0;
 		if (!bit_get(s, idx) || RD(s->arena) >= NARENAS ||
-		    is_pending(&h->arenas[RD(s->arena)], p))
+		    rszshm__heap_is_pending(&h->arenas[RD(s->arena)], p))
 			return 0;
 		if (blk == p && c < NCACHE && RD(((const uint64_t *)p)[1]) == RD(h->key) &&
 		    is_cached(r, h, p, c))
@@ -904,20 +353,20 @@ static inline __attribute__((always_inline)) int free_in(struct rszshm *r, struc
 		default:
 			return -EINVAL;
 		}
-		if ((rc = small_cache(r, h, s, p)) != 0 || (rc = small_defer(h, s, p)) != 0)
+		if ((rc = small_cache(r, h, s, p)) != 0 || (rc = rszshm__heap_small_defer(h, s, p)) != 0)
 			return rc < 0 ? rc : 0;
 		if ((ai = RD(s->arena)) >= NARENAS)
 			return -EINVAL;
-		if ((rc = arena_take(r, h, ai, false)) < 0)
+		if ((rc = rszshm__heap_arena_take(r, h, ai, false)) < 0)
 			return rc;
 		/* Only the owner can change a SMALL segment: check again, locked. */
 		if (s->kind == K_SMALL && s->arena == ai) {
-			arena_drain(r, h, ai);
-			rc = small_put(r, h, ai, s, p);
-			arena_drop(h, ai);
+			rszshm__heap_arena_drain(r, h, ai);
+			rc = rszshm__heap_small_put(r, h, ai, s, p);
+			rszshm__heap_arena_drop(h, ai);
 			return rc;
 		}
-		arena_drop(h, ai);
+		rszshm__heap_arena_drop(h, ai);
 	}
 	return -EINVAL;
 }
@@ -1207,4 +656,3 @@ size_t rszshm_usable_size(struct rszshm *r, const void *p)
 {
 	RSZSHM__GUARDED(r, size_t, 0, do_usable_size(r, p));
 }
-
