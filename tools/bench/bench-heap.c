@@ -184,14 +184,18 @@ struct procs {
 	struct rng g;
 };
 
+/* A worker's three steps, on the region (w->r) or, with no region, on
+ * glibc's heap of its own process. */
 static int proc_fill(void *arg, unsigned i)
 {
 	struct procs *w = arg;
 	void **pool = w->pool;
 	struct rng g = { SEED + i };
 
-	shm = w->r;
-	POOL_FILL(shm_alloc);
+	if ((shm = w->r))
+		POOL_FILL(shm_alloc);
+	else
+		POOL_FILL(malloc);
 	w->g = g;
 	return 0;
 }
@@ -203,7 +207,10 @@ static int proc_run(void *arg, unsigned i)
 	struct rng g = w->g;
 
 	(void)i;
-	POOL_RUN(shm_alloc, shm_free, w->ops);
+	if (w->r)
+		POOL_RUN(shm_alloc, shm_free, w->ops);
+	else
+		POOL_RUN(malloc, free, w->ops);
 	return 0;
 }
 
@@ -213,48 +220,20 @@ static int proc_drain(void *arg, unsigned i)
 	void **pool = w->pool;
 
 	(void)i;
-	POOL_DRAIN(shm_free);
+	if (w->r)
+		POOL_DRAIN(shm_free);
+	else
+		POOL_DRAIN(free);
 	return 0;
 }
+
+static const struct bench_proc proc_steps = { proc_fill, proc_run, proc_drain };
 
 /* The same forked workers with glibc malloc, each in its own heap. */
-static int libc_fill(void *arg, unsigned i)
-{
-	struct procs *w = arg;
-	void **pool = w->pool;
-	struct rng g = { SEED + i };
-
-	POOL_FILL(malloc);
-	w->g = g;
-	return 0;
-}
-
-static int libc_run(void *arg, unsigned i)
-{
-	struct procs *w = arg;
-	void **pool = w->pool;
-	struct rng g = w->g;
-
-	(void)i;
-	POOL_RUN(malloc, free, w->ops);
-	return 0;
-}
-
-static int libc_drain(void *arg, unsigned i)
-{
-	struct procs *w = arg;
-	void **pool = w->pool;
-
-	(void)i;
-	POOL_DRAIN(free);
-	return 0;
-}
-
 static double run_procs_glibc(unsigned nproc, unsigned long ops, void **pool)
 {
-	static const struct bench_proc w = { libc_fill, libc_run, libc_drain };
 	struct procs p = { NULL, ops, pool, { 0 } };
-	double t = bench_procs(nproc, &w, &p);
+	double t = bench_procs(nproc, &proc_steps, &p);
 
 	if (t < 0) {
 		fprintf(stderr, "rszshm-bench: alloc-free (glibc) with %u processes: a worker failed\n",
@@ -267,14 +246,13 @@ static double run_procs_glibc(unsigned nproc, unsigned long ops, void **pool)
 /* @nproc forked workers at once on one region: aggregate ops/s. */
 static double run_procs(const struct bench_opts *o, unsigned nproc, unsigned long ops, void **pool)
 {
-	static const struct bench_proc w = { proc_fill, proc_run, proc_drain };
 	struct rszshm r;
 	struct procs p;
 	double t;
 
 	make_region(o, &r);
 	p = (struct procs){ &r, ops, pool, { 0 } };
-	t = bench_procs(nproc, &w, &p);
+	t = bench_procs(nproc, &proc_steps, &p);
 	drop_region(&r);
 	if (t < 0) {
 		fprintf(stderr, "rszshm-bench: alloc-free with %u processes: a worker failed\n", nproc);
