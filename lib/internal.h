@@ -569,8 +569,9 @@ static inline void rszshm__view_of(struct rszshm *r, struct rszshm__view *v)
  * the process's record of its slots, given back at thread exit and
  * rszshm_dt()), heap.c (the public calls: the cached fast path, large
  * blocks, the checks of a block to free), walk.c (the read-only walker
- * below, on seg.c's tables).  Nothing outside them includes heap.h.  A thread killed at any instruction of a heap call loses at most
- * one block; its cache is adopted by the next claim of a slot.
+ * below, on seg.c's tables).  Nothing outside them includes heap.h.  A
+ * thread killed at any instruction of a heap call loses at most one block;
+ * its cache is adopted by the next claim of a slot.
  * Every segment address the writers read from the region (the top, list
  * links, pending frees, blocks to free) is checked against the handle's
  * span and rszshm__map_safe_len() before it is followed: damage never sends

@@ -968,4 +968,3 @@ void rszshm__view_close(struct rszshm__view *v)
 	v->fd = -1;
 	v->map = NULL;
 }
-

@@ -466,7 +466,8 @@ uintptr_t rszshm__heap_arena_alloc(struct rszshm *r, struct ctl *h, unsigned c, 
  * and the caller's is taken last, so a kill at any instruction leaves at
  * most one block in motion, nobody's.
  */
-uintptr_t rszshm__heap_refill(struct rszshm *r, struct ctl *h, struct tslot *t, unsigned c, int *err)
+uintptr_t rszshm__heap_refill(struct rszshm *r, struct ctl *h, struct tslot *t, unsigned c,
+			      int *err)
 {
 	uintptr_t blk, last = 0;
 	unsigned ai = 0, k;

@@ -334,9 +334,10 @@ static void *alloc_retry(struct rszshm *r, struct ctl *h, size_t size, size_t al
 	return alloc_in(r, h, size, align, err);
 }
 
-/* Free @p; @len is rszshm__map_safe_len().  The fast path is small_cache(). */
-static inline __attribute__((always_inline)) int free_in(struct rszshm *r, struct ctl *h, uintptr_t p,
-							  uint64_t len)
+/* Free @p, the full path (its cache step is small_cache()); @len is
+ * rszshm__map_safe_len(). */
+static inline __attribute__((always_inline)) int free_in(struct rszshm *r, struct ctl *h,
+							  uintptr_t p, uint64_t len)
 {
 	struct seg *s = locate_len(r, h, p, len);
 	unsigned ai, tries;

@@ -427,7 +427,8 @@ static inline void die_point(void)
 
 /* arena.c: the arenas.  Lock arena @ai (trylock with @try): 0, -EBUSY, or
  * the lock's errors; a dead holder's arena is rebuilt first. */
-RSZSHM__INTERNAL int rszshm__heap_arena_take(struct rszshm *r, struct ctl *h, unsigned ai, bool try);
+RSZSHM__INTERNAL int rszshm__heap_arena_take(struct rszshm *r, struct ctl *h, unsigned ai,
+					     bool try);
 RSZSHM__INTERNAL void rszshm__heap_arena_drop(struct ctl *h, unsigned ai);
 /* Under arena @ai's lock: free the blocks freed into its pending slots. */
 RSZSHM__INTERNAL void rszshm__heap_arena_drain(struct rszshm *r, struct ctl *h, unsigned ai);
