@@ -241,3 +241,9 @@ bool rszshm__guard_mend(struct rszshm__guard *g)
 	g->hit_lo = g->hit_hi = 0;
 	return true;
 }
+
+void rszshm__guard_fail(void)
+{
+	rszshm__why(-ENODATA, "the region's file was truncated under this call (by another process)");
+	rszshm__fail(-ENODATA);
+}

@@ -166,6 +166,8 @@ struct rszshm__guard {
 RSZSHM__INTERNAL extern _Thread_local struct rszshm__guard *rszshm__guard_top RSZSHM__GUARD_TLS;
 RSZSHM__INTERNAL void rszshm__guard_arm(void);
 RSZSHM__INTERNAL bool rszshm__guard_mend(struct rszshm__guard *g);
+/* A guarded call met a fault: set errno to ENODATA and the reason. */
+RSZSHM__INTERNAL void rszshm__guard_fail(void);
 /* Pages patched in this process so far (for tests). */
 RSZSHM__INTERNAL unsigned long rszshm__guard_patches(void);
 
@@ -255,9 +257,8 @@ static inline bool rszshm__guard_leave(struct rszshm__guard *g)
 		rszshm__guard_enter(&g_, (r));                                     \
 		v_ = (expr);                                                       \
 		if (rszshm__guard_leave(&g_)) {                                    \
-			rszshm__why(-ENODATA, "the region's file was truncated "   \
-				    "under this call (by another process)");       \
-			return RSZSHM__FAIL(-ENODATA, failval);                    \
+			rszshm__guard_fail();                                      \
+			return failval;                                            \
 		}                                                                  \
 		return v_;                                                         \
 	} while (0)

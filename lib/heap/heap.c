@@ -38,10 +38,10 @@ static inline bool cached_ok(struct rszshm *r, uint64_t p, uint64_t len, unsigne
 }
 
 /*
- * Block @p (or 0) of a cached class, from an arena, as the caller gets it:
- * without the cache's mark.  A block keeps the mark it had in a cache or a
- * pending slot after it goes back to its arena; left on a live block, every
- * free of it would look for it in every thread's cache.
+ * Block @p (or 0) of a cached class, from a cache or an arena, as the caller
+ * gets it: without the cache's mark.  A block keeps the mark it had in a
+ * cache or a pending slot after it goes back to its arena; left on a live
+ * block, every free of it would look for it in every thread's cache.
  */
 static inline void *unmarked(uintptr_t p)
 {
@@ -50,27 +50,38 @@ static inline void *unmarked(uintptr_t p)
 	return (void *)p;
 }
 
+/*
+ * A block of class @c from slot @t's cache, or NULL if it is empty.  Plain
+ * loads and stores on this thread's slot; an entry that could send the
+ * caller outside the region (damage) is dropped.
+ */
+static inline __attribute__((always_inline)) void *cache_pop(struct rszshm *r, struct tslot *t,
+							      unsigned c, uint64_t len)
+{
+	uint64_t p;
+	uint32_t n;
+
+	for (n = RD(t->n[c]); n - 1u < CACHE_CAP; n--) {
+		p = RD(t->blk[c][n - 1]);
+		PUT(t->n[c], n - 1);
+		if (__builtin_expect(cached_ok(r, p, len, c), 1))
+			return unmarked((uintptr_t)p);
+	}
+	return NULL;
+}
+
 static inline __attribute__((always_inline)) void *small_alloc(struct rszshm *r, struct ctl *h,
 							      unsigned c, uint64_t len, int *err)
 {
 	struct tslot *t;
-	uint64_t p;
-	uint32_t n;
+	void *p;
 
 	if (c >= NCACHE)
 		return (void *)rszshm__heap_arena_alloc(r, h, c, err);
 	if (!(t = my_slot(r, h)))
 		return unmarked(rszshm__heap_arena_alloc(r, h, c, err));
-	/* Plain loads and stores on this thread's slot; an entry that could
-	 * send the caller outside the region (damage) is dropped. */
-	for (n = RD(t->n[c]); n - 1u < CACHE_CAP; n--) {
-		p = RD(t->blk[c][n - 1]);
-		PUT(t->n[c], n - 1);
-		if (__builtin_expect(cached_ok(r, p, len, c), 1)) {
-			((uint64_t *)(uintptr_t)p)[1] = 0;	/* the cache's mark */
-			return (void *)(uintptr_t)p;
-		}
-	}
+	if ((p = cache_pop(r, t, c, len)))
+		return p;
 	return unmarked(rszshm__heap_refill(r, h, t, c, err));
 }
 
@@ -472,30 +483,20 @@ unsigned rszshm__heap_lock_offsets(uint64_t *off, unsigned max)
 static inline __attribute__((always_inline)) struct tslot *fast_slot(struct rszshm *r,
 								       struct ctl **h, uint64_t *len)
 {
-	struct tslot *t = rszshm__heap_tl.slot;
+	struct tslot *t;
 
-	if (get_ctl_len(r, true, h, len) < 0 || !t || rszshm__heap_tl.base != (uintptr_t)r->hdr ||
-	    rszshm__heap_tl.epoch != RD(rszshm__heap_epoch) || RD(t->owner) != rszshm__heap_tl.me)
-		return NULL;
-	return t;
+	return get_ctl_len(r, true, h, len) == 0 && slot_known(r, &t) ? t : NULL;
 }
 
 static inline __attribute__((always_inline)) void *alloc_fast(struct rszshm *r, size_t size)
 {
 	struct tslot *t;
 	struct ctl *h;
-	uint64_t len, p;
-	uint32_t n;
-	unsigned c;
+	uint64_t len;
 
 	if (size - 1 >= rszshm__heap_cls_size[NCACHE - 1] || !(t = fast_slot(r, &h, &len)))
 		return NULL;
-	c = size_cls(size);
-	if ((n = RD(t->n[c])) - 1u >= CACHE_CAP || !cached_ok(r, p = RD(t->blk[c][n - 1]), len, c))
-		return NULL;
-	PUT(t->n[c], n - 1);
-	((uint64_t *)(uintptr_t)p)[1] = 0;	/* the cache's mark */
-	return (void *)(uintptr_t)p;
+	return cache_pop(r, t, size_cls(size), len);
 }
 
 /* 1 if @p went into this thread's cache, 0 if the full path must free it. */
@@ -529,13 +530,6 @@ static __attribute__((noinline)) void *alloc_full(struct rszshm *r, size_t size)
 	RSZSHM__GUARDED(r, void *, NULL, do_alloc(r, size));
 }
 
-/* A fast path met a truncated file: the full path's ENODATA. */
-static __attribute__((noinline, cold)) int fast_truncated(void)
-{
-	rszshm__why(-ENODATA, "the region's file was truncated under this call (by another process)");
-	return RSZSHM__FAIL(-ENODATA, -1);
-}
-
 /* The fast path in a frame of its own, with no call on its way; what it
  * does not take goes to the full path whole, in a frame of that path's. */
 void *rszshm_alloc(struct rszshm *r, size_t size)
@@ -546,7 +540,7 @@ void *rszshm_alloc(struct rszshm *r, size_t size)
 	rszshm__guard_enter(&g, r);
 	p = alloc_fast(r, size);
 	if (__builtin_expect(rszshm__guard_leave(&g), 0))
-		return fast_truncated(), NULL;
+		return rszshm__guard_fail(), NULL;
 	return p ? p : alloc_full(r, size);
 }
 
@@ -634,7 +628,7 @@ int rszshm_dealloc(struct rszshm *r, void *p)
 	rszshm__guard_enter(&g, r);
 	done = free_fast(r, (uintptr_t)p);
 	if (__builtin_expect(rszshm__guard_leave(&g), 0))
-		return fast_truncated();
+		return rszshm__guard_fail(), -1;
 	return done ? 0 : dealloc_full(r, p);
 }
 

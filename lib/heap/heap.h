@@ -479,20 +479,27 @@ RSZSHM__INTERNAL void rszshm__heap_slot_flush(struct rszshm *r, struct ctl *h, s
 RSZSHM__INTERNAL struct tslot *rszshm__heap_slot_claim(struct rszshm *r, struct ctl *h);
 
 /*
- * This thread's slot in @r, or NULL.  The fast path compares the region and
- * the epoch, and checks that the slot still names this thread (a slot taken
- * over by another, as only damage or a forged word can do, is claimed anew):
- * the owner word shares a cache line with the first classes' counts.
+ * Is what this thread remembers of its slot in @r still good?  Then true,
+ * with *@t its slot (NULL: allocate through the arenas).  Compares the
+ * region and the epoch, and checks that the slot still names this thread (a
+ * slot taken over by another, as only damage or a forged word can do, is
+ * claimed anew): the owner word shares a cache line with the first classes'
+ * counts.
  */
+static inline bool slot_known(struct rszshm *r, struct tslot **t)
+{
+	*t = rszshm__heap_tl.slot;
+	return __builtin_expect(rszshm__heap_tl.base == (uintptr_t)r->hdr &&
+				rszshm__heap_tl.epoch == RD(rszshm__heap_epoch) &&
+				(!*t || RD((*t)->owner) == rszshm__heap_tl.me), 1);
+}
+
+/* This thread's slot in @r, or NULL. */
 static inline struct tslot *my_slot(struct rszshm *r, struct ctl *h)
 {
-	struct tslot *t = rszshm__heap_tl.slot;
+	struct tslot *t;
 
-	if (__builtin_expect(rszshm__heap_tl.base == (uintptr_t)r->hdr &&
-			     rszshm__heap_tl.epoch == RD(rszshm__heap_epoch) &&
-			     (!t || RD(t->owner) == rszshm__heap_tl.me), 1))
-		return t;
-	return rszshm__heap_slot_claim(r, h);
+	return slot_known(r, &t) ? t : rszshm__heap_slot_claim(r, h);
 }
 
 #endif
