@@ -8,12 +8,14 @@
  *            (no NATS, no region: the unit tests' part)
  *   nats.c   connecting (retried with backoff), the bucket (opened, or
  *            made with the documented settings), reconnection flags
+ *   feed.c   the bucket's entries in order: each key's newest, then every
+ *            new one (a pull consumer)
  *   push.c   region -> bucket: the whole index, then every change
  *   pull.c   bucket -> replica region: the current state, then every update
  *   main.c   the command line
  *
- * Data flows one way: main.c calls push.c or pull.c, which call nats.c and
- * codec.c.
+ * Data flows one way: main.c calls push.c or pull.c, which call feed.c,
+ * nats.c and codec.c; feed.c calls nats.c.
  */
 #ifndef RSZSHM_MIRROR_H
 #define RSZSHM_MIRROR_H
@@ -91,6 +93,39 @@ void mirror_close(struct mirror_link *l);
 const char *mirror_err(natsStatus s);
 /* Monotonic time in ns. */
 int64_t mirror_now(void);
+
+/* -------------------------------------------------------------- feed.c */
+
+struct mirror_feed {
+	natsSubscription *sub;
+	natsMsgList batch;	/* fetched; the next entry is batch.Msgs[at] */
+	int at;
+	natsMsg *cur;		/* the entry last returned */
+	uint64_t next;		/* the consumer sequence the next entry has */
+	const char *bucket;	/* the link's, for messages */
+	size_t prefix;		/* length of "$KV.<bucket>." */
+	bool say_current;	/* the next call says "the current values are in" */
+	bool current;		/* ... and it has */
+};
+
+/* One entry; its pointers hold until the next call on the feed. */
+struct mirror_entry {
+	const char *key;
+	const void *value;
+	size_t len;
+	bool deleted;		/* a delete or purge marker */
+	uint64_t pending;	/* entries the server had yet to send */
+};
+
+/* A feed of @l's bucket from its current state (the values left out when
+ * @keys_only): 0, or -1 with a line on stderr. */
+int mirror_feed_open(struct mirror_feed *f, struct mirror_link *l, bool keys_only);
+/* The next entry in @e: 1; 0 once, when the current values are all in;
+ * -2 if none came in @ms; -1 (a line on stderr) if the feed broke: a gap,
+ * a consumer the server lost, an error.  Then close it and open another. */
+int mirror_feed_next(struct mirror_feed *f, struct mirror_entry *e, int ms);
+/* Closes @f (deleting its consumer); a zeroed or closed feed is a no-op. */
+void mirror_feed_close(struct mirror_feed *f);
 
 /* ------------------------------------------------------ push.c, pull.c */
 

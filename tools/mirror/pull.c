@@ -5,14 +5,15 @@
  * The replica is a heap region, opened or made (RSZSHM_CREATE): the puller
  * is its only writer, and local consumers attach it (read-only, typically)
  * and use rszshm_rec_get() and rszshm_rec_wait() as on the source.  A watch
- * of the whole bucket first delivers each key's current value, then every
- * update; a put becomes rszshm_rec_put() with the value's type tag, a
+ * of the whole bucket (a feed, feed.c) first delivers each key's current
+ * value, then every update; a put becomes rszshm_rec_put() with the value's type tag, a
  * delete rszshm_rec_remove().  A value equal to the replica's (type and
  * bytes) is not written again, so consumers wake only for real changes.
  * When the current values are in, the replica's records that the bucket
  * does not have are removed: a replica left by an earlier run, or a late
- * joiner, is then the bucket's state.  After a reconnection the watch is
- * made again, from the current state, the same way.
+ * joiner, is then the bucket's state.  After a reconnection, or when the
+ * feed breaks, the watch is made again, from the current state, the same
+ * way.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -68,7 +69,8 @@ static int snapshot(struct pull *p)
 	}
 	if (rc < 0)
 		return -1;
-	qsort(p->names, p->n, sizeof(*p->names), cmp_name);
+	if (p->n)
+		qsort(p->names, p->n, sizeof(*p->names), cmp_name);
 	free(p->met);
 	if (!(p->met = calloc(p->n + 1, sizeof(*p->met))))
 		return -1;
@@ -101,24 +103,23 @@ static bool same(struct pull *p, const char *name, uint32_t type, const void *v,
 	return n >= 0 && (size_t)n == len && info.type == type && memcmp(p->buf, v, len) == 0;
 }
 
-/* Apply one entry of the watch: 0, or -1 if the replica failed. */
-static int apply(struct pull *p, kvEntry *e, bool initial)
+/* Apply one entry of the feed: 0, or -1 if the replica failed. */
+static int apply(struct pull *p, const struct mirror_entry *e, bool initial)
 {
-	const char *key = kvEntry_Key(e);
-	const unsigned char *v = kvEntry_Value(e);
-	size_t len = (size_t)kvEntry_ValueLen(e);
+	const char *key = e->key;
+	const unsigned char *v = e->value;
+	size_t len = e->len;
 	char name[RSZSHM_NAME_MAX + 1];
-	kvOperation op = kvEntry_Operation(e);
 	uint32_t type;
 
-	p->lag = kvEntry_Delta(e);
+	p->lag = e->pending;
 	if (mirror_name(key, name) < 0) {
 		fprintf(stderr, TOOL ": bucket %s: key %s is not a record name: skipped\n", p->l.bucket, key);
 		return 0;
 	}
 	if (initial)
 		meet(p, name);
-	if (op == kvOp_Delete || op == kvOp_Purge) {
+	if (e->deleted) {
 		if (rszshm_rec_remove(&p->r, name) == 0)
 			p->removed++;
 		else if (errno != ENOENT)
@@ -183,34 +184,28 @@ static void report(struct pull *p, bool force)
 /* One watch, from the current state: 0 to stop, 1 to watch again, -1 error. */
 static int watch(struct pull *p)
 {
-	kvWatcher *w = NULL;
+	struct mirror_feed f;
+	struct mirror_entry e;
 	bool initial = true;
-	natsStatus s;
-	int rc = 1;
+	int rc = 1, n;
 
 	if (snapshot(p) < 0) {
 		fprintf(stderr, TOOL ": %s: %s\n", p->replica, strerror(errno));
 		return -1;
 	}
-	if ((s = kvStore_WatchAll(&w, p->l.kv, NULL)) != NATS_OK) {
-		fprintf(stderr, TOOL ": bucket %s: watch: %s\n", p->l.bucket, mirror_err(s));
+	if (mirror_feed_open(&f, &p->l, false) < 0)
 		return 1;
-	}
 	while (!mirror_stop) {
-		kvEntry *e = NULL;
-
-		s = kvWatcher_Next(&e, w, 250);
-		if (s == NATS_TIMEOUT) {
+		n = mirror_feed_next(&f, &e, 250);
+		if (n == -2) {
 			if (__atomic_exchange_n(&p->l.reconnected, 0, __ATOMIC_ACQ_REL))
 				break;	/* watch again, from the current state */
 			report(p, false);
 			continue;
 		}
-		if (s != NATS_OK) {
-			fprintf(stderr, TOOL ": bucket %s: watch: %s\n", p->l.bucket, mirror_err(s));
-			break;
-		}
-		if (!e) {	/* the current values are all in */
+		if (n < 0)
+			break;	/* said; watch again */
+		if (n == 0) {	/* the current values are all in */
 			if (initial && settle(p) < 0) {
 				rc = -1;
 				break;
@@ -222,15 +217,15 @@ static int watch(struct pull *p)
 			}
 			continue;
 		}
-		rc = apply(p, e, initial) < 0 ? -1 : 1;
-		kvEntry_Destroy(e);
-		if (rc < 0)
+		if (apply(p, &e, initial) < 0) {
+			rc = -1;
 			break;
+		}
 		report(p, false);
 	}
 	if (mirror_stop)
 		rc = 0;
-	kvWatcher_Destroy(w);
+	mirror_feed_close(&f);
 	return rc;
 }
 

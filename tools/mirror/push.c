@@ -31,6 +31,8 @@
 
 #include "mirror.h"
 
+#define FEED_LIST_MS 5000	/* longest the listing of the keys waits for an entry */
+
 struct ent {
 	char name[RSZSHM_NAME_MAX + 1];
 	uint64_t stamp;		/* as last sent (or skipped) */
@@ -184,29 +186,47 @@ static int send_delete(struct push *p, const char *key_subject)
 	return 0;
 }
 
-/* Full pass: delete the bucket's keys that this pass did not meet. */
+/* Full pass: delete the bucket's keys that this pass did not meet.  They
+ * are listed first (a feed of keys only, to its "current values are in")
+ * and deleted after, so the deletes do not lengthen the listing. */
 static int delete_strays(struct push *p)
 {
 	char name[RSZSHM_NAME_MAX + 1], subj[MIRROR_KEY_MAX + 80];
-	kvKeysList keys = { 0 };
-	natsStatus s;
-	int rc = 0;
+	char (*strays)[MIRROR_KEY_MAX + 1] = NULL;
+	size_t n = 0, cap = 0;
+	struct mirror_feed f;
+	struct mirror_entry e;
+	int rc;
 
-	s = kvStore_Keys(&keys, p->l.kv, NULL);
-	if (s == NATS_NOT_FOUND)
-		return 0;	/* an empty bucket */
-	if (s != NATS_OK) {
-		fprintf(stderr, TOOL ": bucket %s: keys: %s\n", p->l.bucket, mirror_err(s));
+	if (mirror_feed_open(&f, &p->l, true) < 0)
 		return -1;
-	}
-	for (int i = 0; i < keys.Count && rc == 0; i++) {
-		if (mirror_name(keys.Keys[i], name) == 0 && find(&p->cur, name))
+	while ((rc = mirror_feed_next(&f, &e, FEED_LIST_MS)) == 1) {
+		if (e.deleted || (mirror_name(e.key, name) == 0 && find(&p->cur, name)))
 			continue;
-		snprintf(subj, sizeof(subj), "$KV.%s.%s", p->l.bucket, keys.Keys[i]);
+		if (strlen(e.key) > MIRROR_KEY_MAX)
+			continue;	/* no name of ours: not ours to delete */
+		if (n == cap) {
+			size_t c = cap ? 2 * cap : 64;
+			void *v = reallocarray(strays, c, sizeof(*strays));
+
+			if (!v) {
+				rc = -1;
+				break;
+			}
+			strays = v;
+			cap = c;
+		}
+		strlcpy(strays[n++], e.key, sizeof(*strays));
+	}
+	mirror_feed_close(&f);
+	if (rc == -2)
+		fprintf(stderr, TOOL ": bucket %s: keys: no answer in %d ms\n", p->l.bucket, FEED_LIST_MS);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		snprintf(subj, sizeof(subj), "$KV.%s.%s", p->l.bucket, strays[i]);
 		rc = send_delete(p, subj);
 	}
-	kvKeysList_Destroy(&keys);
-	return rc;
+	free(strays);
+	return rc == 0 ? 0 : -1;
 }
 
 /* One pass (see the top of the file): 0; -1 to do a full pass again; -2
