@@ -59,22 +59,36 @@ static pid_t spawn(char *const argv[], int err_fd)
 	return pid;
 }
 
-/* Stop a mirror with SIGTERM: it exits 0 (else the test fails, with the
- * end of @log, where its stderr went). */
-static void stop_logged(pid_t pid, const char *log)
-{
-	char tail[2048] = "";
-	int st, fd;
+/* The test's mirror log (logfile()): its end goes into a failure message. */
+static const char *mirror_log;
 
-	ck_assert_int_eq(kill(pid, SIGTERM), 0);
-	if ((st = test_wait(pid)) != 0 && log && (fd = open(log, O_RDONLY)) >= 0) {
+/* The last bytes of @log in @tail (room @len), "" if it cannot be read. */
+static char *log_tail(const char *log, char *tail, size_t len)
+{
+	int fd;
+
+	tail[0] = '\0';
+	if (log && (fd = open(log, O_RDONLY | O_CLOEXEC)) >= 0) {
 		off_t end = lseek(fd, 0, SEEK_END);
-		ssize_t n = pread(fd, tail, sizeof(tail) - 1, end > (off_t)sizeof(tail) - 1 ? end - (off_t)sizeof(tail) + 1 : 0);
+		ssize_t n = pread(fd, tail, len - 1, end > (off_t)len - 1 ? end - (off_t)len + 1 : 0);
 
 		tail[n > 0 ? n : 0] = '\0';
 		close(fd);
 	}
-	ck_assert_msg(st == 0, "a mirror stopped with status %d; its log ends:\n%s", st, tail);
+	return tail;
+}
+
+/* Stop a mirror with SIGTERM: it exits 0 (else the test fails, with the
+ * end of @log, where its stderr went). */
+static void stop_logged(pid_t pid, const char *log)
+{
+	char tail[2048];
+	int st;
+
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	st = test_wait(pid);
+	ck_assert_msg(st == 0, "a mirror stopped with status %d; its log ends:\n%s", st,
+		      st ? log_tail(log, tail, sizeof(tail)) : "");
 }
 #define stop(pid, want) stop_logged((pid), log)
 
@@ -251,9 +265,16 @@ static void catch_up(struct rszshm *src, const char *rpath, const char *except)
 
 	ck_assert_msg(rszshm_open(&rep, rpath, &o) != NULL, "%s: %s", rpath, rszshm_errmsg());
 	seen = rszshm_rec_changes(&rep);
-	while (!same_records(src, &rep, except, why, sizeof(why)))
-		ck_assert_msg(rszshm_rec_wait_any(&rep, &seen, CATCH_UP_MS) == 0,
-			      "the replica did not catch up in %d ms: %s", CATCH_UP_MS, why);
+	while (!same_records(src, &rep, except, why, sizeof(why))) {
+		static char tail[16384];
+
+		if (rszshm_rec_wait_any(&rep, &seen, CATCH_UP_MS) == 0)
+			continue;
+		fprintf(stderr, "%s: the mirrors' log ends:\n%s\n", __func__,
+			log_tail(mirror_log, tail, sizeof(tail)));
+		ck_abort_msg("the replica did not catch up in %d ms: %s (the mirrors' log is on stderr)",
+			     CATCH_UP_MS, why);
+	}
 	ck_assert_int_eq(rszshm_dt(&rep), 0);
 }
 
@@ -295,6 +316,7 @@ static char *logfile(char *buf, size_t len, const char *name)
 {
 	test_path(buf, len, "%s-%d.log", name, (int)getpid());
 	test_track(buf);
+	mirror_log = buf;
 	return buf;
 }
 
