@@ -60,7 +60,7 @@ static pid_t spawn(char *const argv[], int err_fd)
 }
 
 /* The test's mirror log (logfile()): its end goes into a failure message. */
-static const char *mirror_log;
+static char mirror_log[256];
 
 /* The last bytes of @log in @tail (room @len), "" if it cannot be read. */
 static char *log_tail(const char *log, char *tail, size_t len)
@@ -68,7 +68,7 @@ static char *log_tail(const char *log, char *tail, size_t len)
 	int fd;
 
 	tail[0] = '\0';
-	if (log && (fd = open(log, O_RDONLY | O_CLOEXEC)) >= 0) {
+	if (log && *log && (fd = open(log, O_RDONLY | O_CLOEXEC)) >= 0) {
 		off_t end = lseek(fd, 0, SEEK_END);
 		ssize_t n = pread(fd, tail, len - 1, end > (off_t)len - 1 ? end - (off_t)len + 1 : 0);
 
@@ -316,7 +316,7 @@ static char *logfile(char *buf, size_t len, const char *name)
 {
 	test_path(buf, len, "%s-%d.log", name, (int)getpid());
 	test_track(buf);
-	mirror_log = buf;
+	strlcpy(mirror_log, buf, sizeof(mirror_log));
 	return buf;
 }
 

@@ -114,8 +114,8 @@ int mirror_feed_next(struct mirror_feed *f, struct mirror_entry *e, int ms)
 	}
 	rc = meta->Sequence.Consumer == f->next ? 1 : -1;
 	if (rc < 0)
-		fprintf(stderr, TOOL ": bucket %s: entries %llu to %llu never came; reading again\n", f->bucket,
-			(unsigned long long)f->next, (unsigned long long)meta->Sequence.Consumer - 1);
+		fprintf(stderr, TOOL ": bucket %s: entry %llu came when %llu was due; reading again\n",
+			f->bucket, (unsigned long long)meta->Sequence.Consumer, (unsigned long long)f->next);
 	f->next = meta->Sequence.Consumer + 1;
 	e->pending = meta->NumPending;
 	jsMsgMetaData_Destroy(meta);

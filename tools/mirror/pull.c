@@ -6,8 +6,8 @@
  * is its only writer, and local consumers attach it (read-only, typically)
  * and use rszshm_rec_get() and rszshm_rec_wait() as on the source.  A watch
  * of the whole bucket (a feed, feed.c) first delivers each key's current
- * value, then every update; a put becomes rszshm_rec_put() with the value's type tag, a
- * delete rszshm_rec_remove().  A value equal to the replica's (type and
+ * value, then every update; a put becomes rszshm_rec_put() with the value's
+ * type tag, a delete rszshm_rec_remove().  A value equal to the replica's (type and
  * bytes) is not written again, so consumers wake only for real changes.
  * When the current values are in, the replica's records that the bucket
  * does not have are removed: a replica left by an earlier run, or a late

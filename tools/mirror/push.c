@@ -21,6 +21,7 @@
  * that the region does not have: the bucket then converges on the region
  * whatever was lost, a pusher killed and restarted included.
  */
+#define _GNU_SOURCE	/* asprintf */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,8 +192,8 @@ static int send_delete(struct push *p, const char *key_subject)
  * and deleted after, so the deletes do not lengthen the listing. */
 static int delete_strays(struct push *p)
 {
-	char name[RSZSHM_NAME_MAX + 1], subj[MIRROR_KEY_MAX + 80];
-	char (*strays)[MIRROR_KEY_MAX + 1] = NULL;
+	char name[RSZSHM_NAME_MAX + 1];
+	char **strays = NULL;	/* their subjects: a key not of ours may be long */
 	size_t n = 0, cap = 0;
 	struct mirror_feed f;
 	struct mirror_entry e;
@@ -203,8 +204,6 @@ static int delete_strays(struct push *p)
 	while ((rc = mirror_feed_next(&f, &e, FEED_LIST_MS)) == 1) {
 		if (e.deleted || (mirror_name(e.key, name) == 0 && find(&p->cur, name)))
 			continue;
-		if (strlen(e.key) > MIRROR_KEY_MAX)
-			continue;	/* no name of ours: not ours to delete */
 		if (n == cap) {
 			size_t c = cap ? 2 * cap : 64;
 			void *v = reallocarray(strays, c, sizeof(*strays));
@@ -216,15 +215,19 @@ static int delete_strays(struct push *p)
 			strays = v;
 			cap = c;
 		}
-		strlcpy(strays[n++], e.key, sizeof(*strays));
+		if (asprintf(&strays[n], "$KV.%s.%s", p->l.bucket, e.key) < 0) {
+			rc = -1;
+			break;
+		}
+		n++;
 	}
 	mirror_feed_close(&f);
 	if (rc == -2)
 		fprintf(stderr, TOOL ": bucket %s: keys: no answer in %d ms\n", p->l.bucket, FEED_LIST_MS);
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		snprintf(subj, sizeof(subj), "$KV.%s.%s", p->l.bucket, strays[i]);
-		rc = send_delete(p, subj);
-	}
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = send_delete(p, strays[i]);
+	for (size_t i = 0; i < n; i++)
+		free(strays[i]);
 	free(strays);
 	return rc == 0 ? 0 : -1;
 }
