@@ -412,13 +412,48 @@ static inline const char *name_of(const struct rszshm__view *v, uint64_t a, cons
 }
 
 /*
+ * Are the @n (1..RSZSHM_NAME_MAX) bytes at @a and @b the same?  Word loads
+ * that never read outside either range: the two ends of a short name as
+ * overlapping words, as tail_word() does.  Inline, where memcmp() would be
+ * a call per lookup.
+ */
+static inline bool name_eq(const char *a, const char *b, size_t n)
+{
+	uint64_t x, y;
+	uint32_t p, q, s, t;
+
+	if (n >= 8) {
+		for (; n > 8; a += 8, b += 8, n -= 8) {
+			memcpy(&x, a, 8);
+			memcpy(&y, b, 8);
+			if (x != y)
+				return false;
+		}
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, b + n - 8, 8);
+		return x == y;
+	}
+	if (n >= 4) {
+		memcpy(&p, a, 4);
+		memcpy(&q, b, 4);
+		memcpy(&s, a + n - 4, 4);
+		memcpy(&t, b + n - 4, 4);
+		return p == q && s == t;
+	}
+	return a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1];
+}
+
+/*
  * Look @name up: 1 with *at and *out set, 0 if absent, -EBADMSG.  Only a
  * slot whose hash matches leads to a record; a probe run with no empty slot
- * to end it (the load never passes 3/4) is damage.
+ * to end it (the load never passes 3/4) is damage.  A record is checked
+ * once, as far as its name's end (what rec_at() and name_of() would check,
+ * in one comparison): aligned, in a heap block, inside the view.
  */
 static inline int lookup(const struct rszshm__view *v, const struct idx *x, const char *name,
 		  size_t nlen, uint64_t h, uint64_t *at, const struct rec **out)
 {
+	const uint64_t span = offsetof(struct rec, name) + nlen + 1;
 	const struct slot *s;
 	const struct rec *p;
 	uint64_t n, a, i;
@@ -439,18 +474,12 @@ static inline int lookup(const struct rszshm__view *v, const struct idx *x, cons
 							     offsetof(struct rec, name)));
 		__builtin_prefetch((const void *)(uintptr_t)(A(v->map) + (a - v->base) +
 							     val_off(nlen)));
-		if (!(p = rec_at(v, a)) || LD(p->magic) != REC_LIVE)
+		if (!(p = blk_at(v, a, span)) || LD(p->magic) != REC_LIVE)
 			return -EBADMSG;
-		if (LD(p->namelen) == nlen) {
-			const char *nm = rszshm__view_ptr(v, a + offsetof(struct rec, name), nlen + 1);
-
-			if (!nm)
-				return -EBADMSG;
-			if (memcmp(nm, name, nlen) == 0) {
-				*at = a;
-				*out = p;
-				return 1;
-			}
+		if (LD(p->namelen) == nlen && name_eq(p->name, name, nlen)) {
+			*at = a;
+			*out = p;
+			return 1;
 		}
 	}
 	return -EBADMSG;

@@ -1823,6 +1823,45 @@ START_TEST(test_rec_hash_is_the_defined_function_for_every_length)
 }
 END_TEST
 
+/*
+ * A slot's hash only says where to look: a record is found only if every
+ * byte of its name is the name asked for.  The record's stored name is
+ * changed one byte at a time (its hash, in the slot, stays), for every
+ * length, and the name must then not be found; put back, it must be.
+ */
+START_TEST(test_rec_lookup_compares_every_byte_of_the_name)
+{
+	char path[256], name[RSZSHM_NAME_MAX + 1];
+	struct rszshm r;
+
+	for (size_t n = 1; n <= RSZSHM_NAME_MAX; n++) {
+		char *stored, *again;
+
+		mk_heap(&r, path, "nameeq");
+		for (size_t i = 0; i < n; i++)
+			name[i] = (char)('A' + (i * 7 + n) % 26);
+		name[n] = '\0';
+		put_str(&r, name, "v");
+		/* A fresh region holds the name's bytes once: in its record. */
+		stored = memmem(r.hdr, (size_t)r.flen, name, n + 1);
+		ck_assert_msg(stored != NULL, "length %zu: the name is not in the region", n);
+		again = memmem(stored + 1, (size_t)r.flen - (size_t)(stored + 1 - (char *)r.hdr), name,
+			       n + 1);
+		ck_assert_msg(again == NULL, "length %zu: the name is in the region twice", n);
+		for (size_t i = 0; i < n; i++) {
+			stored[i] ^= 0x20;
+			errno = 0;
+			ck_assert_msg(rszshm_rec_find(&r, name, NULL) == NULL && errno == ENOENT,
+				      "length %zu, byte %zu changed: found, or errno %d", n, i, errno);
+			stored[i] ^= 0x20;
+			expect_str(&r, name, "v");
+		}
+		ck_assert_int_eq(rszshm_dt(&r), 0);
+		ck_assert_int_eq(rszshm_unlink(&r), 0);
+	}
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("records");
@@ -1830,6 +1869,7 @@ Suite *test_suite(void)
 	TEST_ADD(s, test_rec_refuses_null_raw_and_detached_handles);
 	TEST_ADD(s, test_rec_checks_names);
 	TEST_ADD(s, test_rec_hash_is_the_defined_function_for_every_length);
+	TEST_ADD(s, test_rec_lookup_compares_every_byte_of_the_name);
 	TEST_ADD(s, test_rec_add_publishes_a_pointer);
 	TEST_ADD(s, test_rec_put_copies_and_replaces);
 	TEST_ADD(s, test_rec_remove_frees_copies_only);
