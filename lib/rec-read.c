@@ -147,6 +147,48 @@ static int read_rec(struct rszshm *r, const char *name, void *buf, size_t len,
 	}
 }
 
+/*
+ * The first try of a lookup, in the public call's own frame, with no call
+ * and no reader state: the checks of read_rec() on the way (the handle, the
+ * name, the index's root, the slot array, the record, the value's bounds)
+ * and one seqlock read.  True with the value's address and size in *val
+ * and *size, and @len bytes of it copied to @buf; false for anything else
+ * (no index, a writer at work or seq moved, an absent name, damage, a bad
+ * argument), which read_rec() then does whole and reports.
+ */
+static inline __attribute__((always_inline)) bool read_fast(struct rszshm *r, const char *name,
+							     void *buf, size_t len, uint64_t *val,
+							     uint64_t *size)
+{
+	struct rszshm__view v;
+	const struct idx *x;
+	const struct rec *p;
+	const void *src;
+	uint64_t seq, h, at;
+	size_t nlen;
+
+	if (usable(r, false) < 0 || name_ok(name, &nlen) < 0)
+		return false;
+	rszshm__view_of(r, &v);
+	if (idx_of(&v, &x) <= 0)
+		return false;
+	h = hash_name(LD(x->seed), name, nlen);
+	seq = __atomic_load_n(&x->seq, __ATOMIC_ACQUIRE);
+	if (seq & 1)
+		return false;
+	v.len = rszshm__map_safe_len(r);
+	if (lookup(&v, x, name, nlen, h, &at, &p) != 1)
+		return false;
+	*val = LD(p->val);
+	*size = LD(p->size);
+	if (!(src = val_at(&v, *val, *size)))
+		return false;
+	if (buf && len)
+		memcpy(buf, src, *size < len ? (size_t)*size : len);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return LD(x->seq) == seq;
+}
+
 static void *do_rec_find(struct rszshm *r, const char *name, struct rszshm_rec_info *info)
 {
 	struct snap s;
@@ -155,9 +197,27 @@ static void *do_rec_find(struct rszshm *r, const char *name, struct rszshm_rec_i
 	return rc < 0 ? RSZSHM__FAIL(rc, NULL) : (void *)(uintptr_t)s.val;
 }
 
-void *rszshm_rec_find(struct rszshm *r, const char *name, struct rszshm_rec_info *info)
+static __attribute__((noinline)) void *rec_find_full(struct rszshm *r, const char *name,
+						     struct rszshm_rec_info *info)
 {
 	RSZSHM__GUARDED(r, void *, NULL, do_rec_find(r, name, info));
+}
+
+/* A lookup without @info tries read_fast() first, in a frame of its own;
+ * what it does not take goes to the full path whole, as rszshm_alloc()'s. */
+void *rszshm_rec_find(struct rszshm *r, const char *name, struct rszshm_rec_info *info)
+{
+	struct rszshm__guard g;
+	uint64_t val, size;
+	bool hit;
+
+	if (info)
+		return rec_find_full(r, name, info);
+	rszshm__guard_enter(&g, r);
+	hit = read_fast(r, name, NULL, 0, &val, &size);
+	if (__builtin_expect(rszshm__guard_leave(&g), 0))
+		return rszshm__guard_fail(), NULL;
+	return hit ? (void *)(uintptr_t)val : rec_find_full(r, name, NULL);
 }
 
 static ssize_t do_rec_get(struct rszshm *r, const char *name, void *buf, size_t len,
@@ -175,10 +235,26 @@ static ssize_t do_rec_get(struct rszshm *r, const char *name, void *buf, size_t 
 	return (ssize_t)s.size;
 }
 
+static __attribute__((noinline)) ssize_t rec_get_full(struct rszshm *r, const char *name, void *buf,
+						      size_t len, struct rszshm_rec_info *info)
+{
+	RSZSHM__GUARDED(r, ssize_t, -1, do_rec_get(r, name, buf, len, info));
+}
+
 ssize_t rszshm_rec_get(struct rszshm *r, const char *name, void *buf, size_t len,
 		       struct rszshm_rec_info *info)
 {
-	RSZSHM__GUARDED(r, ssize_t, -1, do_rec_get(r, name, buf, len, info));
+	struct rszshm__guard g;
+	uint64_t val, size;
+	bool hit;
+
+	if (info || (!buf && len))
+		return rec_get_full(r, name, buf, len, info);
+	rszshm__guard_enter(&g, r);
+	hit = read_fast(r, name, buf, len, &val, &size) && size <= SSIZE_MAX;
+	if (__builtin_expect(rszshm__guard_leave(&g), 0))
+		return rszshm__guard_fail(), -1;
+	return hit ? (ssize_t)size : rec_get_full(r, name, buf, len, NULL);
 }
 
 int rszshm__rec_stamp(struct rszshm *r, const char *name, uint64_t *stamp)

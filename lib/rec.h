@@ -450,8 +450,10 @@ static inline bool name_eq(const char *a, const char *b, size_t n)
  * once, as far as its name's end (what rec_at() and name_of() would check,
  * in one comparison): aligned, in a heap block, inside the view.
  */
-static inline int lookup(const struct rszshm__view *v, const struct idx *x, const char *name,
-		  size_t nlen, uint64_t h, uint64_t *at, const struct rec **out)
+static inline __attribute__((always_inline)) int lookup(const struct rszshm__view *v,
+							const struct idx *x, const char *name,
+							size_t nlen, uint64_t h, uint64_t *at,
+							const struct rec **out)
 {
 	const uint64_t span = offsetof(struct rec, name) + nlen + 1;
 	const struct slot *s;
