@@ -159,7 +159,8 @@ struct rszshm__guard {
 	const struct rszshm *r;		/* the handle whose span is guarded, or */
 	uintptr_t lo, hi, base;		/* a range of file @fd mapped from @base */
 	int fd, prot;
-	unsigned lock_ms;		/* lock.c's bound (0 default, UINT_MAX none) */
+	unsigned lock_ms;		/* lock.c's bound (0 default, UINT_MAX none), or
+					 * RSZSHM__GUARD_MS_OF_R: @r's, read when needed */
 	uintptr_t hit_lo, hit_hi;	/* pages patched (hit_hi 0: none) */
 	unsigned hits;			/* faults patched in this frame */
 };
@@ -192,12 +193,24 @@ static inline void rszshm__guard_fence(void)
 	__asm__ __volatile__("" ::: "memory");
 }
 
+/* A frame's lock bound: what rszshm__lock_bound_ns() (lock.c) and a range
+ * frame inside it use.  A handle's frame reads it from the handle's flags
+ * only then: few calls wait for a lock, and every call enters a frame. */
+#define RSZSHM__GUARD_MS_OF_R (UINT_MAX - 1u)
+_Static_assert(RSZSHM_LOCK_TIMEOUT_MAX < RSZSHM__GUARD_MS_OF_R, "no bound is the mark");
+static inline unsigned rszshm__guard_lock_ms(const struct rszshm__guard *g)
+{
+	if (g->lock_ms != RSZSHM__GUARD_MS_OF_R)
+		return g->lock_ms;
+	return g->r ? rszshm__lock_ms_of(g->r->flags) : 0;
+}
+
 static inline void rszshm__guard_enter(struct rszshm__guard *g, const struct rszshm *r)
 {
 	g->outer = rszshm__guard_top;
 	g->r = r;
 	g->lo = 0;
-	g->lock_ms = r ? rszshm__lock_ms_of(r->flags) : 0;
+	g->lock_ms = RSZSHM__GUARD_MS_OF_R;
 	g->hit_hi = 0;
 	g->hits = 0;
 	rszshm__guard_top = g;
@@ -215,7 +228,7 @@ static inline void rszshm__guard_enter_range(struct rszshm__guard *g, const void
 	g->hi = g->lo + len;
 	g->fd = fd;
 	g->prot = prot;
-	g->lock_ms = g->outer ? g->outer->lock_ms : 0;
+	g->lock_ms = g->outer ? rszshm__guard_lock_ms(g->outer) : 0;
 	g->hit_hi = 0;
 	g->hits = 0;
 	rszshm__guard_top = g;

@@ -348,7 +348,7 @@ static int64_t now_ns(void)
 int64_t rszshm__lock_bound_ns(void)
 {
 	const struct rszshm__guard *g = rszshm__guard_top;
-	unsigned ms = g ? g->lock_ms : 0;
+	unsigned ms = g ? rszshm__guard_lock_ms(g) : 0;
 
 	if (ms == UINT_MAX)
 		return -1;
