@@ -29,7 +29,12 @@
  * workload needs), which favours it: no pointer to follow per probe.
  * "hashtable-inline" is the same table with the 64-byte value inline in the
  * slot instead of malloc'd: what a user storing fixed-size values writes,
- * and the faster of the two (one cache miss per hit, not two).
+ * with one cache miss per hit where the first table has two.
+ * "rszshm-layout" (lookup only) is rszshm's own layout in malloc'd memory
+ * with none of the library's checks, seqlock or fault guard: 16-byte
+ * { hash, address } slots leading to record-shaped blocks (head, name,
+ * value) carved in order, as the heap carves blocks of one class.  What a
+ * hit costs with a record kept apart from its slot, whatever the code.
  *
  * Both systems see the same names, values and lookup sequence (a
  * fixed-seed xorshift).  Runs alternate which system goes first.
@@ -280,6 +285,119 @@ static const void *itab_find(const struct itable *t, const char *name)
 	return NULL;
 }
 
+/*
+ * rszshm's own layout, with none of its checks: 16-byte slots { hash,
+ * address } (the same probing and load) leading to blocks laid out as
+ * lib/rec.h's records (an 80-byte head with the value's address, the name,
+ * the 64-byte value after it, 16-aligned), carved one after another from
+ * one array, as the heap's blocks of one size class are.  A hit reads the
+ * slot, then the block: what any index that keeps a record apart from its
+ * slot pays, the floor of rszshm's lookup on a machine.
+ */
+struct lslot {
+	uint64_t hash;
+	const struct lblk *blk;	/* NULL: empty */
+};
+
+struct lblk {
+	uint64_t magic;
+	uint8_t namelen, flags, pad_[2];
+	uint32_t type;
+	const uint64_t *val;
+	uint64_t size, gen, stamp, hash, id, next, prev;
+	char name[];
+};
+
+#define LBLK_OF(namelen) ((sizeof(struct lblk) + (namelen) + 1 + 15) & ~(size_t)15)
+
+struct ltable {
+	struct lslot *s;
+	size_t n, count;
+	uint64_t seed;
+	unsigned char *blocks;	/* room for every block, carved in order */
+	size_t used, room;
+};
+
+static void ltab_init(struct ltable *t, unsigned nrecs)
+{
+	t->n = 16;
+	t->count = 0;
+	t->seed = mix(SEED);
+	t->used = 0;
+	t->room = (size_t)nrecs * (LBLK_OF(NAME_LEN - 1) + VALUE_SIZE);
+	if (!(t->s = calloc(t->n, sizeof(*t->s))) || !(t->blocks = malloc(t->room)))
+		die("insert", "calloc");
+}
+
+static void ltab_grow(struct ltable *t)
+{
+	struct lslot *old = t->s;
+	size_t n = t->n;
+
+	t->n *= 2;
+	if (!(t->s = calloc(t->n, sizeof(*t->s))))
+		die("insert", "calloc");
+	for (size_t i = 0; i < n; i++) {
+		size_t j;
+
+		if (!old[i].blk)
+			continue;
+		for (j = old[i].hash & (t->n - 1); t->s[j].blk; j = (j + 1) & (t->n - 1))
+			;
+		t->s[j] = old[i];
+	}
+	free(old);
+}
+
+/* Insert @name (new: the workload's names are distinct) with a copy of @data. */
+static void ltab_put(struct ltable *t, const char *name, const void *data, size_t size)
+{
+	size_t len = strlen(name), i, bs = LBLK_OF(len) + VALUE_SIZE;
+	struct lblk *b;
+	uint64_t h;
+
+	if (len >= NAME_LEN || size != VALUE_SIZE || t->used + bs > t->room)
+		die("insert", "ltab_put");
+	if ((t->count + 1) * 2 > t->n)
+		ltab_grow(t);
+	b = (struct lblk *)(void *)(t->blocks + t->used);
+	t->used += bs;
+	h = hash_name(t->seed, name, len);
+	memset(b, 0, sizeof(*b));
+	b->magic = 1;
+	b->namelen = (uint8_t)len;
+	b->hash = h;
+	b->size = size;
+	memcpy(b->name, name, len + 1);
+	b->val = (const uint64_t *)(void *)((unsigned char *)b + LBLK_OF(len));
+	memcpy((void *)(uintptr_t)b->val, data, size);
+	for (i = h & (t->n - 1); t->s[i].blk; i = (i + 1) & (t->n - 1))
+		;
+	t->s[i].hash = h;
+	t->s[i].blk = b;
+	t->count++;
+}
+
+static const void *ltab_find(const struct ltable *t, const char *name)
+{
+	size_t len = strnlen(name, NAME_LEN), i;
+	uint64_t h = hash_name(t->seed, name, len);
+
+	for (i = h & (t->n - 1); t->s[i].blk; i = (i + 1) & (t->n - 1)) {
+		const struct lblk *b = t->s[i].blk;
+
+		if (t->s[i].hash == h && b->namelen == len && memcmp(b->name, name, len) == 0)
+			return b->val;
+	}
+	return NULL;
+}
+
+static void ltab_free(struct ltable *t)
+{
+	free(t->s);
+	free(t->blocks);
+}
+
 /* ------------------------------------------------- insert and lookup */
 
 struct names {
@@ -352,6 +470,18 @@ static double insert_itable(struct itable *t, const struct names *nm)
 	return bench_now() - t0;
 }
 
+static double insert_ltable(struct ltable *t, const struct names *nm)
+{
+	uint64_t v[VALUE_SIZE / 8];
+	double t0 = bench_now();
+
+	for (unsigned i = 0; i < nm->n; i++) {
+		value_of(i, v);
+		ltab_put(t, nm->name[i], v, sizeof(v));
+	}
+	return bench_now() - t0;
+}
+
 /* Seconds for @count lookups of random names; each value's word is checked. */
 static double lookup_rszshm(struct rszshm *r, const struct names *nm, unsigned count)
 {
@@ -416,6 +546,27 @@ static double lookup_itable(const struct itable *t, const struct names *nm, unsi
 	return t0;
 }
 
+static double lookup_ltable(const struct ltable *t, const struct names *nm, unsigned count)
+{
+	uint64_t s = SEED, bad = 0;
+	double t0 = bench_now();
+
+	for (unsigned k = 0; k < count; k++) {
+		unsigned i = (unsigned)(next_rand(&s) % nm->n);
+		const uint64_t *v = ltab_find(t, nm->name[i]);
+
+		if (!v)
+			die("lookup", "ltab_find");
+		bad += *v != i;
+	}
+	t0 = bench_now() - t0;
+	if (bad) {
+		errno = EBADMSG;
+		die("lookup", "ltab_find gave a wrong value");
+	}
+	return t0;
+}
+
 /* lookup-scale: each process looks up @count random names, its own sequence. */
 struct scale {
 	struct rszshm *r;
@@ -472,9 +623,11 @@ static void bench_insert_lookup(const struct bench_opts *o, bool insert, bool lo
 {
 	unsigned nrecs = o->quick ? NRECS / QUICK_DIV : NRECS;
 	unsigned nlook = o->quick ? NLOOKUPS / QUICK_DIV : NLOOKUPS;
-	enum { RSZSHM, TABLE, INLINE, NSYS };
-	static const char *const sys[NSYS] = { "rszshm", "hashtable", "hashtable-inline" };
-	static const char *const unit[NSYS] = { NULL, "x-hashtable", "x-hashtable-inline" };
+	enum { RSZSHM, TABLE, INLINE, LAYOUT, NSYS };
+	static const char *const sys[NSYS] = { "rszshm", "hashtable", "hashtable-inline",
+					       "rszshm-layout" };
+	static const char *const unit[NSYS] = { NULL, "x-hashtable", "x-hashtable-inline",
+						"x-rszshm-layout" };
 	double *ins[NSYS], *look[NSYS], mi[NSYS], ml[NSYS];
 	struct names nm;
 
@@ -507,13 +660,20 @@ static void bench_insert_lookup(const struct bench_opts *o, bool insert, bool lo
 				ins[s][run] = nrecs / insert_table(&t, &nm);
 				look[s][run] = nlook / lookup_table(&t, &nm, nlook);
 				tab_free(&t);
-			} else {
+			} else if (s == INLINE) {
 				struct itable t;
 
 				itab_init(&t);
 				ins[s][run] = nrecs / insert_itable(&t, &nm);
 				look[s][run] = nlook / lookup_itable(&t, &nm, nlook);
 				free(t.s);
+			} else {
+				struct ltable t;
+
+				ltab_init(&t, nrecs);
+				ins[s][run] = nrecs / insert_ltable(&t, &nm);
+				look[s][run] = nlook / lookup_ltable(&t, &nm, nlook);
+				ltab_free(&t);
 			}
 		}
 	}
@@ -521,11 +681,13 @@ static void bench_insert_lookup(const struct bench_opts *o, bool insert, bool lo
 		mi[k] = bench_median(ins[k], o->runs);
 		ml[k] = bench_median(look[k], o->runs);
 	}
-	for (unsigned k = 0; k < NSYS; k++) {
+	/* The layout's inserts skip what a record's insert does (a heap
+	 * block, the lock, the redo record): a floor for lookups only. */
+	for (unsigned k = 0; k < LAYOUT; k++) {
 		if (insert)
 			bench_print("insert", sys[k], mi[k], "ops/s");
 	}
-	for (unsigned k = 1; insert && k < NSYS; k++)
+	for (unsigned k = 1; insert && k < LAYOUT; k++)
 		bench_ratio("insert", mi[RSZSHM], mi[k], true, unit[k]);
 	for (unsigned k = 0; k < NSYS; k++) {
 		if (lookup)
