@@ -447,8 +447,9 @@ static inline bool name_eq(const char *a, const char *b, size_t n)
  * Look @name up: 1 with *at and *out set, 0 if absent, -EBADMSG.  Only a
  * slot whose hash matches leads to a record; a probe run with no empty slot
  * to end it (the load never passes 3/4) is damage.  A record is checked
- * once, as far as its name's end (what rec_at() and name_of() would check,
- * in one comparison): aligned, in a heap block, inside the view.
+ * once, as far as the end of a name of @nlen bytes (what rec_at() and
+ * name_of() would check, in one comparison): aligned, in a heap block,
+ * inside the view.
  */
 static inline __attribute__((always_inline)) int lookup(const struct rszshm__view *v,
 							const struct idx *x, const char *name,
@@ -476,7 +477,15 @@ static inline __attribute__((always_inline)) int lookup(const struct rszshm__vie
 							     offsetof(struct rec, name)));
 		__builtin_prefetch((const void *)(uintptr_t)(A(v->map) + (a - v->base) +
 							     val_off(nlen)));
-		if (!(p = blk_at(v, a, span)) || LD(p->magic) != REC_LIVE)
+		if (!(p = blk_at(v, a, span))) {
+			/* Short of a name as long as this one: damage, unless
+			 * it is a record with a shorter name near the end. */
+			if (!(p = rec_at(v, a)) || LD(p->magic) != REC_LIVE ||
+			    LD(p->namelen) == nlen)
+				return -EBADMSG;
+			continue;
+		}
+		if (LD(p->magic) != REC_LIVE)
 			return -EBADMSG;
 		if (LD(p->namelen) == nlen && name_eq(p->name, name, nlen)) {
 			*at = a;
