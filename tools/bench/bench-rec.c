@@ -162,8 +162,9 @@ static void tab_grow(struct table *t)
 }
 
 /* Store a copy of @data under @name, replacing an older one. */
-static void tab_put(struct table *t, const char *name, const void *data, size_t size)
+static void tab_put(void *tv, const char *name, const void *data, size_t size)
 {
+	struct table *t = tv;
 	size_t len = strlen(name), i;
 	uint64_t h;
 	void *copy = NULL;	/* clang cannot see that die() does not return */
@@ -187,8 +188,9 @@ static void tab_put(struct table *t, const char *name, const void *data, size_t 
 	t->count++;
 }
 
-static void *tab_find(const struct table *t, const char *name)
+static const void *tab_find(const void *tv, const char *name)
 {
+	const struct table *t = tv;
 	size_t len = strnlen(name, NAME_LEN), i;
 	uint64_t h = hash_name(t->seed, name, len);
 
@@ -252,8 +254,9 @@ static void itab_grow(struct itable *t)
 	free(old);
 }
 
-static void itab_put(struct itable *t, const char *name, const void *data, size_t size)
+static void itab_put(void *tv, const char *name, const void *data, size_t size)
 {
+	struct itable *t = tv;
 	size_t len = strlen(name), i;
 	uint64_t h;
 
@@ -274,8 +277,9 @@ static void itab_put(struct itable *t, const char *name, const void *data, size_
 	t->count++;
 }
 
-static const void *itab_find(const struct itable *t, const char *name)
+static const void *itab_find(const void *tv, const char *name)
 {
+	const struct itable *t = tv;
 	size_t len = strnlen(name, NAME_LEN), i;
 	uint64_t h = hash_name(t->seed, name, len);
 
@@ -350,8 +354,9 @@ static void ltab_grow(struct ltable *t)
 }
 
 /* Insert @name (new: the workload's names are distinct) with a copy of @data. */
-static void ltab_put(struct ltable *t, const char *name, const void *data, size_t size)
+static void ltab_put(void *tv, const char *name, const void *data, size_t size)
 {
+	struct ltable *t = tv;
 	size_t len = strlen(name), i, bs = LBLK_OF(len) + VALUE_SIZE;
 	struct lblk *b;
 	uint64_t h;
@@ -378,8 +383,9 @@ static void ltab_put(struct ltable *t, const char *name, const void *data, size_
 	t->count++;
 }
 
-static const void *ltab_find(const struct ltable *t, const char *name)
+static const void *ltab_find(const void *tv, const char *name)
 {
+	const struct ltable *t = tv;
 	size_t len = strnlen(name, NAME_LEN), i;
 	uint64_t h = hash_name(t->seed, name, len);
 
@@ -432,137 +438,63 @@ static void drop_region(struct rszshm *r, const char *workload)
 		die(workload, r->fname);
 }
 
-/* Seconds to put every name into @r. */
-static double insert_rszshm(struct rszshm *r, const struct names *nm)
+/*
+ * The timed loops, one for every index.  Each is inlined with a constant
+ * @put or @find, so every index gets a loop of its own with its calls
+ * inlined, as if written out for it.
+ */
+typedef void put_fn(void *t, const char *name, const void *data, size_t size);
+typedef const void *find_fn(const void *t, const char *name);
+
+static void rs_put(void *r, const char *name, const void *data, size_t size)
+{
+	if (rszshm_rec_put(r, name, 0, data, size) == -1)
+		die("insert", "rszshm_rec_put");
+}
+
+static const void *rs_find(const void *r, const char *name)
+{
+	return rszshm_rec_find((struct rszshm *)(uintptr_t)r, name, NULL);
+}
+
+/* Seconds to put every name into @t. */
+static inline __attribute__((always_inline)) double insert_all(void *t, put_fn *put,
+								const struct names *nm)
 {
 	uint64_t v[VALUE_SIZE / 8];
 	double t0 = bench_now();
 
 	for (unsigned i = 0; i < nm->n; i++) {
 		value_of(i, v);
-		if (rszshm_rec_put(r, nm->name[i], 0, v, sizeof(v)) == -1)
-			die("insert", "rszshm_rec_put");
+		put(t, nm->name[i], v, sizeof(v));
 	}
 	return bench_now() - t0;
 }
 
-static double insert_table(struct table *t, const struct names *nm)
-{
-	uint64_t v[VALUE_SIZE / 8];
-	double t0 = bench_now();
-
-	for (unsigned i = 0; i < nm->n; i++) {
-		value_of(i, v);
-		tab_put(t, nm->name[i], v, sizeof(v));
-	}
-	return bench_now() - t0;
-}
-
-static double insert_itable(struct itable *t, const struct names *nm)
-{
-	uint64_t v[VALUE_SIZE / 8];
-	double t0 = bench_now();
-
-	for (unsigned i = 0; i < nm->n; i++) {
-		value_of(i, v);
-		itab_put(t, nm->name[i], v, sizeof(v));
-	}
-	return bench_now() - t0;
-}
-
-static double insert_ltable(struct ltable *t, const struct names *nm)
-{
-	uint64_t v[VALUE_SIZE / 8];
-	double t0 = bench_now();
-
-	for (unsigned i = 0; i < nm->n; i++) {
-		value_of(i, v);
-		ltab_put(t, nm->name[i], v, sizeof(v));
-	}
-	return bench_now() - t0;
-}
-
-/* Seconds for @count lookups of random names; each value's word is checked. */
-static double lookup_rszshm(struct rszshm *r, const struct names *nm, unsigned count)
+/* Seconds for @count lookups of random names in @t with @find (called
+ * @what in errors); each value's word is checked. */
+static inline __attribute__((always_inline)) double lookup_all(const void *t, find_fn *find,
+								const char *what,
+								const struct names *nm,
+								unsigned count)
 {
 	uint64_t s = SEED, bad = 0;
 	double t0 = bench_now();
+	char msg[64];
 
 	for (unsigned k = 0; k < count; k++) {
 		unsigned i = (unsigned)(next_rand(&s) % nm->n);
-		const uint64_t *v = rszshm_rec_find(r, nm->name[i], NULL);
+		const uint64_t *v = find(t, nm->name[i]);
 
 		if (!v)
-			die("lookup", "rszshm_rec_find");
+			die("lookup", what);
 		bad += *v != i;
 	}
 	t0 = bench_now() - t0;
 	if (bad) {
+		snprintf(msg, sizeof(msg), "%s gave a wrong value", what);
 		errno = EBADMSG;
-		die("lookup", "rszshm_rec_find gave a wrong value");
-	}
-	return t0;
-}
-
-static double lookup_table(const struct table *t, const struct names *nm, unsigned count)
-{
-	uint64_t s = SEED, bad = 0;
-	double t0 = bench_now();
-
-	for (unsigned k = 0; k < count; k++) {
-		unsigned i = (unsigned)(next_rand(&s) % nm->n);
-		const uint64_t *v = tab_find(t, nm->name[i]);
-
-		if (!v)
-			die("lookup", "tab_find");
-		bad += *v != i;
-	}
-	t0 = bench_now() - t0;
-	if (bad) {
-		errno = EBADMSG;
-		die("lookup", "tab_find gave a wrong value");
-	}
-	return t0;
-}
-
-static double lookup_itable(const struct itable *t, const struct names *nm, unsigned count)
-{
-	uint64_t s = SEED, bad = 0;
-	double t0 = bench_now();
-
-	for (unsigned k = 0; k < count; k++) {
-		unsigned i = (unsigned)(next_rand(&s) % nm->n);
-		const uint64_t *v = itab_find(t, nm->name[i]);
-
-		if (!v)
-			die("lookup", "itab_find");
-		bad += *v != i;
-	}
-	t0 = bench_now() - t0;
-	if (bad) {
-		errno = EBADMSG;
-		die("lookup", "itab_find gave a wrong value");
-	}
-	return t0;
-}
-
-static double lookup_ltable(const struct ltable *t, const struct names *nm, unsigned count)
-{
-	uint64_t s = SEED, bad = 0;
-	double t0 = bench_now();
-
-	for (unsigned k = 0; k < count; k++) {
-		unsigned i = (unsigned)(next_rand(&s) % nm->n);
-		const uint64_t *v = ltab_find(t, nm->name[i]);
-
-		if (!v)
-			die("lookup", "ltab_find");
-		bad += *v != i;
-	}
-	t0 = bench_now() - t0;
-	if (bad) {
-		errno = EBADMSG;
-		die("lookup", "ltab_find gave a wrong value");
+		die("lookup", msg);
 	}
 	return t0;
 }
@@ -600,7 +532,7 @@ static void bench_lookup_scale(const struct bench_opts *o, const struct names *n
 	if (!(v = calloc(o->runs, sizeof(*v))))
 		die("lookup-scale", "calloc");
 	make_region(o, &r, "lookup-scale");
-	insert_rszshm(&r, nm);
+	insert_all(&r, rs_put, nm);
 	sc = (struct scale){ &r, nm, count };
 	for (unsigned k = 0; k < 4; k++) {
 		for (unsigned run = 0; run < o->runs; run++) {
@@ -650,29 +582,29 @@ static void bench_insert_lookup(const struct bench_opts *o, bool insert, bool lo
 				struct rszshm r;
 
 				make_region(o, &r, "insert");
-				ins[s][run] = nrecs / insert_rszshm(&r, &nm);
-				look[s][run] = nlook / lookup_rszshm(&r, &nm, nlook);
+				ins[s][run] = nrecs / insert_all(&r, rs_put, &nm);
+				look[s][run] = nlook / lookup_all(&r, rs_find, "rszshm_rec_find", &nm, nlook);
 				drop_region(&r, "insert");
 			} else if (s == TABLE) {
 				struct table t;
 
 				tab_init(&t);
-				ins[s][run] = nrecs / insert_table(&t, &nm);
-				look[s][run] = nlook / lookup_table(&t, &nm, nlook);
+				ins[s][run] = nrecs / insert_all(&t, tab_put, &nm);
+				look[s][run] = nlook / lookup_all(&t, tab_find, "tab_find", &nm, nlook);
 				tab_free(&t);
 			} else if (s == INLINE) {
 				struct itable t;
 
 				itab_init(&t);
-				ins[s][run] = nrecs / insert_itable(&t, &nm);
-				look[s][run] = nlook / lookup_itable(&t, &nm, nlook);
+				ins[s][run] = nrecs / insert_all(&t, itab_put, &nm);
+				look[s][run] = nlook / lookup_all(&t, itab_find, "itab_find", &nm, nlook);
 				free(t.s);
 			} else {
 				struct ltable t;
 
 				ltab_init(&t, nrecs);
-				ins[s][run] = nrecs / insert_ltable(&t, &nm);
-				look[s][run] = nlook / lookup_ltable(&t, &nm, nlook);
+				ins[s][run] = nrecs / insert_all(&t, ltab_put, &nm);
+				look[s][run] = nlook / lookup_all(&t, ltab_find, "ltab_find", &nm, nlook);
 				ltab_free(&t);
 			}
 		}
